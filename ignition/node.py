@@ -1,0 +1,190 @@
+"""The complete Ignition config of one machine: admin, host, network, Kubernetes, setup service.
+
+`machine_ignition` is a pure function of its arguments: the same stack, machine and material
+give byte-identical output (`entries.dumps`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from ignition.assets import read_asset, render_template
+from ignition.entries import (
+    MODE_0440,
+    MODE_0600,
+    MODE_0755,
+    SPEC_VERSION,
+    data_url,
+    dumps,
+    file_entry,
+    unit_entry,
+)
+from ignition.kubeadm import kubeadm_command, kubeadm_config
+from ignition.material import ClusterMaterial
+from stackconfig.model import Machine, StackConfig
+
+SETUP_UNIT = "stubernetes-setup.service"
+SETUP_BIN = "/usr/local/bin/stubernetes-setup"
+SETUP_LIB = "/usr/local/lib/stubernetes"
+SETUP_CONF = "/etc/stubernetes"
+SUDOERS_DROP_IN = "/etc/sudoers.d/stubernetes-admin"
+ZINCATI_HOLD = "/etc/zincati/config.d/90-stubernetes-hold-updates.toml"
+ADMIN_GROUPS = ("wheel", "sudo")
+
+
+@dataclass(frozen=True)
+class SetupPolicy:
+    """How hard the setup service retries a failing phase before it stops for good."""
+
+    max_attempts: int = 40
+    backoff_base_seconds: int = 5
+    backoff_max_seconds: int = 60
+
+
+def _admin(stack: StackConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    admin = stack.admin
+    user: dict[str, Any] = {
+        "name": admin.user,
+        "groups": list(ADMIN_GROUPS),
+        "sshAuthorizedKeys": list(admin.ssh_authorized_keys),
+    }
+    if admin.password_hash:
+        user["passwordHash"] = admin.password_hash
+    # The drop-in's name has no dot: sudo skips files in sudoers.d whose names contain one.
+    sudoers = file_entry(
+        SUDOERS_DROP_IN, render_template("sudoers-admin", user=admin.user), MODE_0440
+    )
+    return user, sudoers
+
+
+def _network_files(stack: StackConfig, machine: Machine) -> list[dict[str, Any]]:
+    files = [file_entry("/etc/hostname", f"{machine.name}\n")]
+    if machine.address is not None:
+        keyfile = render_template(
+            "static.nmconnection",
+            mac=machine.mac.upper(),
+            address=str(machine.address),
+            gateway=f",{machine.gateway}" if machine.gateway else "",
+            dns="".join(f"{server};" for server in machine.dns),
+            domain=stack.cluster.domain,
+        )
+        # NetworkManager ignores keyfiles that others can read.
+        files.append(
+            file_entry(
+                "/etc/NetworkManager/system-connections/stubernetes-static.nmconnection",
+                keyfile,
+                MODE_0600,
+            )
+        )
+    return files
+
+
+def _os_files(stack: StackConfig) -> list[dict[str, Any]]:
+    minor = stack.cluster.kubernetes_version
+    return [
+        file_entry(
+            "/etc/yum.repos.d/kubernetes.repo", render_template("kubernetes.repo", minor=minor)
+        ),
+        file_entry("/etc/yum.repos.d/cri-o.repo", render_template("cri-o.repo", minor=minor)),
+        file_entry("/etc/modules-load.d/stubernetes.conf", read_asset("node/modules-load.conf")),
+        file_entry("/etc/sysctl.d/90-stubernetes.conf", read_asset("node/sysctl.conf")),
+        file_entry(ZINCATI_HOLD, read_asset("node/zincati-hold-updates.toml")),
+    ]
+
+
+def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> list[dict[str, Any]]:
+    env = render_template(
+        "setup.env",
+        name=shlex.quote(machine.name),
+        role=machine.role,
+        kubeadm_command=kubeadm_command(machine),
+        minor=shlex.quote(stack.cluster.kubernetes_version),
+        max_attempts=str(policy.max_attempts),
+        backoff_base=str(policy.backoff_base_seconds),
+        backoff_max=str(policy.backoff_max_seconds),
+    )
+    scripts = [
+        file_entry(SETUP_BIN, read_asset("setup/stubernetes-setup"), MODE_0755),
+        file_entry(f"{SETUP_LIB}/common.sh", read_asset("setup/common.sh")),
+    ]
+    scripts += [
+        file_entry(f"{SETUP_LIB}/phase-{phase}", read_asset(f"setup/phase-{phase}"), MODE_0755)
+        for phase in ("packages", "kubeadm", "finish")
+    ]
+    return [*scripts, file_entry(f"{SETUP_CONF}/setup.env", env)]
+
+
+def _kubernetes_files(
+    stack: StackConfig, machine: Machine, material: ClusterMaterial, token: str
+) -> list[dict[str, Any]]:
+    files = [
+        file_entry(
+            f"{SETUP_CONF}/kubeadm.yaml",
+            kubeadm_config(stack, machine, token, material.ca_cert_hash),
+            MODE_0600,
+        )
+    ]
+    if machine.is_controller:
+        pki = f"{SETUP_CONF}/pki"
+        shared = {
+            "ca.crt": material.ca.cert_pem,
+            "ca.key": material.ca.key_pem,
+            "sa.key": material.service_account_key_pem,
+            "sa.pub": material.service_account_pub_pem,
+            "front-proxy-ca.crt": material.front_proxy_ca.cert_pem,
+            "front-proxy-ca.key": material.front_proxy_ca.key_pem,
+            "etcd/ca.crt": material.etcd_ca.cert_pem,
+            "etcd/ca.key": material.etcd_ca.key_pem,
+        }
+        files += [file_entry(f"{pki}/{name}", pem, MODE_0600) for name, pem in shared.items()]
+    return files
+
+
+def _merged_snippets(machine: Machine) -> list[dict[str, Any]]:
+    """User snippets as merge sources, so Ignition itself merges them over this config."""
+    merges = []
+    for snippet in machine.snippets:
+        child = {"ignition": {"version": SPEC_VERSION}, **snippet}
+        child["ignition"] = {**child["ignition"], "version": SPEC_VERSION}
+        merges.append({"source": data_url(dumps(child))})
+    return merges
+
+
+def machine_ignition(
+    stack: StackConfig,
+    machine: Machine,
+    material: ClusterMaterial,
+    token: str,
+    policy: SetupPolicy | None = None,
+) -> dict[str, Any]:
+    policy = policy or SetupPolicy()
+    user, sudoers = _admin(stack)
+    files = [
+        sudoers,
+        *_network_files(stack, machine),
+        *_os_files(stack),
+        *_setup_files(stack, machine, policy),
+        *_kubernetes_files(stack, machine, material, token),
+    ]
+    ignition: dict[str, Any] = {"version": SPEC_VERSION}
+    merges = _merged_snippets(machine)
+    if merges:
+        ignition["config"] = {"merge": merges}
+    return {
+        "ignition": ignition,
+        "passwd": {"users": [user]},
+        "storage": {"files": sorted(files, key=lambda f: f["path"])},
+        "systemd": {"units": [unit_entry(SETUP_UNIT, read_asset(f"setup/{SETUP_UNIT}"))]},
+    }
+
+
+def machine_ignition_json(
+    stack: StackConfig,
+    machine: Machine,
+    material: ClusterMaterial,
+    token: str,
+    policy: SetupPolicy | None = None,
+) -> bytes:
+    return dumps(machine_ignition(stack, machine, material, token, policy))

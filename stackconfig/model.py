@@ -1,0 +1,195 @@
+"""Typed model of a stubernetes stack: the cluster, the OS, Matchbox, the admin and the machines.
+
+Field names follow the stack file (camelCase); Python attributes are snake_case. Every model
+forbids unknown keys, so a typo in a stack file is an error rather than a silently ignored key.
+Checks that span several machines live in `stackconfig.checks`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+MAC_FORMS = (
+    re.compile(
+        r"^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$"
+    ),
+    re.compile(
+        r"^([0-9a-f]{2})([0-9a-f]{2})\.([0-9a-f]{2})([0-9a-f]{2})\.([0-9a-f]{2})([0-9a-f]{2})$"
+    ),
+)
+RFC1123_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SSH_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+SUPPORTED_KUBERNETES_MINORS = ("1.31", "1.32", "1.33", "1.34")
+
+
+def normalize_mac(value: str) -> str:
+    """Lowercase, colon-separated, as Matchbox stores a `mac` selector (Go's net.ParseMAC forms)."""
+    text = value.strip().lower()
+    for form in MAC_FORMS:
+        found = form.match(text)
+        if found:
+            return ":".join(found.groups())
+    raise ValueError(
+        f"malformed MAC address {value!r} (expected six hex octets, e.g. 52:54:00:a1:00:01)"
+    )
+
+
+def check_ssh_public_key(value: str) -> str:
+    """An OpenSSH public key line: a known type, base64 that decodes, and the same type inside."""
+    parts = value.split()
+    if len(parts) < 2:
+        raise ValueError("malformed SSH key: expected '<type> <base64> [comment]'")
+    key_type, blob = parts[0], parts[1]
+    if key_type not in SSH_KEY_TYPES:
+        raise ValueError(f"malformed SSH key: unknown key type {key_type!r}")
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except binascii.Error:
+        raise ValueError("malformed SSH key: key data is not base64") from None
+    length = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+    if raw[4 : 4 + length].decode("ascii", "replace") != key_type:
+        raise ValueError(f"malformed SSH key: key data does not hold a {key_type} key")
+    return value.strip()
+
+
+def check_absolute_device(value: str) -> str:
+    if not value.startswith("/dev/"):
+        raise ValueError(f"must be an absolute device path under /dev/, got {value!r}")
+    return value
+
+
+def check_rfc1123_label(value: str) -> str:
+    if not RFC1123_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not an RFC 1123 label (lowercase letters, digits and '-', "
+            "at most 63, starting and ending with a letter or digit)"
+        )
+    return value
+
+
+MacAddress = Annotated[str, AfterValidator(normalize_mac)]
+SshPublicKey = Annotated[str, AfterValidator(check_ssh_public_key)]
+DevicePath = Annotated[str, AfterValidator(check_absolute_device)]
+Rfc1123Label = Annotated[str, AfterValidator(check_rfc1123_label)]
+
+
+class StrictModel(BaseModel):
+    """Stack-file keys are camelCase; unknown keys are errors; instances are immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class Cluster(StrictModel):
+    name: Rfc1123Label
+    api_endpoint: str = Field(description="host:port where nodes and the operator reach the API")
+    kubernetes_version: str = Field(description="minor version, e.g. '1.31'")
+    pod_cidr: ipaddress.IPv4Network
+    service_cidr: ipaddress.IPv4Network
+    domain: str = Field(description="household DNS domain, e.g. lab.home.arpa")
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _minor(cls, value: str) -> str:
+        if value not in SUPPORTED_KUBERNETES_MINORS:
+            raise ValueError(
+                f"unsupported Kubernetes minor {value!r}; supported: "
+                + ", ".join(SUPPORTED_KUBERNETES_MINORS)
+            )
+        return value
+
+    @property
+    def api_host(self) -> str:
+        return self.api_endpoint.rpartition(":")[0]
+
+
+class OperatingSystem(StrictModel):
+    flavor: Literal["fedora-coreos"] = "fedora-coreos"
+    stream: Literal["stable", "testing", "next"] = "stable"
+    version: str = Field(pattern=r"^[0-9][0-9.]*[0-9]$")
+    cached_install: bool = False
+
+
+class Matchbox(StrictModel):
+    http_endpoint: str = Field(pattern=r"^https?://[^/\s]+$")
+    rpc_endpoint: str = Field(pattern=r"^[^/\s:]+:[0-9]+$")
+
+
+class Admin(StrictModel):
+    user: Rfc1123Label
+    ssh_authorized_keys: list[SshPublicKey] = Field(min_length=1)
+    password_hash: str | None = None
+
+
+class Taint(StrictModel):
+    key: str = Field(min_length=1)
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class Machine(StrictModel):
+    name: Rfc1123Label
+    mac: MacAddress
+    role: Literal["controller", "worker"]
+    install_disk: DevicePath
+    init: bool = False
+    address: ipaddress.IPv4Interface | None = None
+    gateway: ipaddress.IPv4Address | None = None
+    dns: list[ipaddress.IPv4Address] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+    kernel_args: list[str] = Field(default_factory=list)
+    snippets: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def is_controller(self) -> bool:
+        return self.role == "controller"
+
+
+class StackConfig(StrictModel):
+    cluster: Cluster
+    os: OperatingSystem
+    matchbox: Matchbox
+    admin: Admin
+    machines: tuple[Machine, ...]
+
+    @property
+    def init_controller(self) -> Machine:
+        """The controller that runs `kubeadm init` (validated to exist exactly once)."""
+        return next(m for m in self.machines if m.init)
+
+    def machine(self, name: str) -> Machine:
+        return next(m for m in self.machines if m.name == name)

@@ -1,0 +1,1 @@
+"""The `stubernetes` command: offline render and helpers around the Pulumi program."""
