@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ignition.fragment import fragment_problems
+from stackconfig.fragment import fragment_problems
 from stackconfig.model import Machine
 from stackconfig.problems import Problem, machine_where
 

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ignition.fragment import fragment_problems
+from stackconfig.fragment import fragment_problems
 
 IGNITION_VALIDATE = "ignition-validate"
 
