@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,12 @@ class IgnitionFailed(RuntimeError):
 
 
 def prepare_root(root: Path) -> None:
+    # Ignition writes a user's SSH keys as that user, who must be able to reach the root:
+    # let others traverse (not list) every directory above it, as on a real /sysroot.
+    for directory in root.resolve().parents:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
     for relative, text in BASE_FILES.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +76,10 @@ def apply_ignition(config: bytes, root: Path, workdir: Path) -> str:
     )
     log = result.stdout + result.stderr
     if result.returncode != 0:
-        raise IgnitionFailed(f"Ignition exited {result.returncode}:\n{log[-4000:]}")
+        problems = [line for line in log.splitlines() if "CRITICAL" in line or "ERROR" in line]
+        raise IgnitionFailed(
+            f"Ignition exited {result.returncode}: " + "\n".join(problems or [log[-2000:]])
+        )
     return log
 
 

@@ -1,0 +1,1 @@
+"""The Pulumi program: load the stack config, build the cluster."""
