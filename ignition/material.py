@@ -64,14 +64,14 @@ def is_bootstrap_token(token: str) -> bool:
 _EPOCH = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 
 
-def _derived_key(seed: str, label: str) -> ec.EllipticCurvePrivateKey:
+def derived_key(seed: str, label: str) -> ec.EllipticCurvePrivateKey:
     digest = hashlib.sha256(f"stubernetes-standin/{seed}/{label}".encode()).digest()
     # Reduce into [1, n-1] of P-256; sha256 output is already below the order with huge odds.
     order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
     return ec.derive_private_key(int.from_bytes(digest) % (order - 1) + 1, ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> str:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
@@ -80,7 +80,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
 
 
 def _standin_ca(seed: str, common_name: str) -> CertificateAuthority:
-    key = _derived_key(seed, common_name)
+    key = derived_key(seed, common_name)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     serial = int.from_bytes(hashlib.sha256(f"{seed}/{common_name}".encode()).digest()[:16]) >> 1
     cert = (
@@ -110,17 +110,17 @@ def _standin_ca(seed: str, common_name: str) -> CertificateAuthority:
         .sign(key, hashes.SHA256(), ecdsa_deterministic=True)
     )
     return CertificateAuthority(
-        cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)
+        cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem(key)
     )
 
 
 def standin_cluster_material(seed: str) -> ClusterMaterial:
-    sa_key = _derived_key(seed, "service-accounts")
+    sa_key = derived_key(seed, "service-accounts")
     return ClusterMaterial(
         ca=_standin_ca(seed, "kubernetes"),
         front_proxy_ca=_standin_ca(seed, "front-proxy-ca"),
         etcd_ca=_standin_ca(seed, "etcd-ca"),
-        service_account_key_pem=_key_pem(sa_key),
+        service_account_key_pem=key_pem(sa_key),
         service_account_pub_pem=sa_key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode(),

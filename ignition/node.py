@@ -31,6 +31,7 @@ SETUP_LIB = "/usr/local/lib/stubernetes"
 SETUP_CONF = "/etc/stubernetes"
 SUDOERS_DROP_IN = "/etc/sudoers.d/stubernetes-admin"
 ZINCATI_HOLD = "/etc/zincati/config.d/90-stubernetes-hold-updates.toml"
+ZINCATI_STRATEGY = "/etc/zincati/config.d/55-stubernetes-fleetlock.toml"
 ADMIN_GROUPS = ("wheel", "sudo")
 
 
@@ -91,6 +92,10 @@ def _os_files(stack: StackConfig) -> list[dict[str, Any]]:
         file_entry("/etc/modules-load.d/stubernetes.conf", read_asset("node/modules-load.conf")),
         file_entry("/etc/sysctl.d/90-stubernetes.conf", read_asset("node/sysctl.conf")),
         file_entry(ZINCATI_HOLD, read_asset("node/zincati-hold-updates.toml")),
+        file_entry(
+            ZINCATI_STRATEGY,
+            render_template("zincati-fleetlock.toml", fleetlock_ip=str(stack.cluster.fleetlock_ip)),
+        ),
     ]
 
 

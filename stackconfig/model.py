@@ -105,6 +105,18 @@ class StrictModel(BaseModel):
     )
 
 
+class ReleaseSettings(StrictModel):
+    """One entry of `stubernetes:releases`: overrides a default release or adds a new one."""
+
+    chart: str | None = None
+    repository: str | None = None
+    version: str | None = None
+    namespace: Rfc1123Label | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+    after: Literal["registered", "ready"] | None = None
+
+
 class Cluster(StrictModel):
     name: Rfc1123Label
     api_endpoint: str = Field(description="host:port where nodes and the operator reach the API")
@@ -135,6 +147,11 @@ class Cluster(StrictModel):
     def api_host(self) -> str:
         return self.api_endpoint.rpartition(":")[0]
 
+    @property
+    def fleetlock_ip(self) -> ipaddress.IPv4Address:
+        """The fixed Service IP of the fleet-lock server, which Zincati reaches before DNS."""
+        return self.service_cidr.network_address + 15
+
 
 class OperatingSystem(StrictModel):
     flavor: Literal["fedora-coreos"] = "fedora-coreos"
@@ -146,6 +163,19 @@ class OperatingSystem(StrictModel):
 class Matchbox(StrictModel):
     http_endpoint: str = Field(pattern=r"^https?://[^/\s]+$")
     rpc_endpoint: str = Field(pattern=r"^[^/\s:]+:[0-9]+$")
+    # The gRPC API's client certificate, key and CA (PEM). Set them with
+    # `pulumi config set --secret --path matchbox.clientKey "$(cat client.key)"`.
+    client_cert: str = Field(min_length=1)
+    client_key: str = Field(min_length=1)
+    ca_cert: str = Field(min_length=1)
+
+
+class Gates(StrictModel):
+    """How long `pulumi up` waits for the machines before it gives up, naming the laggards."""
+
+    registered_timeout_seconds: int = Field(default=3600, ge=10)
+    ready_timeout_seconds: int = Field(default=1800, ge=10)
+    poll_seconds: int = Field(default=10, ge=1)
 
 
 class Admin(StrictModel):
@@ -173,6 +203,8 @@ class Machine(StrictModel):
     taints: list[Taint] = Field(default_factory=list)
     kernel_args: list[str] = Field(default_factory=list)
     snippets: list[dict[str, Any]] = Field(default_factory=list)
+    # Bump to reinstall the machine from scratch: new token, new Ignition, new Matchbox objects.
+    generation: int = Field(default=1, ge=1)
 
     @property
     def is_controller(self) -> bool:
@@ -185,6 +217,8 @@ class StackConfig(StrictModel):
     matchbox: Matchbox
     admin: Admin
     machines: tuple[Machine, ...]
+    gates: Gates = Gates()
+    releases: dict[str, ReleaseSettings] = Field(default_factory=dict)
 
     @property
     def init_controller(self) -> Machine:

@@ -11,8 +11,19 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stackconfig.checks import cross_machine_problems, network_problems, snippet_problems
-from stackconfig.model import Admin, Cluster, Machine, Matchbox, OperatingSystem, StackConfig
+from stackconfig.model import (
+    Admin,
+    Cluster,
+    Gates,
+    Machine,
+    Matchbox,
+    OperatingSystem,
+    ReleaseSettings,
+    StackConfig,
+    check_rfc1123_label,
+)
 from stackconfig.problems import ConfigError, Problem, from_validation_error, machine_where
+from stackconfig.releases import release_problems
 
 NAMESPACE = "stubernetes"
 SECTIONS: Mapping[str, type[BaseModel]] = {
@@ -21,15 +32,19 @@ SECTIONS: Mapping[str, type[BaseModel]] = {
     "matchbox": Matchbox,
     "admin": Admin,
 }
-KNOWN_KEYS = (*SECTIONS, "machines")
+OPTIONAL_SECTIONS: Mapping[str, type[BaseModel]] = {"gates": Gates}
+KNOWN_KEYS = (*SECTIONS, *OPTIONAL_SECTIONS, "machines", "releases")
 
 
 def _section(name: str, raw: Mapping[str, Any], problems: list[Problem]) -> BaseModel | None:
+    model = SECTIONS.get(name) or OPTIONAL_SECTIONS[name]
     if name not in raw:
+        if name in OPTIONAL_SECTIONS:
+            return model()
         problems.append(Problem(f"{NAMESPACE}:{name}", "", "required section is missing"))
         return None
     try:
-        return SECTIONS[name].model_validate(raw[name])
+        return model.model_validate(raw[name])
     except ValidationError as error:
         problems.extend(from_validation_error(f"{NAMESPACE}:{name}", error))
         return None
@@ -61,6 +76,27 @@ def _machines(raw: object, problems: list[Problem]) -> list[Machine]:
     return machines
 
 
+def _releases(raw: object, problems: list[Problem]) -> dict[str, ReleaseSettings]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append(Problem(f"{NAMESPACE}:releases", "", "expected a map from release name"))
+        return {}
+    releases = {}
+    for name, fields in raw.items():
+        where = f"release '{name}'"
+        try:
+            check_rfc1123_label(str(name))
+            releases[str(name)] = ReleaseSettings.model_validate(fields)
+        except ValueError as error:
+            if isinstance(error, ValidationError):
+                problems.extend(from_validation_error(where, error))
+            else:
+                problems.append(Problem(where, "name", str(error)))
+    problems.extend(release_problems(releases))
+    return releases
+
+
 def _with_default_init(machines: list[Machine]) -> tuple[Machine, ...]:
     """Without an explicit `init: true`, the first controller in file order runs kubeadm init."""
     if any(m.init for m in machines):
@@ -77,8 +113,9 @@ def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
             problems.append(
                 Problem(f"{NAMESPACE}:{key}", "", "unknown config key (check its spelling)")
             )
-    sections = {name: _section(name, values, problems) for name in SECTIONS}
+    sections = {name: _section(name, values, problems) for name in (*SECTIONS, *OPTIONAL_SECTIONS)}
     machines = _machines(values.get("machines"), problems)
+    releases = _releases(values.get("releases"), problems)
     problems.extend(cross_machine_problems(machines))
     if problems:
         raise ConfigError(sorted(set(problems), key=_problem_order(values)))
@@ -87,7 +124,9 @@ def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
         os=sections["os"],
         matchbox=sections["matchbox"],
         admin=sections["admin"],
+        gates=sections["gates"],
         machines=_with_default_init(machines),
+        releases=releases,
     )
 
 

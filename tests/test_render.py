@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from repo_paths import EXAMPLE_STACK_FILE, REPO
 
+from ignition.material import ca_cert_hash
 from stubernetes.cli import main
 
 
@@ -42,6 +46,50 @@ def test_render_writes_one_validated_ignition_per_machine(
     size = (ignition / "lab-w2.ign").stat().st_size
     assert rows[2][3:] == [f"{size:,}", "B"]
     assert any("never deploy" in line for line in printed)
+    assert any("stand-in for secure value: stubernetes:matchbox.clientKey" in x for x in printed)
+
+
+def test_render_writes_matchbox_data_path_layout(tmp_path: Path) -> None:
+    render(tmp_path / "out")
+    matchbox = tmp_path / "out/matchbox"
+    for machine, mac in (("c1", "52:54:00:a1:00:01"), ("w2", "52:54:00:a1:00:03")):
+        object_id = f"lab-{machine}"
+        profile = json.loads((matchbox / f"profiles/{object_id}.json").read_text())
+        assert set(profile) == {"id", "name", "boot", "ignition_id"}
+        assert set(profile["boot"]) == {"kernel", "initrd", "args"}
+        assert profile["ignition_id"] == f"{object_id}.ign"
+        assert (matchbox / "ignition" / profile["ignition_id"]).is_file()
+        assert profile["boot"]["initrd"][0].startswith("--name main ")
+        assert "initrd=main" in profile["boot"]["args"]
+        group = json.loads((matchbox / f"groups/{object_id}.json").read_text())
+        assert group["profile"] == object_id
+        assert group["selector"] == {"mac": mac}
+    releases = {
+        p.stem: yaml.safe_load(p.read_text()) for p in (tmp_path / "out/releases").iterdir()
+    }
+    assert releases["stubernetes-core"]["waitsFor"] == ["lab-registered"]
+    assert releases["openebs"]["waitsFor"] == ["lab-ready"]
+    assert releases["household-dns"]["values"]["servers"][0]["plugins"][1]["configBlock"] == (
+        "192.168.10.11 c1.lab.home.arpa\n192.168.10.21 w1.lab.home.arpa\nfallthrough"
+    )
+
+
+def test_rendered_material_is_self_consistent(tmp_path: Path) -> None:
+    """A join config's CA hash is the hash of the CA that the controllers carry."""
+    render(tmp_path / "out")
+    ignition = tmp_path / "out/matchbox/ignition"
+    controller = json.loads((ignition / "lab-c1.ign").read_bytes())
+    ca_cert = file_contents(controller, "/etc/stubernetes/pki/ca.crt")
+    worker = json.loads((ignition / "lab-w1.ign").read_bytes())
+    join = yaml.safe_load_all(file_contents(worker, "/etc/stubernetes/kubeadm.yaml"))
+    discovery = next(d for d in join if d["kind"] == "JoinConfiguration")["discovery"]
+    assert discovery["bootstrapToken"]["caCertHashes"] == [ca_cert_hash(ca_cert)]
+    assert discovery["bootstrapToken"]["apiServerEndpoint"] == "192.168.10.11:6443"
+
+
+def file_contents(config: dict[str, Any], path: str) -> str:
+    (entry,) = [f for f in config["storage"]["files"] if f["path"] == path]
+    return base64.b64decode(entry["contents"]["source"].split(",", 1)[1]).decode()
 
 
 def test_same_seed_gives_byte_identical_output(tmp_path: Path) -> None:

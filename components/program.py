@@ -1,0 +1,127 @@
+"""The whole program: machines on Matchbox, the cluster's secrets, gates, then the releases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumiverse_matchbox as matchbox
+
+from components.cluster import Cluster
+from components.gates import ReadinessGate, ReadinessGateArgs
+from components.machine import MachineArgs, MachineResources
+from components.releases import chart_version, helm_release
+from components.token import bootstrap_token_secret
+from stackconfig import StackConfig
+from stackconfig.releases import CORE_CHART_PATH, core_release, system_releases
+
+
+def matchbox_provider(stack: StackConfig) -> matchbox.Provider:
+    settings = stack.matchbox
+    return matchbox.Provider(
+        "matchbox",
+        endpoint=settings.rpc_endpoint,
+        client_cert=pulumi.Output.secret(settings.client_cert),
+        client_key=pulumi.Output.secret(settings.client_key),
+        ca=pulumi.Output.secret(settings.ca_cert),
+    )
+
+
+def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
+    name = stack.cluster.name
+    cluster = Cluster(name, stack)
+    material = cluster.pki.material
+    kubeconfig = cluster.pki.admin_kubeconfig
+    provider = matchbox_provider(stack)
+    machines = {
+        machine.name: MachineResources(
+            f"{name}-{machine.name}",
+            MachineArgs(
+                stack=stack,
+                machine=machine,
+                material=material,
+                token=cluster.tokens[machine.name].token,
+                provider=provider,
+            ),
+        )
+        for machine in stack.machines
+    }
+    groups: list[pulumi.Resource] = [m.group for m in machines.values()]
+    node_names = [machine.name for machine in stack.machines]
+    generations = [f"{m.name}={m.generation}" for m in stack.machines]
+    gates = stack.gates
+
+    kubernetes = k8s.Provider(
+        "cluster",
+        kubeconfig=kubeconfig,
+        # Only a different cluster replaces the provider (and with it every release); a renewed
+        # admin certificate in the kubeconfig is an update.
+        cluster_identifier=f"stubernetes-{name}",
+        opts=pulumi.ResourceOptions(parent=cluster),
+    )
+    api = ReadinessGate(
+        f"{name}-api",
+        ReadinessGateArgs(
+            "api", [], kubeconfig, gates.registered_timeout_seconds, gates.poll_seconds
+        ),
+        depends_on=groups,
+        opts=pulumi.ResourceOptions(parent=cluster),
+    )
+    token_secrets: list[pulumi.Resource] = [
+        bootstrap_token_secret(
+            f"{name}-{machine.name}-bootstrap-token",
+            machine.name,
+            cluster.tokens[machine.name],
+            kubernetes,
+            parent=cluster,
+            depends_on=[api.command],
+        )
+        for machine in stack.machines
+        if not machine.init
+    ]
+    registered = ReadinessGate(
+        f"{name}-registered",
+        ReadinessGateArgs(
+            "registered",
+            node_names,
+            kubeconfig,
+            gates.registered_timeout_seconds,
+            gates.poll_seconds,
+            triggers=generations,
+        ),
+        depends_on=[*groups, *token_secrets],
+        opts=pulumi.ResourceOptions(parent=cluster),
+    )
+    core = helm_release(
+        core_release(stack, chart_version(project_dir / CORE_CHART_PATH)),
+        kubernetes,
+        registered.command,
+        parent=cluster,
+    )
+    ready = ReadinessGate(
+        f"{name}-ready",
+        ReadinessGateArgs(
+            "ready",
+            node_names,
+            kubeconfig,
+            gates.ready_timeout_seconds,
+            gates.poll_seconds,
+            triggers=generations,
+        ),
+        # Nodes turn Ready only once the pod network (in the core release) runs.
+        depends_on=[*groups, core],
+        opts=pulumi.ResourceOptions(parent=cluster),
+    )
+    for spec in system_releases(stack):
+        gate = ready.command if spec.after == "ready" else registered.command
+        helm_release(spec, kubernetes, gate, parent=cluster)
+
+    pulumi.export("kubeconfig", kubeconfig)
+    pulumi.export(
+        "machines",
+        {
+            m.name: {"mac": m.mac, "role": m.role, "matchbox_id": f"{name}-{m.name}"}
+            for m in stack.machines
+        },
+    )

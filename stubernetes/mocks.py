@@ -1,0 +1,131 @@
+"""The program under Pulumi's mocks: stand-in outputs, and a monitor that records every option.
+
+Resource options (delete_before_replace, dependencies, replace_with, ...) are not part of
+`MockResourceArgs`; the `RegisterResourceRequest` that a `MockMonitor` receives carries them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.sync_await import _sync_await
+
+from ignition.material import TOKEN_ALPHABET
+from stubernetes import standin_pki
+
+SECRET_SIG_KEY = rpc._special_sig_key
+
+
+def unwrap_secrets(value: Any) -> Any:
+    if rpc.is_rpc_secret(value):
+        return unwrap_secrets(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def _random_text(seed: str, name: str, length: int) -> str:
+    digest = hashlib.sha256(f"stubernetes-standin/{seed}/random/{name}".encode()).digest()
+    return "".join(TOKEN_ALPHABET[b % len(TOKEN_ALPHABET)] for b in digest)[:length]
+
+
+class StandInMocks(pulumi.runtime.Mocks):
+    """Outputs a real engine would compute, derived from a seed so renders are reproducible."""
+
+    def __init__(self, seed: str) -> None:
+        self.seed = seed
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = unwrap_secrets(args.inputs)
+        outputs: dict[str, Any] = {}
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            outputs = standin_pki.private_key(self.seed, args.name)
+        elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            outputs = standin_pki.self_signed_cert(args.name, inputs)
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            outputs = standin_pki.cert_request(inputs)
+        elif args.typ == "tls:index/locallySignedCert:LocallySignedCert":
+            outputs = standin_pki.locally_signed_cert(args.name, inputs)
+        elif args.typ in (
+            "random:index/randomString:RandomString",
+            "random:index/randomPassword:RandomPassword",
+        ):
+            outputs = {"result": _random_text(self.seed, args.name, int(inputs["length"]))}
+        elif args.typ == "command:local:Command":
+            outputs = {"stdout": "", "stderr": ""}
+        return f"{args.name}-id", {**args.inputs, **outputs}
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+@dataclass
+class Registration:
+    """What the program asked the engine for one resource, options included."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    provider: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    delete_before_replace: bool
+    replace_on_changes: list[str]
+    replace_with: list[str]
+    additional_secret_outputs: list[str]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self.stack_outputs: dict[str, Any] = {}
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        if request.urn.split("::")[-2:-1] == ["pulumi:pulumi:Stack"]:
+            self.stack_outputs = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.additionalSecretOutputs:
+            # As the engine does: outputs a provider declares secret come back secret.
+            state = rpc.deserialize_properties(response.object)
+            for key in request.additionalSecretOutputs:
+                if key in state and not rpc.is_rpc_secret(state[key]):
+                    state[key] = {SECRET_SIG_KEY: rpc._special_secret_sig, "value": state[key]}
+            response.object.CopyFrom(_sync_await(rpc.serialize_properties(state, {})))
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    custom=request.custom,
+                    provider=request.provider,
+                    dependencies=sorted(request.dependencies),
+                    property_dependencies={
+                        key: sorted(value.urns)
+                        for key, value in sorted(request.propertyDependencies.items())
+                    },
+                    delete_before_replace=request.deleteBeforeReplace,
+                    replace_on_changes=sorted(request.replaceOnChanges),
+                    replace_with=sorted(request.replace_with),
+                    additional_secret_outputs=sorted(request.additionalSecretOutputs),
+                    inputs=rpc.deserialize_properties(request.object),
+                )
+            )
+        return response

@@ -1,0 +1,25 @@
+"""Stacks for whole-program tests: the example, and larger ones built from it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+
+def sized_stack(base: dict[str, Any], controllers: int, workers: int) -> dict[str, Any]:
+    """The example's settings with `controllers` + `workers` machines, all statically addressed."""
+    values = copy.deepcopy(base)
+    machines: dict[str, Any] = {}
+    for index in range(controllers + workers):
+        role = "controller" if index < controllers else "worker"
+        name = f"c{index + 1}" if index < controllers else f"w{index - controllers + 1}"
+        machines[name] = {
+            "mac": f"52:54:00:b0:{index // 256:02x}:{index % 256:02x}",
+            "role": role,
+            "installDisk": "/dev/sda",
+            "address": f"10.{index // 65536}.{index // 256 % 256}.{index % 256 + 1}/8"
+            if controllers + workers > 250
+            else f"192.168.10.{index + 11}/24",
+        }
+    values["machines"] = machines
+    return values

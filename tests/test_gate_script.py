@@ -1,0 +1,104 @@
+"""The readiness gate script, against a stand-in kubectl that plays a cluster coming up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from real_tools import shellcheck
+from repo_paths import REPO
+
+SCRIPT = REPO / "components/scripts/wait-for-nodes"
+
+# Answers `kubectl get nodes` from a script of states: one file per poll, the last one repeats.
+FAKE_KUBECTL = """#!/bin/bash
+state_dir=$FAKE_CLUSTER
+count=$(cat "$state_dir/polls" 2>/dev/null || echo 0)
+echo $((count + 1)) >"$state_dir/polls"
+kubeconfig=$2
+printf '%s\n' "$*" >>"$state_dir/argv"
+stat -c '%a %n' "$kubeconfig" >>"$state_dir/kubeconfig-files"
+grep -q "fake-admin-credentials" "$kubeconfig" || { echo "no kubeconfig" >&2; exit 1; }
+states=("$state_dir"/state-*)
+index=$((count < ${#states[@]} ? count : ${#states[@]} - 1))
+state=${states[$index]}
+if [[ $(head -n 1 "$state") == unreachable ]]; then
+    echo "Unable to connect to the server: dial tcp 10.0.0.1:6443: connect: connection refused" >&2
+    exit 1
+fi
+cat "$state"
+"""
+
+
+def run_gate(
+    tmp_path: Path, condition: str, nodes: str, states: list[str], timeout: int = 3
+) -> subprocess.CompletedProcess[str]:
+    cluster = tmp_path / "cluster"
+    cluster.mkdir()
+    for index, state in enumerate(states):
+        (cluster / f"state-{index:02d}").write_text(state)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL)
+    kubectl.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_CLUSTER": str(cluster),
+        "KUBECONFIG_CONTENT": "users: [{user: {token: fake-admin-credentials}}]",
+        "NODES": nodes,
+        "TIMEOUT_SECONDS": str(timeout),
+        "POLL_SECONDS": "1",
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPT), condition], env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_gate_script_is_shellcheck_clean() -> None:
+    assert shellcheck([SCRIPT], cwd=SCRIPT.parent) == ""
+
+
+def test_registered_passes_once_every_machine_is_a_node(tmp_path: Path) -> None:
+    result = run_gate(
+        tmp_path,
+        "registered",
+        "c1 w1 w2",
+        ["unreachable", "c1 False\n", "c1 False\nw1 \nw2 False\n"],
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "the API server does not answer yet" in lines[0] and "connection refused" in lines[0]
+    assert lines[1] == "gate registered: 1/3 done; not registered as Nodes: w1 w2"
+    assert lines[-1] == "gate registered: passed (3 machines)"
+
+
+def test_ready_times_out_naming_the_laggards(tmp_path: Path) -> None:
+    result = run_gate(tmp_path, "ready", "c1 w1 w2", ["c1 True\nw1 False\n"], timeout=2)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("gate ready: timed out after 2s; missing or not Ready: w1 w2")
+    assert "gate ready: 1/3 done; missing or not Ready: w1 w2" in result.stdout
+
+
+def test_api_gate_waits_for_the_api_server_only(tmp_path: Path) -> None:
+    result = run_gate(tmp_path, "api", "", ["unreachable", "unreachable", ""])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("not answering") == 2
+
+
+@pytest.mark.parametrize("condition", ["bogus", ""])
+def test_unknown_condition_is_refused(tmp_path: Path, condition: str) -> None:
+    assert run_gate(tmp_path, condition, "c1", ["c1 True\n"]).returncode != 0
+
+
+def test_kubeconfig_never_reaches_the_command_line(tmp_path: Path) -> None:
+    result = run_gate(tmp_path, "ready", "c1", ["c1 False\n", "c1 True\n"])
+    assert result.returncode == 0
+    argv = (tmp_path / "cluster/argv").read_text()
+    assert "--kubeconfig" in argv and "fake-admin-credentials" not in argv
+    files = (tmp_path / "cluster/kubeconfig-files").read_text().split()
+    assert files[0] == "600"  # private to the operator
+    assert not Path(files[1]).exists()  # and removed when the gate ends
