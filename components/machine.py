@@ -9,7 +9,7 @@ import pulumiverse_matchbox as matchbox
 
 from ignition import ClusterMaterial, machine_ignition_json
 from ignition.pxe import fcos_install_boot
-from ignition.validate import check_ignition
+from ignition.validate import check_structure
 from stackconfig import Machine, StackConfig
 
 
@@ -42,7 +42,7 @@ class MachineResources(pulumi.ComponentResource):
         def render(material: ClusterMaterial, token: str) -> str:
             config = machine_ignition_json(stack, machine, material, token)
             # Matchbox serves even a config it failed to parse: refuse it before the upload.
-            check_ignition(f"machine '{machine.name}'", config)
+            check_structure(f"machine '{machine.name}'", config)
             return config.decode()
 
         self.ignition = pulumi.Output.secret(

@@ -60,12 +60,14 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         cluster_identifier=f"stubernetes-{name}",
         opts=pulumi.ResourceOptions(parent=cluster),
     )
+    # The API server comes with the init controller alone; the other machines' tokens can be
+    # added as soon as it answers, and those machines join with them.
     api = ReadinessGate(
-        f"{name}-api",
+        f"{name}-api-server",
         ReadinessGateArgs(
             "api", [], kubeconfig, gates.registered_timeout_seconds, gates.poll_seconds
         ),
-        depends_on=groups,
+        depends_on=[machines[stack.init_controller.name].group],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
     token_secrets: list[pulumi.Resource] = [

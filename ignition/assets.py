@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 from string import Template
 
 FILES = resources.files("ignition") / "files"
 
 
+@lru_cache(maxsize=64)
 def read_asset(relative: str) -> str:
     return (FILES / relative).read_text(encoding="utf-8")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 SPEC_VERSION = "3.3.0"
@@ -25,15 +26,19 @@ def file_entry(path: str, contents: str | bytes, mode: int = MODE_0644) -> dict[
     Modes are written as decimal integers, as the spec requires (0o440 is 288).
     """
     raw = contents.encode("utf-8") if isinstance(contents, str) else contents
+    source, digest = _encoded(raw)
     return {
         "path": path,
         "mode": mode,
         "overwrite": True,
-        "contents": {
-            "source": data_url(raw),
-            "verification": {"hash": "sha512-" + hashlib.sha512(raw).hexdigest()},
-        },
+        "contents": {"source": source, "verification": {"hash": digest}},
     }
+
+
+@lru_cache(maxsize=512)
+def _encoded(raw: bytes) -> tuple[str, str]:
+    # Most files (scripts, units, repo files) are the same on every machine: encode them once.
+    return data_url(raw), "sha512-" + hashlib.sha512(raw).hexdigest()
 
 
 def unit_entry(name: str, contents: str, enabled: bool = True) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pulumi.runtime import rpc
 
+from ignition.validate import check_with_ignition_validate, have_ignition_validate
 from stackconfig import LoadedStack
 from stubernetes.mocks import Registration, unwrap_secrets
 from stubernetes.output import write_tree
@@ -125,6 +126,9 @@ def render_stack(loaded: LoadedStack, out: Path, seed: str) -> str:
         **release_files(registrations),
         Path("resources.json"): _json([resource_record(r) for r in registrations]),
     }
+    for path, contents in files.items():
+        if path.suffix == ".ign" and have_ignition_validate():
+            check_with_ignition_validate(str(path), contents)
     write_tree(files, out)
     rows = []
     for machine in loaded.config.machines:

@@ -17,9 +17,8 @@ def sized_stack(base: dict[str, Any], controllers: int, workers: int) -> dict[st
             "mac": f"52:54:00:b0:{index // 256:02x}:{index % 256:02x}",
             "role": role,
             "installDisk": "/dev/sda",
-            "address": f"10.{index // 65536}.{index // 256 % 256}.{index % 256 + 1}/8"
-            if controllers + workers > 250
-            else f"192.168.10.{index + 11}/24",
+            # Hosts 10.0.0.2 onwards of one /16: room for any machine count the tests use.
+            "address": f"10.0.{(index + 2) // 256}.{(index + 2) % 256}/16",
         }
     values["machines"] = machines
     return values

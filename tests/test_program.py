@@ -71,7 +71,7 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
 
 def test_releases_wait_for_the_right_gate(program: tuple[int, ProgramRun]) -> None:
     _, run = program
-    gates = {r.name.rsplit("-", 1)[1]: r.urn for r in of_type(run, COMMAND)}
+    gates = {r.name.removeprefix("lab-"): r.urn for r in of_type(run, COMMAND)}
     for release in of_type(run, RELEASE):
         expected = "registered" if release.name == "stubernetes-core" else "ready"
         waits = {gate for gate, urn in gates.items() if urn in release.dependencies}
@@ -85,12 +85,15 @@ def test_every_gate_waits_for_every_machine(program: tuple[int, ProgramRun]) -> 
     machines, run = program
     groups = {r.urn for r in of_type(run, GROUP)}
     assert len(groups) == machines
-    for gate in of_type(run, COMMAND):
-        assert groups <= set(gate.dependencies), gate.name
+    for gate in ("lab-registered", "lab-ready"):
+        assert groups <= set(one(run, COMMAND, gate).dependencies), gate
     secrets = {r.urn for r in of_type(run, "kubernetes:core/v1:Secret")}
     assert secrets <= set(one(run, COMMAND, "lab-registered").dependencies)
+    # The tokens go in as soon as the API server answers, which needs the init controller only.
+    api_server = one(run, COMMAND, "lab-api-server")
+    assert set(api_server.dependencies) & groups == {one(run, GROUP, "lab-c1").urn}
     for secret in of_type(run, "kubernetes:core/v1:Secret"):
-        assert one(run, COMMAND, "lab-api").urn in secret.dependencies
+        assert api_server.urn in secret.dependencies
 
 
 def test_matchbox_objects_are_deleted_before_replacement(program: tuple[int, ProgramRun]) -> None:
