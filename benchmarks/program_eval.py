@@ -1,0 +1,92 @@
+"""Benchmark: the Pulumi program's evaluation under mocks, against a floor program.
+
+For 10, 100 and 1,000 machines it runs the real program (as the language host does, under the
+SDK's mocks) and, in the same process and under the same mocks, a floor program that registers
+the same number of bare resources and nothing else. It prints the cost per machine and the ratio
+to the floor. Targets: at most 1.5x the floor; cost(1,000) / cost(100) at most 12.
+
+    .venv/bin/python benchmarks/program_eval.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from program_stacks import sized_stack  # noqa: E402
+
+from stackconfig.stackfile import read_stack_values  # noqa: E402
+from stubernetes.mocks import RecordingMonitor, StandInMocks  # noqa: E402
+from stubernetes.program_run import run_program  # noqa: E402
+
+SIZES = (10, 100, 1000)
+
+
+def stack_values(machines: int) -> dict[str, Any]:
+    base, _ = read_stack_values(REPO / "stacks" / "Pulumi.example.yaml")
+    controllers = 3 if machines >= 3 else 1
+    return sized_stack(base, controllers, machines - controllers)
+
+
+def time_program(values: dict[str, Any]) -> tuple[float, int]:
+    start = time.perf_counter()
+    run = run_program(values, secret_keys=["matchbox"])
+    return time.perf_counter() - start, len(run.registrations)
+
+
+def time_floor(resources: int) -> float:
+    """The same number of bare resources, registered under the same mocks."""
+    monitor = RecordingMonitor(StandInMocks("floor"))
+    start = time.perf_counter()
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(monitor.mocks, project="stubernetes", stack="floor", monitor=monitor)
+    settings.ROOT.set(None)
+
+    def program() -> None:
+        for index in range(resources):
+            pulumi.CustomResource("floor:index:Bare", f"bare-{index}", {"index": index})
+
+    _sync_await(run_in_stack(program))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per size; the median counts")
+    args = parser.parse_args()
+    print(
+        f"{'machines':>8} {'resources':>9} {'program s':>10} {'floor s':>8} "
+        f"{'ms/machine':>10} {'floor ms/m':>10} {'ratio':>6}"
+    )
+    costs = {}
+    for machines in SIZES:
+        values = stack_values(machines)
+        program_runs, floor_runs, resources = [], [], 0
+        for _ in range(args.repeat):
+            elapsed, resources = time_program(values)
+            program_runs.append(elapsed)
+            floor_runs.append(time_floor(resources))
+        program_s, floor_s = statistics.median(program_runs), statistics.median(floor_runs)
+        costs[machines] = program_s
+        print(
+            f"{machines:>8} {resources:>9} {program_s:>10.3f} {floor_s:>8.3f} "
+            f"{1000 * program_s / machines:>10.2f} {1000 * floor_s / machines:>10.2f} "
+            f"{program_s / floor_s:>6.2f}"
+        )
+    print(f"cost(1000)/cost(100) = {costs[1000] / costs[100]:.2f} (target <= 12)")
+
+
+if __name__ == "__main__":
+    main()
