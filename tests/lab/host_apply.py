@@ -1,0 +1,121 @@
+"""Apply an Ignition config on the host the way the lab guest does, and digest trees.
+
+The host side uses the very binaries the guest carries (the Ignition binary and the
+static BusyBox from the lab build, the host's useradd/usermod/groupadd, which the build
+copied into the guest) and the same root skeleton, SOURCE_DATE_EPOCH and
+``tree-digest.sh``, so a guest's ``tree-sha256`` can be compared with the host's.
+Needs root: ``useradd --root`` and Ignition's ``chown``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .build_lab import SOURCE_DATE_EPOCH, VOLATILE_PATHS, LabBuild, write_skeleton
+
+
+@dataclass
+class TreeDigest:
+    manifest: list[str]
+    sha256: str
+
+
+def parse_digest_output(text: str) -> TreeDigest:
+    lines = text.splitlines()
+    if not lines or not lines[-1].startswith("tree-sha256 "):
+        raise ValueError(f"tree-digest.sh output has no tree-sha256 line:\n{text}")
+    return TreeDigest(lines[:-1], lines[-1].split(" ", 1)[1])
+
+
+def tree_digest(lab: LabBuild, root: Path) -> TreeDigest:
+    env = {"PATH": "/usr/bin:/bin", "BUSYBOX": str(lab.busybox)}
+    res = subprocess.run(
+        [str(lab.busybox), "sh", str(lab.digest_script), str(root), *VOLATILE_PATHS],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"tree-digest.sh failed ({res.returncode}): {res.stderr}")
+    return parse_digest_output(res.stdout)
+
+
+def apply_ignition(lab: LabBuild, config: Path, root: Path, workdir: Path) -> str:
+    """Apply ``config`` (an Ignition file) to a fresh skeleton at ``root``.
+
+    Runs the ``fetch`` and ``files`` stages with ``-platform file``; returns the combined
+    log. Raises ``RuntimeError`` (with the log) if a stage fails.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    write_skeleton(root)
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": f"{lab.host_tools}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "IGNITION_CONFIG_FILE": str(config),
+        "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
+        "LC_ALL": "C",
+    }
+    log = []
+    for stage in ("fetch", "files"):
+        res = subprocess.run(
+            [
+                str(lab.ignition),
+                "-platform",
+                "file",
+                "-stage",
+                stage,
+                "-root",
+                str(root),
+                "-log-to-stdout",
+                "-config-cache",
+                str(workdir / "ignition.json"),
+                "-state-file",
+                str(workdir / "state"),
+                "-fetch-timeout",
+                "20s",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        log.append(res.stdout + res.stderr)
+        if res.returncode != 0:
+            raise RuntimeError(
+                f"host ignition stage {stage} failed ({res.returncode}):\n" + "\n".join(log)
+            )
+    return "\n".join(log)
+
+
+def traversable_tempdir() -> str:
+    """A parent directory every user can traverse.
+
+    Ignition writes a user's ``~/.ssh`` as that user, so no directory above the root it
+    applies to may be private (pytest's own temporary directories are mode 0700).
+    """
+    for candidate in (tempfile.gettempdir(), "/var/tmp", "/tmp"):
+        path = Path(candidate).resolve()
+        if all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents)):
+            return str(path)
+    raise RuntimeError("no world-traversable temporary directory for the host root")
+
+
+def apply_and_digest(lab: LabBuild, config: Path) -> tuple[TreeDigest, str]:
+    """Apply ``config`` to a fresh skeleton on the host; return its digest and the log."""
+    with tempfile.TemporaryDirectory(prefix="stubernetes-lab-", dir=traversable_tempdir()) as d:
+        os.chmod(d, 0o755)
+        root = Path(d) / "root"
+        log = apply_ignition(lab, config, root, Path(d) / "work")
+        return tree_digest(lab, root), log
+
+
+def can_apply_on_host() -> tuple[bool, str]:
+    if os.geteuid() != 0:
+        return False, "applying Ignition on the host needs root (useradd --root, chown)"
+    return True, ""

@@ -1,0 +1,193 @@
+"""Helpers of the virtual bare-metal lab shared by conftest.py and the tests.
+
+Kept out of conftest.py so tests can import them by name (pytest may load several
+modules called ``conftest``).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import build_lab, qemu_vm
+from .matchbox_http import MatchboxHTTP, load_group, parse_mac
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip, unless running in CI (``CI`` set, e.g. ``CI=true``): there a missing lab
+    prerequisite is a failure, so the lab cannot silently stop running."""
+    if in_ci():
+        pytest.fail(f"lab cannot run under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass
+class LabMachine:
+    name: str  # group id
+    mac: str  # normalised, lowercase colons
+    uuid: str
+    profile: dict[str, Any]
+    ignition_file: Path
+    expected_hostname: str | None
+
+    @property
+    def mac_hexhyp(self) -> str:
+        return self.mac.replace(":", "-")
+
+    def vm(self) -> qemu_vm.Machine:
+        return qemu_vm.Machine(
+            name=self.name,
+            mac=self.mac,
+            uuid=self.uuid,
+            serial=f"SN-{self.name}",
+            hostname=self.name,
+            domain="lab.internal",
+        )
+
+
+def _hostname_from_ignition(doc: dict[str, Any]) -> str | None:
+    for f in (doc.get("storage") or {}).get("files") or []:
+        if f.get("path") == "/etc/hostname":
+            src = (f.get("contents") or {}).get("source", "")
+            if src.startswith("data:"):
+                meta, _, payload = src[5:].partition(",")
+                raw = (
+                    base64.b64decode(payload)
+                    if meta.endswith(";base64")
+                    else urllib.parse.unquote_to_bytes(payload)
+                )
+                if (f.get("contents") or {}).get("compression") == "gzip":
+                    raw = gzip.decompress(raw)
+                return raw.decode().splitlines()[0] if raw else ""
+    return None
+
+
+def machines_in(data_dir: Path) -> list[LabMachine]:
+    """One machine per group with a ``mac`` selector, in group-id order."""
+    machines = []
+    for path in sorted((data_dir / "groups").glob("*.json")):
+        group = load_group(path.read_bytes())
+        mac = next((v for k, v in group.selector.items() if k.lower() == "mac"), None)
+        if mac is None:
+            continue
+        profile = json.loads((data_dir / "profiles" / f"{group.profile}.json").read_text())
+        ign = data_dir / "ignition" / str(profile.get("ignition_id", ""))
+        hostname = _hostname_from_ignition(json.loads(ign.read_text())) if ign.is_file() else None
+        machines.append(
+            LabMachine(
+                name=group.id,
+                mac=parse_mac(mac),
+                uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"stubernetes-lab:{group.id}")),
+                profile=profile,
+                ignition_file=ign,
+                expected_hostname=hostname,
+            )
+        )
+    return machines
+
+
+def _asset_rel(ref: str, matchbox_url: str) -> str:
+    for prefix in (f"{matchbox_url}/assets/", "/assets/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    raise AssertionError(
+        f"the lab serves kernel/initrd/rootfs from Matchbox /assets/ only, got {ref!r}"
+    )
+
+
+def stage_assets(
+    data_dir: Path, assets_dir: Path, lab: build_lab.LabBuild, matchbox_url: str
+) -> dict[str, bytes]:
+    """Put the lab kernel/initramfs where the profiles look for them.
+
+    Returns the placeholder contents written for ``coreos.live.rootfs_url`` assets
+    (asset path -> bytes) so tests can check the guest fetched them.
+    """
+    placeholders: dict[str, bytes] = {}
+
+    def place(rel: str, source: Path | None, content: bytes | None = None) -> None:
+        target = assets_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        if source is not None:
+            target.symlink_to(source)
+        else:
+            target.write_bytes(content or b"")
+
+    for path in sorted((data_dir / "profiles").glob("*.json")):
+        boot = json.loads(path.read_text()).get("boot") or {}
+        place(_asset_rel(str(boot["kernel"]), matchbox_url), lab.kernel)
+        for initrd in boot.get("initrd") or []:
+            ref = [t for t in str(initrd).split() if not t.startswith("--")][-1]
+            place(_asset_rel(ref, matchbox_url), lab.initramfs)
+        for arg in boot.get("args") or []:
+            if arg.startswith("coreos.live.rootfs_url="):
+                rel = _asset_rel(arg.split("=", 1)[1], matchbox_url)
+                content = f"stubernetes lab placeholder for {rel}\n".encode()
+                place(rel, None, content)
+                placeholders[rel] = content
+    return placeholders
+
+
+@dataclass
+class BootTimes:
+    path: Path
+    started: float = field(default_factory=time.monotonic)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: qemu_vm.BootResult) -> None:
+        entry = {
+            "machine": result.machine.name,
+            "mac": result.machine.mac,
+            "seconds": round(result.seconds, 2),
+            "exit_code": result.exit_code,
+            "timed_out": result.timed_out,
+        }
+        self.entries.append(entry)
+        print(
+            f"lab boot {entry['machine']} ({entry['mac']}): {entry['seconds']:.1f}s "
+            f"exit={entry['exit_code']} timed_out={entry['timed_out']}",
+            flush=True,
+        )
+        self.write()
+
+    def write(self) -> None:
+        self.path.write_text(
+            json.dumps(
+                {"boots": self.entries, "lab_seconds": round(time.monotonic() - self.started, 2)},
+                indent=2,
+            )
+        )
+
+
+@dataclass
+class Lab:
+    build: build_lab.LabBuild
+    server: MatchboxHTTP
+    data_dir: Path
+    assets_dir: Path
+    matchbox_url: str  # as the guest sees it
+    machines: list[LabMachine]
+    rootfs_placeholders: dict[str, bytes]
+    workdir: Path
+    boot_times: BootTimes
+    boot_timeout: float
+
+    @property
+    def boot_url(self) -> str:
+        return f"{self.matchbox_url}/boot.ipxe"

@@ -1,0 +1,281 @@
+"""The virtual bare-metal lab: real firmware PXE -> iPXE -> Matchbox -> kernel -> Ignition.
+
+Each machine of the served Matchbox data (see ``lab_data_dir`` in conftest.py) boots as
+a QEMU guest (TCG) with its own MAC. SeaBIOS' iPXE ROM takes the DHCP bootfile
+``/boot.ipxe``, chains to ``/ipxe`` with its variables, loads the kernel and initrd the
+matched profile names (a Debian kernel and the lab initramfs, put at the profile's asset
+paths) with the profile's args, and the lab init hands the Ignition URL from the command
+line to the real Ignition binary, which fetches the config by MAC and applies it to a
+scratch /sysroot. The guest reports on the serial console and powers off.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from . import qemu_vm
+from .host_apply import apply_and_digest, can_apply_on_host
+from .lab_env import Lab, LabMachine, machines_in, skip_or_fail, stage_assets
+from .matchbox_http import MatchboxHTTP, RecordedRequest
+
+pytestmark = pytest.mark.lab
+
+UNKNOWN_MAC = "52:54:00:a1:00:99"
+FLATCAR_MAC = "52:54:00:a1:00:03"
+
+
+@dataclass
+class MachineBoot:
+    machine: LabMachine
+    result: qemu_vm.BootResult
+    requests: list[RecordedRequest]
+
+    def fail_context(self) -> str:
+        reqs = "\n".join(f"  {r.status} {r.method} {r.target}" for r in self.requests)
+        return f"{self.result.describe()}\nrequests served:\n{reqs}"
+
+    def assert_completed(self) -> None:
+        r = self.result
+        problems = []
+        if r.timed_out:
+            problems.append(f"no power-off within {r.seconds:.0f}s")
+        if "error" in r.report:
+            problems.append(f"guest error: {r.report['error']}")
+        if "end" not in r.report:
+            problems.append("guest report incomplete (no '@@LAB end')")
+        assert not problems, "; ".join(problems) + "\n" + self.fail_context()
+
+    def paths(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+
+def boot_machine(
+    lab: Lab, vm: qemu_vm.Machine, timeout: float
+) -> tuple[qemu_vm.BootResult, list[RecordedRequest]]:
+    before = len(lab.server.requests)
+    result = qemu_vm.boot(vm, lab.boot_url, lab.workdir, timeout=timeout)
+    lab.boot_times.add(result)
+    return result, lab.server.requests[before:]
+
+
+@pytest.fixture(scope="module")
+def boots(lab: Lab) -> dict[str, MachineBoot]:
+    """Boot every machine once, one after the other."""
+    out = {}
+    for m in lab.machines:
+        result, requests = boot_machine(lab, m.vm(), lab.boot_timeout)
+        out[m.name] = MachineBoot(m, result, requests)
+    return out
+
+
+_IPXE_VAR = re.compile(r"\$\{([A-Za-z0-9_.-]+)(?::([A-Za-z0-9_-]+))?\}")
+
+
+def expand_ipxe(text: str, vm: qemu_vm.Machine) -> str:
+    """Expand the iPXE settings the lab provides, as iPXE formats them."""
+
+    def repl(m: re.Match[str]) -> str:
+        name, kind = m.group(1), m.group(2)
+        if name == "mac":
+            return vm.mac.replace(":", "-") if kind == "hexhyp" else vm.mac
+        values = {
+            "uuid": vm.uuid,
+            "hostname": vm.hostname,
+            "domain": vm.domain,
+            "serial": vm.serial,
+        }
+        if name not in values:
+            raise KeyError(f"the lab does not model iPXE setting ${{{name}}}")
+        return values[name]
+
+    return _IPXE_VAR.sub(repl, text)
+
+
+def test_each_machine_fetches_its_own_ignition(
+    boots: dict[str, MachineBoot], record_property: Any
+) -> None:
+    hostnames = []
+    for name, b in boots.items():
+        record_property(f"boot_seconds_{name}", round(b.result.seconds, 2))
+        b.assert_completed()
+        m = b.machine
+        assert b.result.first("ignition-rc") == "0,0", (
+            f"Ignition failed in the guest\n{b.fail_context()}"
+        )
+        ign = b.paths("/ignition")
+        assert len(ign) == 1, f"expected one /ignition request\n{b.fail_context()}"
+        assert ign[0].status == 200, b.fail_context()
+        assert ign[0].params.get("mac") == [m.mac_hexhyp], b.fail_context()
+        assert ign[0].labels.get("mac") == m.mac, b.fail_context()
+        assert ign[0].body_sha256 == hashlib.sha256(m.ignition_file.read_bytes()).hexdigest(), (
+            f"{name} was served another Ignition than {m.ignition_file.name}"
+        )
+        assert m.expected_hostname, f"{m.ignition_file} writes no /etc/hostname"
+        assert b.result.first("hostname") == m.expected_hostname, b.fail_context()
+        hostnames.append(m.expected_hostname)
+    assert len(set(hostnames)) == len(hostnames) >= 2, hostnames
+
+
+def test_ipxe_variables_are_expanded(boots: dict[str, MachineBoot]) -> None:
+    for b in boots.values():
+        b.assert_completed()
+        vm = b.machine.vm()
+        cmdline = b.result.first("cmdline") or ""
+        assert "${" not in cmdline, f"unexpanded iPXE variable in {cmdline!r}"
+        for r in b.requests:
+            assert "${" not in unquote(r.target), f"unexpanded: {r.target}"
+        ipxe = b.paths("/ipxe")
+        assert len(ipxe) == 1 and ipxe[0].status == 200, b.fail_context()
+        params = {k: v[0] for k, v in ipxe[0].params.items()}
+        assert params == {
+            "uuid": vm.uuid,
+            "mac": b.machine.mac_hexhyp,
+            "domain": vm.domain,
+            "hostname": vm.hostname,
+            "serial": vm.serial,
+        }, b.fail_context()
+        assert re.fullmatch(r"([0-9a-f]{2}-){5}[0-9a-f]{2}", params["mac"])
+        ign_url = b.result.first("ignition-url") or ""
+        assert f"mac={b.machine.mac_hexhyp}" in ign_url, ign_url
+        assert f"uuid={vm.uuid}" in ign_url, ign_url
+
+
+def test_profile_args_arrive_verbatim(boots: dict[str, MachineBoot], lab: Lab) -> None:
+    for b in boots.values():
+        b.assert_completed()
+        boot = b.machine.profile["boot"]
+        vm = b.machine.vm()
+        expected = " ".join(expand_ipxe(a, vm) for a in boot["args"])
+        cmdline = b.result.first("cmdline")
+        assert cmdline == expected, (
+            f"kernel command line differs from the profile args\n"
+            f"  guest:   {cmdline}\n  profile: {expected}"
+        )
+        tokens = cmdline.split()
+        assert any(t.startswith("coreos.inst.install_dev=") for t in tokens), cmdline
+        assert any(t.startswith("coreos.live.rootfs_url=") for t in tokens), cmdline
+        assert "console=ttyS0" in tokens
+        # iPXE fetched exactly the kernel and initrd the profile names ...
+        fetched = [r.path for r in b.requests if r.path.startswith("/assets/")]
+        kernel = boot["kernel"]
+        initrds = [[t for t in i.split() if not t.startswith("--")][-1] for i in boot["initrd"]]
+        for ref in [kernel, *initrds]:
+            assert ref.removeprefix(lab.matchbox_url) in fetched, (ref, fetched)
+        # ... and the rootfs URL on the command line is served.
+        for t in tokens:
+            if t.startswith("coreos.live.rootfs_url="):
+                rel = t.split("=", 1)[1].removeprefix(f"{lab.matchbox_url}/assets/")
+                want = hashlib.sha256(lab.rootfs_placeholders[rel]).hexdigest()
+                assert b.result.first("rootfs-sha256") == want, b.fail_context()
+
+
+def test_sysroot_equals_ignition_applied_on_host(
+    boots: dict[str, MachineBoot], lab: Lab, tmp_path: Path
+) -> None:
+    ok, why = can_apply_on_host()
+    if not ok:
+        skip_or_fail(why)
+    for name, b in boots.items():
+        b.assert_completed()
+        host, log = apply_and_digest(lab.build, b.machine.ignition_file)
+        (tmp_path / f"{name}.host-ignition.log").write_text(log)
+        guest_sha = b.result.first("tree-sha256")
+        if guest_sha != host.sha256:
+            diff = "\n".join(
+                difflib.unified_diff(
+                    host.manifest, b.result.report.get("manifest", []), "host", "guest", lineterm=""
+                )
+            )
+            pytest.fail(f"{name}: guest /sysroot differs from the host application\n{diff}")
+        assert any(line.endswith(" ./etc/hostname") for line in host.manifest)
+
+
+def test_unknown_mac_gets_404_and_no_config(lab: Lab) -> None:
+    known = {m.mac for m in lab.machines}
+    assert UNKNOWN_MAC not in known
+    vm = qemu_vm.Machine(
+        name="unknown",
+        mac=UNKNOWN_MAC,
+        uuid="00000000-0000-4000-8000-000000000099",
+        serial="SN-unknown",
+        hostname="unknown",
+        domain="lab.internal",
+    )
+    result, requests = boot_machine(lab, vm, timeout=min(lab.boot_timeout, 45.0))
+    context = (
+        result.describe()
+        + "\nrequests:\n"
+        + "\n".join(f"  {r.status} {r.target}" for r in requests)
+    )
+    ipxe = [r for r in requests if r.path == "/ipxe"]
+    assert ipxe, f"the machine never asked /ipxe\n{context}"
+    assert all(r.status == 404 for r in ipxe), context
+    assert ipxe[0].params.get("mac") == ["52-54-00-a1-00-99"], context
+    assert not [r for r in requests if r.path == "/ignition"], context
+    assert not [r for r in requests if r.path.startswith("/assets/")], context
+    assert "begin" not in result.report, "a kernel booted for an unknown MAC\n" + context
+
+
+def test_flatcar_flavor_ignition_config_url(lab: Lab, tmp_path: Path) -> None:
+    """Flatcar profiles pass ``ignition.config.url=``; Ignition reads it from the
+    command line itself. Served from a second Matchbox stand-in so the lab's own data
+    stays as rendered."""
+    data = tmp_path / "matchbox"
+    for sub in ("profiles", "groups", "ignition"):
+        (data / sub).mkdir(parents=True)
+    assets = tmp_path / "assets"
+    with MatchboxHTTP(data, assets) as server:
+        url = f"http://{qemu_vm.HOST_FROM_GUEST}:{server.port}"
+        base = "/assets/flatcar/current"
+        profile: dict[str, Any] = {
+            "id": "lab-f1",
+            "name": "lab-f1",
+            "boot": {
+                "kernel": f"{base}/flatcar_production_pxe.vmlinuz",
+                "initrd": [f"{base}/flatcar_production_pxe_image.cpio.gz"],
+                "args": [
+                    "initrd=flatcar_production_pxe_image.cpio.gz",
+                    "flatcar.first_boot=1",
+                    f"ignition.config.url={url}/ignition?uuid=${{uuid}}&mac=${{mac:hexhyp}}",
+                    "console=ttyS0",
+                ],
+            },
+            "ignition_id": "lab-f1.ign",
+        }
+        group = {"id": "lab-f1", "profile": "lab-f1", "selector": {"mac": FLATCAR_MAC}}
+        ignition = {
+            "ignition": {"version": "3.3.0"},
+            "storage": {
+                "files": [
+                    {"path": "/etc/hostname", "mode": 420, "contents": {"source": "data:,f1%0A"}}
+                ]
+            },
+        }
+        (data / "profiles/lab-f1.json").write_text(json.dumps(profile))
+        (data / "groups/lab-f1.json").write_text(json.dumps(group))
+        (data / "ignition/lab-f1.ign").write_text(json.dumps(ignition))
+        stage_assets(data, assets, lab.build, url)
+        [machine] = machines_in(data)
+        vm = machine.vm()
+        result = qemu_vm.boot(vm, f"{url}/boot.ipxe", tmp_path / "vm", timeout=lab.boot_timeout)
+        lab.boot_times.add(result)
+        b = MachineBoot(machine, result, server.requests)
+    b.assert_completed()
+    assert b.result.first("ignition-rc") == "0,0", b.fail_context()
+    assert b.result.first("hostname") == "f1", b.fail_context()
+    expected = " ".join(expand_ipxe(a, vm) for a in profile["boot"]["args"])
+    assert b.result.first("cmdline") == expected, b.fail_context()
+    ign_url = expand_ipxe(f"{url}/ignition?uuid=${{uuid}}&mac=${{mac:hexhyp}}", vm)
+    log = b.result.report.get("ignition-log", [])
+    assert any(f'parsed url from cmdline: "{ign_url}"' in line for line in log), log
+    ign = b.paths("/ignition")
+    assert len(ign) == 1 and ign[0].params.get("mac") == [machine.mac_hexhyp], b.fail_context()
