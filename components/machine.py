@@ -1,16 +1,29 @@
-"""One machine: its Ignition (a secret), a Matchbox profile that installs it, a group by MAC."""
+"""One machine and its install chain.
+
+The chain, in order: an install anchor (replaced when `generation` changes, or with
+`pulumi up --target-replace` on it), a new bootstrap token, the cleaning of the old Node and
+etcd member, the Ignition (a secret) in a Matchbox profile, a Matchbox group by MAC, a
+one-time network boot with a power cycle, and the wait for the machine to rejoin. Every link
+is replaced with the anchor, and nothing outside this component is.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from string import Template
 
 import pulumi
+import pulumi_command as command
+import pulumi_random as random
 import pulumiverse_matchbox as matchbox
 
+from components.token import BootstrapToken, BootstrapTokenArgs
 from ignition import ClusterMaterial, machine_ignition_json
 from ignition.pxe import fcos_install_boot
 from ignition.validate import check_structure
 from stackconfig import Machine, StackConfig
+
+SCRIPTS = "components/scripts"
 
 
 def matchbox_id(stack: StackConfig, machine: Machine) -> str:
@@ -18,19 +31,26 @@ def matchbox_id(stack: StackConfig, machine: Machine) -> str:
     return f"{stack.cluster.name}-{machine.name}"
 
 
+def anchor_name(stack: StackConfig, machine: Machine) -> str:
+    return f"{matchbox_id(stack, machine)}-install"
+
+
 @dataclass(frozen=True)
 class MachineArgs:
     stack: StackConfig
     machine: Machine
     material: pulumi.Output[ClusterMaterial]
-    token: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
     provider: pulumi.ProviderResource
 
 
 class MachineResources(pulumi.ComponentResource):
+    anchor: random.RandomId
+    token: BootstrapToken
     ignition: pulumi.Output[str]
     profile: matchbox.Profile
     group: matchbox.Group
+    rejoined: command.local.Command
 
     def __init__(
         self, name: str, args: MachineArgs, opts: pulumi.ResourceOptions | None = None
@@ -38,6 +58,32 @@ class MachineResources(pulumi.ComponentResource):
         super().__init__("stubernetes:machine:Machine", name, None, opts)
         stack, machine = args.stack, args.machine
         object_id = matchbox_id(stack, machine)
+        generation = {"generation": str(machine.generation)}
+        self.anchor = random.RandomId(
+            anchor_name(stack, machine),
+            byte_length=4,
+            keepers=generation,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        chain = pulumi.ResourceOptions(parent=self, replace_with=[self.anchor])
+        self.token = BootstrapToken(
+            f"{object_id}-token",
+            BootstrapTokenArgs(generation=machine.generation, anchor=self.anchor),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        clean = command.local.Command(
+            f"{object_id}-clean",
+            create=f"bash {SCRIPTS}/clean-before-rejoin",
+            environment={
+                "KUBECONFIG_CONTENT": args.kubeconfig,
+                "MACHINE": machine.name,
+                "ROLE": machine.role,
+                "CONTROLLERS": " ".join(m.name for m in stack.controllers),
+                "ALLOW_CLUSTER_REBUILD": str(stack.cluster.allow_cluster_rebuild).lower(),
+            },
+            triggers=[machine.generation],
+            opts=chain.merge(pulumi.ResourceOptions(depends_on=[self.anchor])),
+        )
 
         def render(material: ClusterMaterial, token: str) -> str:
             config = machine_ignition_json(stack, machine, material, token)
@@ -46,13 +92,13 @@ class MachineResources(pulumi.ComponentResource):
             return config.decode()
 
         self.ignition = pulumi.Output.secret(
-            pulumi.Output.all(args.material, args.token).apply(lambda v: render(v[0], v[1]))
+            pulumi.Output.all(args.material, self.token.token).apply(lambda v: render(v[0], v[1]))
         )
         boot = fcos_install_boot(stack, machine)
         # A Matchbox object's id is its name: a create-before-delete replacement would delete
         # its own successor, so these two are always deleted first.
-        matchbox_opts = pulumi.ResourceOptions(
-            parent=self, provider=args.provider, delete_before_replace=True
+        matchbox_opts = chain.merge(
+            pulumi.ResourceOptions(provider=args.provider, delete_before_replace=True)
         )
         self.profile = matchbox.Profile(
             object_id,
@@ -61,7 +107,7 @@ class MachineResources(pulumi.ComponentResource):
             initrds=list(boot.initrds),
             args=list(boot.args),
             raw_ignition=self.ignition,
-            opts=matchbox_opts,
+            opts=matchbox_opts.merge(pulumi.ResourceOptions(depends_on=[clean])),
         )
         self.group = matchbox.Group(
             object_id,
@@ -71,4 +117,44 @@ class MachineResources(pulumi.ComponentResource):
             metadata={"stubernetes_machine": machine.name},
             opts=matchbox_opts,
         )
+        network_boot = command.local.Command(
+            f"{object_id}-network-boot",
+            create=f"bash {SCRIPTS}/network-boot-once",
+            environment=boot_environment(machine),
+            triggers=[machine.generation],
+            opts=chain.merge(pulumi.ResourceOptions(depends_on=[self.group])),
+        )
+        self.rejoined = command.local.Command(
+            f"{object_id}-rejoin",
+            create=f"bash {SCRIPTS}/wait-for-rejoin",
+            environment={
+                "KUBECONFIG_CONTENT": args.kubeconfig,
+                "MACHINE": machine.name,
+                "CLEAN_OUTPUT": clean.stdout,
+                "TIMEOUT_SECONDS": str(stack.gates.reinstall_timeout_seconds),
+                "POLL_SECONDS": str(stack.gates.poll_seconds),
+            },
+            triggers=[machine.generation],
+            opts=chain.merge(pulumi.ResourceOptions(depends_on=[network_boot])),
+        )
         self.register_outputs({"profile": self.profile.name, "group": self.group.name})
+
+
+def boot_environment(machine: Machine) -> dict[str, pulumi.Input[str]]:
+    """How the install step reaches the machine; the BMC password only as a secret variable."""
+    if machine.bmc is not None:
+        return {
+            "MACHINE": machine.name,
+            "BOOT_METHOD": machine.bmc.kind,
+            "BMC_ADDRESS": machine.bmc.address,
+            "BMC_USER": machine.bmc.user,
+            "BMC_PASSWORD": pulumi.Output.secret(machine.bmc.password),
+            "REDFISH_SYSTEM": machine.bmc.system_path,
+        }
+    if machine.pxe_command is not None:
+        address = str(machine.address.ip) if machine.address else ""
+        command_line = Template(machine.pxe_command).safe_substitute(
+            name=machine.name, mac=machine.mac, address=address
+        )
+        return {"MACHINE": machine.name, "BOOT_METHOD": "command", "PXE_COMMAND": command_line}
+    return {"MACHINE": machine.name, "BOOT_METHOD": "manual"}

@@ -41,7 +41,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
                 stack=stack,
                 machine=machine,
                 material=material,
-                token=cluster.tokens[machine.name].token,
+                kubeconfig=kubeconfig,
                 provider=provider,
             ),
         )
@@ -49,7 +49,6 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     }
     groups: list[pulumi.Resource] = [m.group for m in machines.values()]
     node_names = [machine.name for machine in stack.machines]
-    generations = [f"{m.name}={m.generation}" for m in stack.machines]
     gates = stack.gates
 
     kubernetes = k8s.Provider(
@@ -70,18 +69,18 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         depends_on=[machines[stack.init_controller.name].group],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
-    token_secrets: list[pulumi.Resource] = [
+    for machine in stack.machines:
+        # The machine that bootstraps the cluster has its token in its InitConfiguration.
+        if stack.bootstraps_cluster(machine):
+            continue
         bootstrap_token_secret(
             f"{name}-{machine.name}-bootstrap-token",
             machine.name,
-            cluster.tokens[machine.name],
+            machines[machine.name].token,
             kubernetes,
-            parent=cluster,
+            parent=machines[machine.name],
             depends_on=[api.command],
         )
-        for machine in stack.machines
-        if not machine.init
-    ]
     registered = ReadinessGate(
         f"{name}-registered",
         ReadinessGateArgs(
@@ -90,9 +89,10 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             kubeconfig,
             gates.registered_timeout_seconds,
             gates.poll_seconds,
-            triggers=generations,
         ),
-        depends_on=[*groups, *token_secrets],
+        # Not on the token Secrets: a new machine's Secret must not change this shared gate.
+        # The gate polls until the machines joined, which they can only do with their tokens.
+        depends_on=[*groups, api.command],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
     core = helm_release(
@@ -109,7 +109,6 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             kubeconfig,
             gates.ready_timeout_seconds,
             gates.poll_seconds,
-            triggers=generations,
         ),
         # Nodes turn Ready only once the pod network (in the core release) runs.
         depends_on=[*groups, core],

@@ -1,7 +1,8 @@
 """One kubeadm bootstrap token per machine: `[a-z0-9]{6}.[a-z0-9]{16}`, never expiring.
 
 A permanent token is a permanent join credential, so each machine has its own, and a new one
-is made whenever the machine is reinstalled (its `generation` is a keeper).
+is made whenever the machine is reinstalled (its `generation` is a keeper, and the token is
+replaced with the machine's install anchor).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pulumi_random as random
 @dataclass(frozen=True)
 class BootstrapTokenArgs:
     generation: int
+    # Replacing this resource (a machine's install anchor) replaces the token too.
+    anchor: pulumi.Resource
 
 
 class BootstrapToken(pulumi.ComponentResource):
@@ -26,7 +29,7 @@ class BootstrapToken(pulumi.ComponentResource):
         self, name: str, args: BootstrapTokenArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("stubernetes:cluster:BootstrapToken", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, replace_with=[args.anchor])
         keepers = {"generation": str(args.generation)}
         token_id = random.RandomString(
             f"{name}-id", length=6, special=False, upper=False, keepers=keepers, opts=child

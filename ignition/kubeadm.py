@@ -66,14 +66,14 @@ KUBELET_CONFIGURATION = {
 }
 
 
-def kubeadm_command(machine: Machine) -> str:
-    return "init" if machine.init else "join"
+def kubeadm_command(stack: StackConfig, machine: Machine) -> str:
+    return "init" if stack.bootstraps_cluster(machine) else "join"
 
 
 def kubeadm_config(stack: StackConfig, machine: Machine, token: str, ca_cert_hash: str) -> str:
     """The multi-document YAML that `kubeadm init|join --config` reads on this machine."""
     documents: list[dict[str, Any]]
-    if machine.init:
+    if stack.bootstraps_cluster(machine):
         documents = [
             {
                 "apiVersion": API_VERSION,

@@ -104,7 +104,7 @@ def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> l
         "setup.env",
         name=shlex.quote(machine.name),
         role=machine.role,
-        kubeadm_command=kubeadm_command(machine),
+        kubeadm_command=kubeadm_command(stack, machine),
         minor=shlex.quote(stack.cluster.kubernetes_version),
         max_attempts=str(policy.max_attempts),
         backoff_base=str(policy.backoff_base_seconds),

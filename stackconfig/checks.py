@@ -40,6 +40,28 @@ def network_problems(machine: Machine) -> list[Problem]:
     return problems
 
 
+def rebuild_problems(machines: Sequence[Machine], allow_cluster_rebuild: bool) -> list[Problem]:
+    controllers = [m for m in machines if m.is_controller]
+    if len(controllers) != 1 or controllers[0].generation == 1 or allow_cluster_rebuild:
+        return []
+    return [
+        Problem(
+            machine_where(controllers[0].name),
+            "generation",
+            "reinstalling the only controller wipes etcd, the whole cluster's state; add "
+            "controllers first, or set stubernetes:cluster allowClusterRebuild: true",
+        )
+    ]
+
+
+def power_problems(machine: Machine) -> list[Problem]:
+    if machine.bmc is not None and machine.pxe_command is not None:
+        return [
+            Problem(machine_where(machine.name), "pxeCommand", "give either 'bmc' or 'pxeCommand'")
+        ]
+    return []
+
+
 def cross_machine_problems(machines: Sequence[Machine]) -> list[Problem]:
     problems: list[Problem] = []
     first_with: dict[tuple[str, str], str] = {}

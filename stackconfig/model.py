@@ -124,6 +124,8 @@ class Cluster(StrictModel):
     pod_cidr: ipaddress.IPv4Network
     service_cidr: ipaddress.IPv4Network
     domain: str = Field(description="household DNS domain, e.g. lab.home.arpa")
+    # Reinstalling the only controller wipes etcd, which is the cluster's whole state.
+    allow_cluster_rebuild: bool = False
 
     @field_validator("api_endpoint")
     @classmethod
@@ -175,6 +177,8 @@ class Gates(StrictModel):
 
     registered_timeout_seconds: int = Field(default=3600, ge=10)
     ready_timeout_seconds: int = Field(default=1800, ge=10)
+    # A reinstall: PXE, install to disk, reboot, layer packages, reboot, join.
+    reinstall_timeout_seconds: int = Field(default=3600, ge=10)
     poll_seconds: int = Field(default=10, ge=1)
 
 
@@ -188,6 +192,21 @@ class Taint(StrictModel):
     key: str = Field(min_length=1)
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class Bmc(StrictModel):
+    """A machine's baseboard management controller, for a one-time network boot and a power
+    cycle when the machine is (re)installed. The password is a secret: set it with
+    `pulumi config set --secret --path 'machines.w1.bmc.password' ...`."""
+
+    kind: Literal["ipmi", "redfish"]
+    address: str = Field(min_length=1, pattern=r"^[^\s/]+$")
+    user: str = Field(min_length=1)
+    password: str = Field(min_length=1)
+    # Redfish only: the ComputerSystem to act on.
+    system_path: str = Field(
+        default="/redfish/v1/Systems/1", pattern=r"^/redfish/v1/Systems/[^\s]+$"
+    )
 
 
 class Machine(StrictModel):
@@ -205,6 +224,10 @@ class Machine(StrictModel):
     snippets: list[dict[str, Any]] = Field(default_factory=list)
     # Bump to reinstall the machine from scratch: new token, new Ignition, new Matchbox objects.
     generation: int = Field(default=1, ge=1)
+    # How to network-boot the machine once and power-cycle it: a BMC, or a command of your own
+    # with $name, $mac and $address (e.g. a smart plug, wake-on-LAN). Neither: by hand.
+    bmc: Bmc | None = None
+    pxe_command: str | None = Field(default=None, min_length=1)
 
     @property
     def is_controller(self) -> bool:
@@ -219,6 +242,16 @@ class StackConfig(StrictModel):
     machines: tuple[Machine, ...]
     gates: Gates = Gates()
     releases: dict[str, ReleaseSettings] = Field(default_factory=dict)
+
+    @property
+    def controllers(self) -> tuple[Machine, ...]:
+        return tuple(m for m in self.machines if m.is_controller)
+
+    def bootstraps_cluster(self, machine: Machine) -> bool:
+        """Whether this machine runs `kubeadm init`: the init controller on its first install,
+        or on a rebuild when it is the only controller. A reinstalled init controller with
+        peers joins them instead."""
+        return machine.init and (machine.generation == 1 or len(self.controllers) == 1)
 
     @property
     def init_controller(self) -> Machine:

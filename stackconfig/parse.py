@@ -10,7 +10,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from stackconfig.checks import cross_machine_problems, network_problems, snippet_problems
+from stackconfig.checks import (
+    cross_machine_problems,
+    network_problems,
+    power_problems,
+    rebuild_problems,
+    snippet_problems,
+)
 from stackconfig.model import (
     Admin,
     Cluster,
@@ -71,6 +77,7 @@ def _machines(raw: object, problems: list[Problem]) -> list[Machine]:
             problems.extend(from_validation_error(where, error))
             continue
         problems.extend(network_problems(machine))
+        problems.extend(power_problems(machine))
         problems.extend(snippet_problems(machine))
         machines.append(machine)
     return machines
@@ -117,6 +124,9 @@ def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
     machines = _machines(values.get("machines"), problems)
     releases = _releases(values.get("releases"), problems)
     problems.extend(cross_machine_problems(machines))
+    cluster = sections["cluster"]
+    if isinstance(cluster, Cluster):
+        problems.extend(rebuild_problems(machines, cluster.allow_cluster_rebuild))
     if problems:
         raise ConfigError(sorted(set(problems), key=_problem_order(values)))
     return StackConfig(

@@ -1,4 +1,4 @@
-"""`stubernetes`: render a stack offline for review."""
+"""`stubernetes`: render a stack offline for review; name the URNs a reinstall needs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stackconfig import ConfigError, load_stack_file
+from stackconfig import ConfigError, StackConfig, load_stack_file
 from stubernetes.render import render_stack
+from stubernetes.urns import install_anchor_urn
 
 EXIT_BAD_INPUT = 2
 
@@ -25,6 +26,17 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--stack-file", type=Path, required=True)
     render.add_argument("--out", type=Path, required=True)
     render.add_argument("--seed", default="stubernetes", help="seed of the stand-in material")
+    urn = commands.add_parser(
+        "urn",
+        help="print the URN of a machine's install anchor, for `pulumi up --target-replace`",
+        description="Replacing a machine's install anchor reinstalls that machine from scratch: "
+        'pulumi up --target-replace "$(stubernetes urn --stack-file F --machine NAME)"',
+    )
+    urn.add_argument("--stack-file", type=Path, required=True)
+    urn.add_argument("--machine", required=True)
+    urn.add_argument(
+        "--stack", help="the stack's name (default: from the file name, Pulumi.<stack>.yaml)"
+    )
     return parser
 
 
@@ -39,12 +51,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.command == "urn":
+        return _print_urn(loaded.config, args.stack_file, args.machine, args.stack)
     try:
         summary = render_stack(loaded, args.out, args.seed)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(summary)
+    return 0
+
+
+def _print_urn(stack: StackConfig, stack_file: Path, machine: str, name: str | None) -> int:
+    if machine not in {m.name for m in stack.machines}:
+        print(f"error: machine '{machine}': no such machine in {stack_file}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    stack_name = name or stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    print(install_anchor_urn(stack, stack.machine(machine), stack_name))
     return 0
 
 

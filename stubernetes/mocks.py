@@ -7,6 +7,7 @@ Resource options (delete_before_replace, dependencies, replace_with, ...) are no
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +32,15 @@ def unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def _random_text(seed: str, name: str, length: int) -> str:
-    digest = hashlib.sha256(f"stubernetes-standin/{seed}/random/{name}".encode()).digest()
+def _random_bytes(seed: str, name: str, inputs: dict[str, Any]) -> bytes:
+    # A real random resource only changes when it is replaced, e.g. when its keepers change:
+    # the stand-in follows its inputs, so a new generation gives a new token.
+    canonical = json.dumps(inputs, sort_keys=True)
+    return hashlib.sha256(f"stubernetes-standin/{seed}/random/{name}/{canonical}".encode()).digest()
+
+
+def _random_text(seed: str, name: str, inputs: dict[str, Any], length: int) -> str:
+    digest = _random_bytes(seed, name, inputs)
     return "".join(TOKEN_ALPHABET[b % len(TOKEN_ALPHABET)] for b in digest)[:length]
 
 
@@ -57,9 +65,14 @@ class StandInMocks(pulumi.runtime.Mocks):
             "random:index/randomString:RandomString",
             "random:index/randomPassword:RandomPassword",
         ):
-            outputs = {"result": _random_text(self.seed, args.name, int(inputs["length"]))}
+            length = int(inputs["length"])
+            outputs = {"result": _random_text(self.seed, args.name, inputs, length)}
+        elif args.typ == "random:index/randomId:RandomId":
+            raw = _random_bytes(self.seed, args.name, inputs)[: int(inputs["byteLength"])]
+            outputs = {"hex": raw.hex(), "dec": str(int.from_bytes(raw))}
         elif args.typ == "command:local:Command":
-            outputs = {"stdout": "", "stderr": ""}
+            # Under mocks nothing runs; the output says so rather than faking a result.
+            outputs = {"stdout": "not run (offline render)", "stderr": ""}
         return f"{args.name}-id", {**args.inputs, **outputs}
 
     def call(

@@ -59,7 +59,7 @@ def run_gate(
 
 
 def test_gate_script_is_shellcheck_clean() -> None:
-    assert shellcheck([SCRIPT], cwd=SCRIPT.parent) == ""
+    assert shellcheck([SCRIPT], cwd=REPO) == ""
 
 
 def test_registered_passes_once_every_machine_is_a_node(tmp_path: Path) -> None:
