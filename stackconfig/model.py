@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -243,8 +244,9 @@ class StackConfig(StrictModel):
     gates: Gates = Gates()
     releases: dict[str, ReleaseSettings] = Field(default_factory=dict)
 
-    @property
+    @cached_property
     def controllers(self) -> tuple[Machine, ...]:
+        # Cached: asked once per machine, it would otherwise cost O(machines^2).
         return tuple(m for m in self.machines if m.is_controller)
 
     def bootstraps_cluster(self, machine: Machine) -> bool:
