@@ -85,6 +85,10 @@ def test_rendered_material_is_self_consistent(tmp_path: Path) -> None:
     discovery = next(d for d in join if d["kind"] == "JoinConfiguration")["discovery"]
     assert discovery["bootstrapToken"]["caCertHashes"] == [ca_cert_hash(ca_cert)]
     assert discovery["bootstrapToken"]["apiServerEndpoint"] == "192.168.10.11:6443"
+    # Zincati asks the fleet-lock server at the Service IP that the core release fixes.
+    core = yaml.safe_load((tmp_path / "out/releases/stubernetes-core.yaml").read_text())
+    zincati = file_contents(worker, "/etc/zincati/config.d/55-stubernetes-fleetlock.toml")
+    assert f'base_url = "http://{core["values"]["fleetlock"]["clusterIP"]}/"' in zincati
 
 
 def file_contents(config: dict[str, Any], path: str) -> str:

@@ -1,0 +1,117 @@
+"""`stubernetes:releases`: defaults, overrides merged key by key, turned off, added, refused."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import helm_python
+import pytest
+from chart_tools import chart_dir, config_json, find, render, validation_errors
+
+from stackconfig import ConfigError, parse_stack_config
+from stackconfig.releases import core_release, system_releases
+
+
+def releases_of(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    changed = copy.deepcopy(values)
+    changed["releases"] = overrides
+    return {r.name: r for r in system_releases(parse_stack_config(changed))}
+
+
+def test_defaults_are_pinned_and_wait_for_ready_nodes(example_values: dict[str, Any]) -> None:
+    releases = releases_of(example_values, {})
+    assert list(releases) == ["openebs", "household-dns", "ingress-nginx"]
+    for release in releases.values():
+        assert release.version and release.version[0].isdigit()
+        assert release.repository and release.repository.startswith("https://")
+        assert release.after == "ready"
+    hostpath = releases["openebs"].values["localpv-provisioner"]["hostpathClass"]
+    assert hostpath == {"enabled": True, "isDefaultClass": True}
+
+
+def test_household_dns_serves_the_domain_with_every_addressed_machine(
+    example_values: dict[str, Any],
+) -> None:
+    servers = releases_of(example_values, {})["household-dns"].values["servers"]
+    assert servers[0]["zones"] == [{"zone": "lab.home.arpa."}]
+    hosts = next(p for p in servers[0]["plugins"] if p["name"] == "hosts")["configBlock"]
+    # w2 has no static address, so no record.
+    assert hosts.splitlines() == [
+        "192.168.10.11 c1.lab.home.arpa",
+        "192.168.10.21 w1.lab.home.arpa",
+        "fallthrough",
+    ]
+
+
+def test_override_merges_values_and_replaces_fields(example_values: dict[str, Any]) -> None:
+    releases = releases_of(
+        example_values,
+        {"ingress-nginx": {"version": "4.13.3", "values": {"controller": {"kind": "Deployment"}}}},
+    )
+    nginx = releases["ingress-nginx"]
+    assert nginx.version == "4.13.3"
+    assert nginx.values["controller"] == {
+        "kind": "Deployment",
+        "hostPort": {"enabled": True},
+        "service": {"type": "ClusterIP"},
+    }
+
+
+def test_a_release_can_be_turned_off_or_added(example_values: dict[str, Any]) -> None:
+    releases = releases_of(
+        example_values,
+        {
+            "openebs": {"enabled": False},
+            "metallb": {
+                "chart": "metallb",
+                "repository": "https://metallb.github.io/metallb",
+                "version": "0.15.2",
+                "namespace": "metallb-system",
+                "after": "registered",
+            },
+        },
+    )
+    assert list(releases) == ["household-dns", "ingress-nginx", "metallb"]
+    assert releases["metallb"].after == "registered"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"metallb": {"chart": "metallb"}}, "release 'metallb': field 'version': required"),
+        ({"openebs": {"versoin": "1"}}, "release 'openebs': field 'versoin': unknown key"),
+        ({"stubernetes-core": {"enabled": False}}, "release 'stubernetes-core': the core release"),
+        ({"Bad_Name": {"enabled": False}}, "release 'Bad_Name': field 'name'"),
+    ],
+)
+def test_bad_release_settings_are_refused(
+    example_values: dict[str, Any], overrides: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        releases_of(example_values, overrides)
+    assert expected in str(error.value)
+
+
+def test_core_release_carries_the_cluster_networks(example_values: dict[str, Any]) -> None:
+    core = core_release(parse_stack_config(example_values), "0.1.0")
+    assert core.after == "registered"
+    assert core.values == {
+        "podCidr": "10.244.0.0/16",
+        "serviceCidr": "10.96.0.0/12",
+        "fleetlock": {"clusterIP": "10.96.0.15"},
+    }
+
+
+def test_core_release_values_render_valid_manifests(example_values: dict[str, Any]) -> None:
+    """What the program hands Helm for stubernetes-core renders, and validates strictly."""
+    stack = parse_stack_config(example_values)
+    core = core_release(stack, "0.1.0")
+    with helm_python.Chart.load(str(chart_dir("stubernetes-core"))) as chart:
+        objects = render(chart, core.values, release=core.name, namespace=core.namespace)
+    assert validation_errors(objects, "1.31") == []
+    service = find(objects, "Service")
+    # Zincati on every node asks this IP, written into each machine's Ignition.
+    assert service["spec"]["clusterIP"] == str(stack.cluster.fleetlock_ip)
+    net_conf = config_json(find(objects, "ConfigMap"), "net-conf.json")
+    assert net_conf["Network"] == "10.244.0.0/16"
