@@ -23,9 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import settings
-from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _sync_await
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -34,7 +31,7 @@ from program_stacks import sized_stack  # noqa: E402
 
 from stackconfig.stackfile import read_stack_values  # noqa: E402
 from stubernetes.mocks import RecordingMonitor, StandInMocks, unwrap_secrets  # noqa: E402
-from stubernetes.program_run import run_program  # noqa: E402
+from stubernetes.program_run import run_program, run_under_mocks  # noqa: E402
 
 SIZES = (10, 100, 1000)
 
@@ -53,17 +50,13 @@ def time_program(values: dict[str, Any]) -> tuple[float, int]:
 
 def time_floor(resources: int) -> float:
     """The same number of bare resources, registered under the same mocks."""
-    monitor = RecordingMonitor(StandInMocks("floor"))
-    start = time.perf_counter()
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(monitor.mocks, project="stubernetes", stack="floor", monitor=monitor)
-    settings.ROOT.set(None)
 
     def program() -> None:
         for index in range(resources):
             pulumi.CustomResource("floor:index:Bare", f"bare-{index}", {"index": index})
 
-    _sync_await(run_in_stack(program))
+    start = time.perf_counter()
+    run_under_mocks(program, RecordingMonitor(StandInMocks("floor")), "floor")
     return time.perf_counter() - start
 
 
@@ -71,11 +64,6 @@ def time_replay(values: dict[str, Any]) -> float:
     """The program's own resources and inputs, registered flat, without the program."""
     recorded = run_program(values, secret_keys=["matchbox"]).registrations
     plain = [(r.type, r.name, r.custom, unwrap_secrets(r.inputs)) for r in recorded]
-    monitor = RecordingMonitor(StandInMocks("replay"))
-    start = time.perf_counter()
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(monitor.mocks, project="stubernetes", stack="replay", monitor=monitor)
-    settings.ROOT.set(None)
 
     def program() -> None:
         for index, (type_, name, custom, inputs) in enumerate(plain):
@@ -85,7 +73,8 @@ def time_replay(values: dict[str, Any]) -> float:
             else:
                 pulumi.ComponentResource(type_, unique).register_outputs({})
 
-    _sync_await(run_in_stack(program))
+    start = time.perf_counter()
+    run_under_mocks(program, RecordingMonitor(StandInMocks("replay")), "replay")
     return time.perf_counter() - start
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import runpy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,16 +79,23 @@ def run_program(
         "PULUMI_CONFIG": pulumi_config_env(values),
         "PULUMI_CONFIG_SECRET_KEYS": json.dumps(sorted(f"{NAMESPACE}:{k}" for k in secret_keys)),
     }
+
+    def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
     with _environment(env), _directory(project_dir):
-        # The root stack resource outlives a run unless reset.
-        settings.ROOT.set(None)
-        pulumi.runtime.set_mocks(
-            monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor
-        )
-        settings.ROOT.set(None)
-
-        def program() -> None:
-            runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-
-        _sync_await(run_in_stack(program))
+        run_under_mocks(program, monitor, stack, preview)
     return ProgramRun(monitor.registrations, monitor.stack_outputs)
+
+
+def run_under_mocks(
+    program: Callable[[], None], monitor: RecordingMonitor, stack: str, preview: bool = False
+) -> None:
+    """Run `program` inside a new root stack, as the language host does, under `monitor`."""
+    # The root stack resource outlives a run unless reset.
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor
+    )
+    settings.ROOT.set(None)
+    _sync_await(run_in_stack(program))
