@@ -52,6 +52,9 @@ def _cluster_configuration(stack: StackConfig) -> dict[str, Any]:
         "controlPlaneEndpoint": cluster.api_endpoint,
         "encryptionAlgorithm": "ECDSA-P256",
         "apiServer": {"certSANs": [cluster.api_host]},
+        "controllerManager": {
+            "extraArgs": [{"name": "flex-volume-plugin-dir", "value": FLEX_VOLUME_DIR}]
+        },
         "networking": {
             "podSubnet": str(cluster.pod_cidr),
             "serviceSubnet": str(cluster.service_cidr),
@@ -59,10 +62,15 @@ def _cluster_configuration(stack: StackConfig) -> dict[str, Any]:
     }
 
 
+# /usr is read-only on Fedora CoreOS, so FlexVolume plugins live under /opt (kubelet and
+# controller manager must agree).
+FLEX_VOLUME_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"
+
 KUBELET_CONFIGURATION = {
     "apiVersion": "kubelet.config.k8s.io/v1beta1",
     "kind": "KubeletConfiguration",
     "cgroupDriver": "systemd",
+    "volumePluginDir": FLEX_VOLUME_DIR,
 }
 
 

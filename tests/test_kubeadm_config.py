@@ -1,0 +1,65 @@
+"""kubeadm's configuration per role: what `kubeadm init|join --config` reads on each machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from program_stacks import sized_stack
+
+from ignition.kubeadm import CRI_SOCKET, kubeadm_config
+from ignition.material import ClusterMaterial
+from stackconfig import StackConfig, parse_stack_config
+
+TOKEN = "abcdef.0123456789abcdef"
+
+
+def documents(stack: StackConfig, name: str, material: ClusterMaterial) -> dict[str, Any]:
+    text = kubeadm_config(stack, stack.machine(name), TOKEN, material.ca_cert_hash)
+    return {d["kind"]: d for d in yaml.safe_load_all(text)}
+
+
+def test_init_controller(example_stack: StackConfig, material: ClusterMaterial) -> None:
+    docs = documents(example_stack, "c1", material)
+    assert set(docs) == {"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"}
+    init = docs["InitConfiguration"]
+    assert [t["token"] for t in init["bootstrapTokens"]] == [TOKEN]  # its own token only
+    assert init["bootstrapTokens"][0]["ttl"] == "0s"
+    assert init["nodeRegistration"] == {"name": "c1", "criSocket": CRI_SOCKET}
+    assert init["localAPIEndpoint"]["advertiseAddress"] == "192.168.10.11"
+    cluster = docs["ClusterConfiguration"]
+    assert cluster["controlPlaneEndpoint"] == "192.168.10.11:6443"
+    assert cluster["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12"}
+    assert cluster["kubernetesVersion"] == "stable-1.31"
+    assert docs["KubeletConfiguration"]["cgroupDriver"] == "systemd"
+
+
+def test_worker_joins_with_its_token_and_the_ca_hash(
+    example_stack: StackConfig, material: ClusterMaterial
+) -> None:
+    docs = documents(example_stack, "w1", material)
+    assert set(docs) == {"JoinConfiguration", "KubeletConfiguration"}
+    join = docs["JoinConfiguration"]
+    assert join["discovery"]["bootstrapToken"] == {
+        "token": TOKEN,
+        "apiServerEndpoint": "192.168.10.11:6443",
+        "caCertHashes": [material.ca_cert_hash],
+    }
+    assert "controlPlane" not in join
+    assert join["nodeRegistration"]["kubeletExtraArgs"] == [
+        {"name": "node-labels", "value": "stubernetes.dev/storage=local"}
+    ]
+
+
+def test_other_controllers_join_the_control_plane(
+    example_values: dict[str, Any], material: ClusterMaterial
+) -> None:
+    values = sized_stack(example_values, 3, 1)
+    values["machines"]["c2"]["taints"] = [{"key": "dedicated", "effect": "NoSchedule"}]
+    stack = parse_stack_config(values)
+    join = documents(stack, "c2", material)["JoinConfiguration"]
+    assert join["controlPlane"] == {
+        "localAPIEndpoint": {"advertiseAddress": "10.0.0.3", "bindPort": 6443}
+    }
+    assert join["nodeRegistration"]["taints"] == [{"key": "dedicated", "effect": "NoSchedule"}]
+    assert "certificateKey" not in join["controlPlane"]  # the CA material travels in Ignition
