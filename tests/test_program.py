@@ -179,3 +179,12 @@ def test_bad_config_registers_nothing(example_values: dict[str, Any]) -> None:
     with pytest.raises(pulumi.RunError, match="stubernetes:admin: field 'sshAuthorizedKeys'"):
         run_program(values, SECRET_KEYS, monitor=monitor)
     assert monitor.registrations == []
+
+
+def test_provider_identity_is_known_even_at_preview(example_values: dict[str, Any]) -> None:
+    """Only `clusterIdentifier` decides whether the Kubernetes provider (and with it every
+    release) is replaced; it is a plain, known string, whatever the kubeconfig is at preview."""
+    run = run_program(example_values, SECRET_KEYS, preview=True)
+    provider = one(run, "pulumi:providers:kubernetes", "cluster")
+    assert provider.inputs["clusterIdentifier"] == "stubernetes-lab"
+    assert len(of_type(run, RELEASE)) == 4
