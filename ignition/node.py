@@ -42,6 +42,10 @@ class SetupPolicy:
     max_attempts: int = 40
     backoff_base_seconds: int = 5
     backoff_max_seconds: int = 60
+    # Every command that may hang has a time limit: the unit itself has none.
+    packages_timeout_seconds: int = 1800
+    kubeadm_timeout_seconds: int = 600
+    kubectl_timeout_seconds: int = 60
 
 
 def _admin(stack: StackConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -109,6 +113,9 @@ def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> l
         max_attempts=str(policy.max_attempts),
         backoff_base=str(policy.backoff_base_seconds),
         backoff_max=str(policy.backoff_max_seconds),
+        packages_timeout=str(policy.packages_timeout_seconds),
+        kubeadm_timeout=str(policy.kubeadm_timeout_seconds),
+        kubectl_timeout=str(policy.kubectl_timeout_seconds),
     )
     scripts = [
         file_entry(SETUP_BIN, read_asset("setup/stubernetes-setup"), MODE_0755),

@@ -1,0 +1,853 @@
+"""Recording stand-ins for the commands the setup service runs against the real system.
+
+One program, installed in a simulated machine's PATH under each command's name: rpm,
+rpm-ostree, kubeadm, kubectl, systemctl, reboot and crictl. Every call is appended to the
+machine's call log (one record a line) with the setup status file as it reads at that moment.
+Its outcome comes from the machine's fault plan (succeed, fail, hang, or kill the whole boot
+before, inside or after its state change), and its effect is modelled on the real command:
+rpm-ostree stages deployments that a clean reboot boots, kubeadm writes what it writes under
+/etc/kubernetes and /var/lib/etcd (the simulated machine's, bind-mounted there) and changes the
+fake cluster (nodes, etcd members, tokens) that kubectl reads. An invocation the model does
+not know is logged as "unmodeled" and fails, so that the scripts cannot drift unnoticed.
+
+A boot runs it a dozen times, so it starts fast: `python -I -S`, its module byte-compiled, and
+no module that takes long to import (json, pathlib, typing, re); its state files are Python
+literals (`repr`, read back by `eval` with no builtins).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, NoReturn
+
+    JSON = dict[str, Any]
+
+STATUS_FILE = "/var/lib/stubernetes/status"
+K8S = "/etc/kubernetes"
+PKI = K8S + "/pki"
+MANIFESTS = K8S + "/manifests"
+ETCD_DATA = "/var/lib/etcd"
+KUBELET_CONF = K8S + "/kubelet.conf"
+BOOTSTRAP_CONF = K8S + "/bootstrap-kubelet.conf"
+ADMIN_CONF = K8S + "/admin.conf"
+ETCD_MANIFEST = MANIFESTS + "/etcd.yaml"
+APISERVER_MANIFEST = MANIFESTS + "/kube-apiserver.yaml"
+CONTROL_PLANE_MANIFESTS = (
+    "kube-apiserver.yaml",
+    "kube-controller-manager.yaml",
+    "kube-scheduler.yaml",
+)
+# What kubeadm reuses when it finds it, and a control-plane join requires.
+SHARED_CA = (
+    "ca.crt",
+    "ca.key",
+    "sa.key",
+    "sa.pub",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+)
+LEAF_CERTS = (
+    "apiserver",
+    "apiserver-kubelet-client",
+    "apiserver-etcd-client",
+    "front-proxy-client",
+    "etcd/server",
+    "etcd/peer",
+    "etcd/healthcheck-client",
+)
+KUBECONFIGS = ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf")
+RESET_FILES = (*KUBECONFIGS, "kubelet.conf", "bootstrap-kubelet.conf")
+STACK_TRACE_HINT = "To see the stack trace of this error execute with --v=5 or higher"
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+UNIT_PACKAGES = {"kubelet.service": "kubelet", "crio.service": "cri-o"}
+
+
+def read_text(path: str) -> str:
+    with open(path) as file:
+        return file.read()
+
+
+def read_state(path: str) -> JSON:
+    data: JSON = eval(read_text(path), {"__builtins__": {}})
+    return data
+
+
+def write_state(path: str, data: JSON) -> None:
+    """Atomic, like every real state change it models: a kill never leaves half a file."""
+    with open(path + ".tmp", "w") as file:
+        file.write(repr(data) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def read_status() -> dict[str, str]:
+    try:
+        text = read_text(STATUS_FILE)
+    except FileNotFoundError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def write_file(path: str, text: str, mode: int = 0o644) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as file:
+        file.write(text)
+    os.chmod(path, mode)
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def is_nonempty_dir(path: str) -> bool:
+    return os.path.isdir(path) and bool(os.listdir(path))
+
+
+def clear_dir(path: str) -> None:
+    import shutil
+
+    if not os.path.isdir(path):
+        return
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+class Call:
+    """One invocation: its place in the log, its fault, the machine and the cluster it changes."""
+
+    def __init__(self, sim: str, name: str, args: list[str]) -> None:
+        self.sim = sim
+        self.name = name
+        self.args = args
+        self.key = call_key(name, args)
+        self.machine = read_state(sim + "/machine.state")
+        self.cluster = read_state(sim + "/cluster.state")
+        counters = read_state(sim + "/counters.state")
+        counters["calls"] += 1
+        counters["keys"][self.key] = counters["keys"].get(self.key, 0) + 1
+        write_state(sim + "/counters.state", counters)
+        self.seq: int = counters["calls"]
+        self.nth: int = counters["keys"][self.key]
+        self.fault = self._fault(read_state(sim + "/plan.state"))
+        self.steps_done: list[str] = []
+        self.effect = "none"
+
+    def _fault(self, plan: JSON) -> JSON:
+        kill = plan.get("kill_call")
+        if kill and kill["seq"] == self.seq:
+            return dict(kill)
+        queue = plan.get("faults", {}).get(self.key, [])
+        if self.nth <= len(queue):
+            fault: JSON = queue[self.nth - 1]
+            return fault
+        return {"do": "ok"}
+
+    @property
+    def facts(self) -> JSON:
+        facts: JSON = self.machine["facts"]
+        return facts
+
+    def log(self, **fields: Any) -> None:
+        record = {"seq": self.seq, "key": self.key, **fields}
+        with open(self.sim + "/calls.log", "a") as log:
+            log.write(repr(record) + "\n")
+
+    def save(self) -> None:
+        write_state(self.sim + "/machine.state", self.machine)
+        write_state(self.sim + "/cluster.state", self.cluster)
+
+    def step(self, name: str, last: bool = False) -> None:
+        """A state change is complete (and saved); the fault plan may kill the boot right here."""
+        self.save()
+        self.steps_done.append(name)
+        self.effect = "complete" if last else "partial"
+        if self.fault.get("step") == name:
+            if self.fault.get("do") == "kill-step":
+                self.kill_boot(f"after step {name}")
+            if self.fault.get("do") == "hang-step":
+                self.log(end="hanging", where=f"after step {name}", effect=self.effect)
+                time.sleep(3600)
+
+    def kill_boot(self, where: str) -> NoReturn:
+        self.log(end="killed", where=where, effect=self.effect, steps=self.steps_done)
+        with open(self.sim + "/killed", "w") as marker:
+            marker.write(f"call {self.seq} {self.key}: {where}\n")
+        # The unit's command (the runner, its phases) is one process group; a command under
+        # `timeout` is in timeout's. This one goes last.
+        groups = [g for g in (exec_start_group(), os.getpgrp()) if g is not None]
+        for pgid in dict.fromkeys(groups):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        raise SystemExit(137)
+
+    def node_ready(self, node: JSON) -> bool:
+        if node.get("kubelet") == "running":
+            return True
+        stopped = float(node.get("stopped_at", 0.0))
+        return time.time() - stopped < float(self.cluster.get("grace_seconds", 0.0))
+
+    def api_up(self) -> bool:
+        return bool(self.cluster.get("initialized")) and self.cluster.get("api") == "up"
+
+
+def parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def exec_start_group() -> int | None:
+    """The process group of the unit's command: the ancestor that the boot wrapper started."""
+    wrapper = int(os.environ["SIM_WRAPPER_PID"])
+    pid = os.getpid()
+    while pid > 1:
+        parent = parent_pid(pid)
+        if parent == wrapper:
+            return os.getpgid(pid)
+        pid = parent
+    return None
+
+
+def call_key(name: str, args: list[str]) -> str:
+    words = [a for a in args if not a.startswith("-")]
+    if name in ("kubeadm", "rpm-ostree", "crictl") and words:
+        if name == "kubeadm" and words[:2] == ["init", "phase"]:
+            return " ".join([name, *words[:3]])
+        return f"{name} {words[0]}"
+    if name == "kubectl" and "get" in args:
+        return " ".join([name, *args[args.index("get") : args.index("get") + 2]])
+    if name == "systemctl" and words:
+        return f"{name} {words[0]}"
+    return name
+
+
+def out(*lines: str) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+def err(*lines: str) -> None:
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- rpm, rpm-ostree
+
+
+def rpm(call: Call) -> int:
+    args = call.args
+    if args[:1] != ["-q"]:
+        return unmodeled(call)
+    quiet = "--quiet" in args
+    packages = [a for a in args[1:] if not a.startswith("-")]
+    booted = set(call.machine["deployments"]["booted"]["packages"])
+    missing = [p for p in packages if p not in booted]
+    if not quiet:
+        out(*(f"{p}-stand-in" for p in packages if p in booted))
+        out(*(f"package {p} is not installed" for p in missing))
+    return len(missing)
+
+
+def rpm_ostree(call: Call) -> int:
+    deployments = call.machine["deployments"]
+    staged = deployments["staged"]
+    if call.args == ["status", "--pending-exit-77"]:
+        out("State: idle", "Deployments:")
+        if staged:
+            out(f"  fedora-coreos {staged['id']} (staged)")
+        out(f"● fedora-coreos {deployments['booted']['id']}")
+        return 77 if staged else 0
+    if call.args[:1] == ["install"]:
+        flags = {a for a in call.args[1:] if a.startswith("-")}
+        if flags - {"--idempotent", "--allow-inactive"}:
+            return unmodeled(call)
+        packages = [a for a in call.args[1:] if not a.startswith("-")]
+        current = staged or deployments["booted"]
+        requested = set(current["packages"])
+        new = [p for p in packages if p not in requested]
+        if not new:
+            if "--idempotent" not in flags:
+                err(f"error: Package/capability '{packages[0]}' is already requested")
+                return 1
+            out("No change.")
+            return 0
+        call.machine["next_deployment"] += 1
+        deployments["staged"] = {
+            "id": f"deployment-{call.machine['next_deployment']}",
+            "packages": sorted(requested | set(new)),
+        }
+        call.step("stage", last=True)
+        out("Staging deployment... done", "Added:", *(f"  {p}-stand-in" for p in new))
+        out('Changes queued for next boot. Run "systemctl reboot" to start a reboot')
+        return 0
+    return unmodeled(call)
+
+
+# ----------------------------------------------------------------------------- systemctl, reboot
+
+
+def request_reboot(call: Call) -> int:
+    call.machine["reboot_requested"] = True
+    with open(call.sim + "/reboot-requested", "w"):
+        pass
+    call.step("reboot-requested", last=True)
+    return 0
+
+
+def systemctl(call: Call) -> int:
+    args = call.args
+    if args == ["--no-block", "reboot"]:
+        return request_reboot(call)
+    words = [a for a in args if not a.startswith("-")]
+    flags = [a for a in args if a.startswith("-")]
+    units = call.machine["units"]
+    if words[:1] == ["disable"] and not flags:
+        for unit in words[1:]:
+            if units.get(unit) == "enabled":
+                err(f'Removed "/etc/systemd/system/multi-user.target.wants/{unit}".')
+            units[unit] = "disabled"
+        call.step("disable", last=True)
+        return 0
+    if words[:1] == ["enable"] and flags in ([], ["--now"]):
+        booted = set(call.machine["deployments"]["booted"]["packages"])
+        for unit in words[1:]:
+            package = UNIT_PACKAGES.get(unit)
+            if package is None:
+                return unmodeled(call)
+            if package not in booted:
+                err(f"Failed to enable unit: Unit file {unit} does not exist.")
+                return 1
+        for unit in words[1:]:
+            if units.get(unit) != "enabled":
+                err(
+                    "Created symlink /etc/systemd/system/multi-user.target.wants/"
+                    f"{unit} → /usr/lib/systemd/system/{unit}."
+                )
+            units[unit] = "enabled"
+        if "--now" in flags and "kubelet.service" in words:
+            call.machine["kubelet"]["running"] = True
+        call.step("enable", last=True)
+        return 0
+    return unmodeled(call)
+
+
+def reboot(call: Call) -> int:
+    return request_reboot(call) if not call.args else unmodeled(call)
+
+
+# -------------------------------------------------------------------------------------- kubectl
+
+
+def option(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def kubectl(call: Call) -> int:
+    args = call.args
+    kubeconfig = option(args, "--kubeconfig")
+    output = option(args, "-o")
+    words = [a for a in args if not a.startswith("-") and a not in (kubeconfig, output)]
+    if words[:2] != ["get", "node"] or len(words) != 3 or output != "jsonpath={.metadata.labels}":
+        return unmodeled(call)
+    if kubeconfig is None or not exists(kubeconfig):
+        err(f"error: stat {kubeconfig}: no such file or directory")
+        return 1
+    if call.fault.get("do") == "unreachable" or not call.api_up():
+        endpoint = call.facts["endpoint"]
+        err(
+            f"The connection to the server {endpoint} was refused - "
+            "did you specify the right host or port?"
+        )
+        return 1
+    node = call.cluster["nodes"].get(words[2])
+    if node is None:
+        err(f'Error from server (NotFound): nodes "{words[2]}" not found')
+        return 1
+    # As `-o jsonpath` prints a map: compact JSON (label keys and values need no escaping).
+    labels = node["labels"]
+    out("{" + ",".join(f'"{k}":"{labels[k]}"' for k in sorted(labels)) + "}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- kubeadm
+
+
+class KubeadmError(Exception):
+    def __init__(self, phase: str, message: str) -> None:
+        super().__init__(f"error execution phase {phase}: {message}")
+
+
+def preflight_error(errors: list[str]) -> KubeadmError:
+    return KubeadmError(
+        "preflight",
+        "[preflight] Some fatal errors occurred:\n"
+        + "".join(f"\t{e}\n" for e in errors)
+        + "[preflight] If you know what you are doing, you can make a check non-fatal with "
+        "`--ignore-preflight-errors=...`",
+    )
+
+
+def unreachable(call: Call, phase: str, path: str) -> KubeadmError:
+    endpoint = call.facts["endpoint"]
+    return KubeadmError(
+        phase,
+        f'Get "https://{endpoint}{path}?timeout=10s": dial tcp {endpoint}: connect: '
+        "connection refused",
+    )
+
+
+def kubelet_labels(call: Call) -> dict[str, str]:
+    name = call.facts["node_name"]
+    return {
+        "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        **call.facts["node_labels"],
+    }
+
+
+def kubeconfig_text(call: Call, user: str) -> str:
+    return (
+        f"# stand-in kubeconfig: {user} at https://{call.facts['endpoint']}\n"
+        f"# cluster CA {call.facts['ca_hash']}\n"
+    )
+
+
+def write_certs(call: Call, names: tuple[str, ...]) -> None:
+    node = call.facts["node_name"]
+    for name in names:
+        for suffix, mode in ((".crt", 0o644), (".key", 0o600)):
+            write_file(f"{PKI}/{name}{suffix}", f"stand-in {name}{suffix} of {node}\n", mode)
+
+
+def write_manifests(names: tuple[str, ...]) -> None:
+    for name in names:
+        write_file(f"{MANIFESTS}/{name}", f"# stand-in static pod manifest {name}\n", 0o600)
+
+
+def register_node(call: Call) -> None:
+    """What the kubelet does once it has its credentials: create its Node, or adopt the old one.
+
+    An existing Node keeps its labels: the kubelet only refreshes its default labels on it.
+    """
+    name = call.facts["node_name"]
+    nodes = call.cluster["nodes"]
+    labels = kubelet_labels(call)
+    if name in nodes:
+        old = nodes[name]
+        defaults = {k: v for k, v in labels.items() if k not in call.facts["node_labels"]}
+        old["labels"] = {**old["labels"], **defaults}
+        old.update(kubelet="running", heartbeat_from=call.machine["incarnation"], adopted=True)
+    else:
+        nodes[name] = {
+            "labels": labels,
+            "taints": [],
+            "kubelet": "running",
+            "heartbeat_from": call.machine["incarnation"],
+        }
+
+
+def mark_control_plane(call: Call) -> None:
+    node = call.cluster["nodes"][call.facts["node_name"]]
+    node["labels"][CONTROL_PLANE_LABEL] = ""
+    node["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+    taint = {"effect": "NoSchedule", "key": CONTROL_PLANE_LABEL}
+    node["taints"] = [taint, *(t for t in node["taints"] if t != taint)]
+
+
+def peer_url(call: Call) -> str:
+    return f"https://{call.facts['advertise_address']}:2380"
+
+
+def local_etcd_incarnation() -> str | None:
+    try:
+        return read_text(ETCD_DATA + "/member/incarnation").strip()
+    except FileNotFoundError:
+        return None
+
+
+def start_local_etcd(call: Call) -> None:
+    write_file(ETCD_DATA + "/member/incarnation", call.machine["incarnation"] + "\n", 0o600)
+    member = call.cluster["etcd"][peer_url(call)]
+    member.update(name=call.facts["node_name"], started=True, data=call.machine["incarnation"])
+
+
+def check_config(call: Call) -> None:
+    path = option(call.args, "--config")
+    facts = call.facts
+    if path is None or path != facts["config_path"]:
+        raise KubeadmError("preflight", f"unable to read config from {path!r}")
+    import hashlib
+
+    with open(path, "rb") as config:
+        digest = hashlib.sha256(config.read()).hexdigest()
+    if digest != facts["config_sha256"]:
+        raise KubeadmError("preflight", f"{path} is not the configuration Ignition wrote")
+
+
+def discovery(call: Call) -> None:
+    """`kubeadm join` preflight: fetch cluster-info with the token and check the CA pin."""
+    if call.fault.get("do") == "unreachable" or not call.api_up():
+        raise unreachable(
+            call, "preflight", "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+        )
+    token = call.facts["token"]
+    cluster = call.cluster
+    if (
+        token not in cluster["tokens"]
+        or "configmap/kube-public/cluster-info" not in cluster["objects"]
+    ):
+        raise KubeadmError(
+            "preflight",
+            "couldn't validate the identity of the API Server: could not find a JWS signature "
+            f'in the cluster-info ConfigMap for token ID "{token.split(".")[0]}"',
+        )
+    if cluster["ca_hash"] not in call.facts["ca_cert_hashes"]:
+        raise KubeadmError(
+            "preflight",
+            "couldn't validate the identity of the API Server: cluster CA found in cluster-info "
+            f'ConfigMap is invalid: none of the public keys "{cluster["ca_hash"]}" are pinned',
+        )
+
+
+def kubeadm_init(call: Call) -> None:
+    facts = call.facts
+    if facts["kind"] != "InitConfiguration":
+        raise KubeadmError(
+            "preflight", "no InitConfiguration or ClusterConfiguration kind was found"
+        )
+    errors = [
+        f"[ERROR FileAvailable--etc-kubernetes-manifests-{m}]: {MANIFESTS}/{m} already exists"
+        for m in (*CONTROL_PLANE_MANIFESTS, "etcd.yaml")
+        if exists(f"{MANIFESTS}/{m}")
+    ]
+    if is_nonempty_dir(ETCD_DATA):
+        errors.append(f"[ERROR DirAvailable--var-lib-etcd]: {ETCD_DATA} is not empty")
+    if errors:
+        raise preflight_error(errors)
+    out("[init] Using Kubernetes version: v1.31.0", "[preflight] Running pre-flight checks")
+    for name in SHARED_CA:
+        if not exists(f"{PKI}/{name}"):
+            # kubeadm makes a new CA where it finds none: a cluster no pinned hash trusts.
+            write_file(f"{PKI}/{name}", f"stand-in {name} generated by kubeadm init\n", 0o600)
+            call.machine["generated_ca"] = True
+    write_certs(call, LEAF_CERTS)
+    call.step("certs")
+    for name in KUBECONFIGS:
+        write_file(f"{K8S}/{name}", kubeconfig_text(call, f"kubernetes-{name}"), 0o600)
+    write_file(KUBELET_CONF, kubeconfig_text(call, f"system:node:{facts['node_name']}"), 0o600)
+    call.step("kubeconfig")
+    write_manifests(("etcd.yaml", *CONTROL_PLANE_MANIFESTS))
+    call.step("control-plane")
+    # kubelet-start and wait-control-plane: a new etcd, so a new, empty cluster.
+    call.machine["kubelet"].update(configured=True, running=True)
+    cluster = call.cluster
+    cluster.update(
+        initialized=True,
+        api="up",
+        api_host=facts["node_name"],
+        generation=int(cluster.get("generation", 0)) + 1,
+        ca_hash=facts["ca_hash"],
+        nodes={},
+        etcd={peer_url(call): {"name": facts["node_name"], "started": False, "data": None}},
+        tokens=[],
+        objects=[],
+    )
+    start_local_etcd(call)
+    register_node(call)
+    call.step("wait-control-plane")
+    cluster["objects"] += [
+        "configmap/kube-system/kubeadm-config",
+        "configmap/kube-system/kubelet-config",
+    ]
+    call.step("upload-config")
+    mark_control_plane(call)
+    call.step("mark-control-plane")
+    init_phase_bootstrap_token(call)
+    call.step("bootstrap-token")
+    init_phase_kubelet_finalize(call)
+    call.step("kubelet-finalize")
+    init_phase_addon(call)
+    call.step("addon", last=True)
+    out("Your Kubernetes control-plane has initialized successfully!")
+
+
+def init_phase_bootstrap_token(call: Call) -> None:
+    cluster = call.cluster
+    if call.facts["token"] not in cluster["tokens"]:
+        cluster["tokens"].append(call.facts["token"])
+    for obj in ("configmap/kube-public/cluster-info", "rbac/kubeadm:bootstrap-signer-clusterinfo"):
+        if obj not in cluster["objects"]:
+            cluster["objects"].append(obj)
+
+
+def init_phase_kubelet_finalize(call: Call) -> None:
+    text = kubeconfig_text(call, f"system:node:{call.facts['node_name']}")
+    write_file(
+        KUBELET_CONF,
+        text + "# client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n",
+        0o600,
+    )
+
+
+def init_phase_addon(call: Call) -> None:
+    for obj in ("deployment/kube-system/coredns", "daemonset/kube-system/kube-proxy"):
+        if obj not in call.cluster["objects"]:
+            call.cluster["objects"].append(obj)
+
+
+INIT_PHASES: dict[str, Callable[[Call], None]] = {
+    "bootstrap-token": init_phase_bootstrap_token,
+    "kubelet-finalize": init_phase_kubelet_finalize,
+    "addon": init_phase_addon,
+    "mark-control-plane": mark_control_plane,
+}
+
+
+def kubeadm_init_phase(call: Call) -> None:
+    words = [a for a in call.args if not a.startswith("-") and a != option(call.args, "--config")]
+    phase = words[2] if len(words) > 2 else ""
+    if phase not in INIT_PHASES or words[3:] not in ([], ["all"]):
+        raise KubeadmError(phase, f"stand-in: unmodeled init phase {words[2:]}")
+    if not exists(ADMIN_CONF):
+        raise KubeadmError(phase, f"couldn't read kubeconfig file {ADMIN_CONF}: no such file")
+    if call.fault.get("do") == "unreachable" or not call.api_up():
+        raise unreachable(call, phase, "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    INIT_PHASES[phase](call)
+    call.step(phase, last=True)
+    out(f"[{phase}] done")
+
+
+def kubeadm_join(call: Call) -> None:
+    facts = call.facts
+    control_plane = bool(facts["control_plane"])
+    if facts["kind"] != "JoinConfiguration":
+        raise KubeadmError("preflight", "no JoinConfiguration kind was found")
+    out("[preflight] Running pre-flight checks")
+    errors = []
+    if is_nonempty_dir(MANIFESTS):
+        errors.append(f"[ERROR DirAvailable--etc-kubernetes-manifests]: {MANIFESTS} is not empty")
+    for path in (KUBELET_CONF, BOOTSTRAP_CONF):
+        if exists(path):
+            check = path.replace("/", "-").lstrip("-")
+            errors.append(f"[ERROR FileAvailable--{check}]: {path} already exists")
+    if not control_plane and exists(PKI + "/ca.crt"):
+        errors.append(
+            f"[ERROR FileAvailable--etc-kubernetes-pki-ca.crt]: {PKI}/ca.crt already exists"
+        )
+    if control_plane and is_nonempty_dir(ETCD_DATA):
+        errors.append(f"[ERROR DirAvailable--var-lib-etcd]: {ETCD_DATA} is not empty")
+    if errors:
+        raise preflight_error(errors)
+    discovery(call)
+    if control_plane:
+        missing = [f"{PKI}/{name}" for name in SHARED_CA if not exists(f"{PKI}/{name}")]
+        if missing:
+            raise KubeadmError(
+                "preflight",
+                "One or more conditions for hosting a new control plane instance is not "
+                f"satisfied. [failure loading certificate for CA: couldn't load the certificate "
+                f"file {missing[0]}: open {missing[0]}: no such file or directory]",
+            )
+        write_certs(call, LEAF_CERTS)
+        for name in ("admin.conf", "controller-manager.conf", "scheduler.conf"):
+            write_file(f"{K8S}/{name}", kubeconfig_text(call, f"kubernetes-{name}"), 0o600)
+        write_manifests(CONTROL_PLANE_MANIFESTS)
+        call.step("control-plane-prepare")
+    # kubelet-start: the bootstrap kubeconfig and the CA first, then the check of the Node.
+    write_file(BOOTSTRAP_CONF, kubeconfig_text(call, "bootstrap token"), 0o600)
+    if not exists(PKI + "/ca.crt"):
+        write_file(PKI + "/ca.crt", "stand-in ca.crt from cluster-info\n")
+    call.step("kubelet-start/bootstrap-kubeconfig")
+    name = facts["node_name"]
+    node = call.cluster["nodes"].get(name)
+    if node is not None and call.node_ready(node):
+        raise KubeadmError(
+            "kubelet-start",
+            f'a Node with name "{name}" and status "Ready" already exists in the cluster. You '
+            "must delete the existing Node or change the name of this new joining Node",
+        )
+    out("[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap")
+    write_file(KUBELET_CONF, kubeconfig_text(call, f"system:node:{name}"), 0o600)
+    os.unlink(BOOTSTRAP_CONF)
+    call.machine["kubelet"].update(configured=True, running=True)
+    call.step("kubelet-start/tls-bootstrap")
+    register_node(call)
+    call.step("kubelet-start/register-node", last=not control_plane)
+    if not control_plane:
+        out("This node has joined the cluster")
+        return
+    # control-plane-join/etcd: add the member (kubeadm skips that when its peer URL is there
+    # already), write the manifest, wait for the cluster to see the new member healthy.
+    etcd = call.cluster["etcd"]
+    etcd.setdefault(peer_url(call), {"name": "", "started": False, "data": None})
+    call.step("control-plane-join/etcd-member-add")
+    write_manifests(("etcd.yaml",))
+    member = etcd[peer_url(call)]
+    stale = member["started"] and member["data"] != local_etcd_incarnation()
+    if stale:
+        # The member's raft log went with the old disk. The new etcd takes its place with an
+        # empty one: it writes its WAL, then crash-loops on the leader's commit index.
+        write_file(ETCD_DATA + "/member/wal/0000000000000000-0000000000000000.wal", "", 0o600)
+    call.step("control-plane-join/etcd-manifest")
+    if stale:
+        raise KubeadmError(
+            "control-plane-join/etcd",
+            "error creating local etcd static pod manifest file: timeout waiting for etcd "
+            "cluster to be available",
+        )
+    start_local_etcd(call)
+    call.step("control-plane-join/etcd")
+    mark_control_plane(call)
+    call.step("control-plane-join/mark-control-plane", last=True)
+    out("This node has joined the cluster and a new control plane instance was created")
+
+
+def kubeadm_reset(call: Call) -> None:
+    if call.args != ["reset", "--force"]:
+        raise KubeadmError("reset", f"stand-in: unmodeled reset flags {call.args[1:]}")
+    name = call.facts["node_name"]
+    cluster = call.cluster
+    node = cluster["nodes"].get(name)
+    # kubeadm reset reads the cluster's configuration with admin.conf, and this node's API
+    # endpoint from its kube-apiserver mirror pod; without both it cannot touch etcd.
+    config_from_cluster = (
+        exists(ADMIN_CONF) and exists(APISERVER_MANIFEST) and node is not None and call.api_up()
+    )
+    clean_etcd_data = exists(ETCD_MANIFEST) or config_from_cluster
+    if config_from_cluster:
+        etcd = cluster["etcd"]
+        if cluster.get("api_host") == name and len(etcd) <= 1:
+            # The only etcd member: removing its data removes the cluster.
+            cluster.update(initialized=False, api="down", nodes={}, etcd={}, tokens=[], objects=[])
+            node = None
+        elif peer_url(call) in etcd:
+            out(f"[reset] Removing member {peer_url(call)} from the etcd cluster")
+            del etcd[peer_url(call)]
+    else:
+        err("W0000 [reset] Unable to fetch the kubeadm-config ConfigMap from cluster")
+        if exists(ETCD_MANIFEST):
+            err("W0000 [reset] Failed to remove etcd member, please remove it using etcdctl")
+    out("[reset] Stopping the kubelet service")
+    call.machine["kubelet"].update(configured=False, running=False)
+    ours = node is not None and node.get("heartbeat_from") == call.machine["incarnation"]
+    if node is not None and ours and node.get("kubelet") == "running":
+        # This machine's kubelet stops; a Node another kubelet keeps Ready stays Ready.
+        node.update(kubelet="stopped", stopped_at=time.time())
+    if cluster.get("api_host") == name and exists(ETCD_MANIFEST):
+        cluster["api"] = "down"
+    clear_dir(MANIFESTS)
+    for conf in RESET_FILES:
+        if exists(f"{K8S}/{conf}"):
+            os.unlink(f"{K8S}/{conf}")
+    clear_dir(PKI)
+    if os.path.isdir(PKI):
+        os.rmdir(PKI)
+    if clean_etcd_data:
+        clear_dir(ETCD_DATA)
+    else:
+        out("[reset] No etcd config found. Assuming external etcd")
+    call.step("reset", last=True)
+    out("[reset] Deleted contents of: [/etc/kubernetes/manifests /etc/kubernetes/pki]")
+
+
+def kubeadm(call: Call) -> int:
+    words = [a for a in call.args if not a.startswith("-")]
+    try:
+        if words[:2] == ["init", "phase"]:
+            check_config(call)
+            kubeadm_init_phase(call)
+        elif words[:1] == ["init"] and len(words) == 2:
+            check_config(call)
+            kubeadm_init(call)
+        elif words[:1] == ["join"] and len(words) == 2:
+            check_config(call)
+            kubeadm_join(call)
+        elif words[:1] == ["reset"]:
+            kubeadm_reset(call)
+        else:
+            return unmodeled(call)
+    except KubeadmError as error:
+        # As kubeadm does: the error, then a hint, on stderr; exit status 1.
+        err(str(error), STACK_TRACE_HINT)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def unmodeled(call: Call) -> int:
+    call.log(end="unmodeled", argv=[call.name, *call.args])
+    err(f"stand-in {call.name}: no model for {call.args}")
+    return 2
+
+
+def crictl(call: Call) -> int:
+    return unmodeled(call)
+
+
+HANDLERS: dict[str, Callable[[Call], int]] = {
+    "rpm": rpm,
+    "rpm-ostree": rpm_ostree,
+    "systemctl": systemctl,
+    "reboot": reboot,
+    "kubectl": kubectl,
+    "kubeadm": kubeadm,
+    "crictl": crictl,
+}
+
+
+def main() -> int:
+    name = os.path.basename(sys.argv[0])
+    sim = os.environ["SIM_DIR"]
+    call = Call(sim, name, sys.argv[1:])
+    deployments = call.machine["deployments"]
+    call.log(
+        argv=[name, *call.args],
+        time=time.time(),
+        boot=call.machine["boots"],
+        do=call.fault.get("do", "ok"),
+        status=read_status(),
+        booted=deployments["booted"]["id"],
+        staged=(deployments["staged"] or {}).get("id"),
+    )
+    action = call.fault.get("do", "ok")
+    if action == "kill":
+        call.kill_boot("before its state change")
+    if action == "hang":
+        # Past any timeout the scripts set: `timeout` or the end of the boot ends it.
+        call.log(end="hanging", where="before its state change", effect="none")
+        time.sleep(3600)
+    if action == "fail":
+        err(*call.fault.get("stderr", [f"stand-in {name}: failing as planned"]))
+        rc = int(call.fault.get("rc", 1))
+        call.log(end="exit", rc=rc, effect="none")
+        return rc
+    rc = HANDLERS[name](call)
+    if action == "kill-after":
+        call.kill_boot("after its state change")
+    call.log(end="exit", rc=rc, effect=call.effect, steps=call.steps_done)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
