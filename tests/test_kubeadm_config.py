@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from program_stacks import sized_stack
 
-from ignition.kubeadm import CRI_SOCKET, kubeadm_config
+from ignition.kubeadm import CRI_SOCKET, dump_yaml, kubeadm_config
 from ignition.material import ClusterMaterial
 from stackconfig import StackConfig, parse_stack_config
 
@@ -63,3 +63,16 @@ def test_other_controllers_join_the_control_plane(
     }
     assert join["nodeRegistration"]["taints"] == [{"key": "dedicated", "effect": "NoSchedule"}]
     assert "certificateKey" not in join["controlPlane"]  # the CA material travels in Ignition
+
+
+def test_libyaml_and_pure_python_emitters_agree(
+    example_values: dict[str, Any], material: ClusterMaterial
+) -> None:
+    """Output must not depend on whether PyYAML was built with libyaml."""
+    values = sized_stack(example_values, 3, 3)
+    values["machines"]["w1"]["labels"] = {"example.com/zone": "a b: 'c'", "x": "1"}
+    values["machines"]["w2"]["taints"] = [{"key": "k", "value": "v", "effect": "NoExecute"}]
+    stack = parse_stack_config(values)
+    for machine in stack.machines:
+        text = kubeadm_config(stack, machine, TOKEN, material.ca_cert_hash)
+        assert dump_yaml(list(yaml.safe_load_all(text)), yaml.SafeDumper) == text, machine.name
