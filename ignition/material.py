@@ -39,6 +39,19 @@ class ClusterMaterial:
     def ca_cert_hash(self) -> str:
         return ca_cert_hash(self.ca.cert_pem)
 
+    def kubeadm_files(self) -> dict[str, str]:
+        """The material by the file names kubeadm looks for under /etc/kubernetes/pki."""
+        return {
+            "ca.crt": self.ca.cert_pem,
+            "ca.key": self.ca.key_pem,
+            "sa.key": self.service_account_key_pem,
+            "sa.pub": self.service_account_pub_pem,
+            "front-proxy-ca.crt": self.front_proxy_ca.cert_pem,
+            "front-proxy-ca.key": self.front_proxy_ca.key_pem,
+            "etcd/ca.crt": self.etcd_ca.cert_pem,
+            "etcd/ca.key": self.etcd_ca.key_pem,
+        }
+
 
 def ca_cert_hash(cert_pem: str) -> str:
     """kubeadm's discovery hash: sha256 of the CA certificate's DER SubjectPublicKeyInfo."""

@@ -140,17 +140,10 @@ def _kubernetes_files(
     ]
     if machine.is_controller:
         pki = f"{SETUP_CONF}/pki"
-        shared = {
-            "ca.crt": material.ca.cert_pem,
-            "ca.key": material.ca.key_pem,
-            "sa.key": material.service_account_key_pem,
-            "sa.pub": material.service_account_pub_pem,
-            "front-proxy-ca.crt": material.front_proxy_ca.cert_pem,
-            "front-proxy-ca.key": material.front_proxy_ca.key_pem,
-            "etcd/ca.crt": material.etcd_ca.cert_pem,
-            "etcd/ca.key": material.etcd_ca.key_pem,
-        }
-        files += [file_entry(f"{pki}/{name}", pem, MODE_0600) for name, pem in shared.items()]
+        files += [
+            file_entry(f"{pki}/{name}", pem, MODE_0600)
+            for name, pem in material.kubeadm_files().items()
+        ]
     return files
 
 

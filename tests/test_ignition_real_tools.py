@@ -25,6 +25,7 @@ SCRIPTS = (
     "usr/local/lib/stubernetes/phase-kubeadm",
     "usr/local/lib/stubernetes/phase-finish",
 )
+# What kubeadm reuses when it finds it, and a control-plane join requires.
 SHARED_PKI = (
     "ca.crt",
     "ca.key",
