@@ -40,6 +40,8 @@ class SetupPolicy:
     """How hard the setup service retries a failing phase before it stops for good."""
 
     max_attempts: int = 40
+    # Boots that may find one phase unfinished (crashed in) before setup stops for good.
+    max_boots_per_phase: int = 10
     backoff_base_seconds: int = 5
     backoff_max_seconds: int = 60
     # Every command that may hang has a time limit: the unit itself has none.
@@ -111,6 +113,7 @@ def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> l
         kubeadm_command=kubeadm_command(stack, machine),
         minor=shlex.quote(stack.cluster.kubernetes_version),
         max_attempts=str(policy.max_attempts),
+        max_boots_per_phase=str(policy.max_boots_per_phase),
         backoff_base=str(policy.backoff_base_seconds),
         backoff_max=str(policy.backoff_max_seconds),
         packages_timeout=str(policy.packages_timeout_seconds),

@@ -482,6 +482,30 @@ def test_permanent_failure_stops_for_good_with_the_reason(make_machine: MachineF
     assert_done(machine)
 
 
+def test_a_machine_that_crashes_in_the_same_place_every_boot_stops(
+    make_machine: MachineFactory,
+) -> None:
+    """Crashes are not failures a phase can count; the boots that find it unfinished are."""
+    policy = dataclasses.replace(FAST, max_boots_per_phase=3)
+    machine = make_machine("w1", policy)
+    machine.set_plan({"faults": {"kubeadm join": [{"do": "kill"}] * 10}})
+    boots = machine.boot_until_settled(max_boots=8)
+    joins = [c for c in machine.calls() if c.key == "kubeadm join"]
+    # Boot 2 enters the phase after the packages; boots 3 to 5 find it unfinished; boot 6 stops.
+    assert [c.boot for c in joins] == [2, 3, 4, 5], describe(boots)
+    status = machine.status()
+    assert (status["state"], status["phase"]) == ("failed", "kubeadm")
+    assert "still unfinished after 3 boots" in status["last_error"]
+    assert machine.file("/var/lib/stubernetes/failed").exists()
+    assert not any(b.reboot_requested for b in boots[1:])
+
+    # Fixed and restarted by hand: a fresh start, not an instant failure on old counts.
+    machine.set_plan({})
+    machine.file("/var/lib/stubernetes/failed").unlink()
+    assert machine.restart_unit().exit_code == 0
+    assert_done(machine)
+
+
 # --------------------------------------------------------------------- 5. reinstall from scratch
 #
 # The project's reinstall (README, "Reinstall a machine"): the machine's generation is bumped, so
