@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import ignition_root
+
 from .build_lab import SOURCE_DATE_EPOCH, VOLATILE_PATHS, LabBuild, write_skeleton
 
 
@@ -47,50 +49,18 @@ def tree_digest(lab: LabBuild, root: Path) -> TreeDigest:
 
 
 def apply_ignition(lab: LabBuild, config: Path, root: Path, workdir: Path) -> str:
-    """Apply ``config`` (an Ignition file) to a fresh skeleton at ``root``.
-
-    Runs the ``fetch`` and ``files`` stages with ``-platform file``; returns the combined
-    log. Raises ``RuntimeError`` (with the log) if a stage fails.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    write_skeleton(root)
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {
-        "PATH": f"{lab.host_tools}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "IGNITION_CONFIG_FILE": str(config),
-        "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH),
-        "LC_ALL": "C",
-    }
-    log = []
-    for stage in ("fetch", "files"):
-        res = subprocess.run(
-            [
-                str(lab.ignition),
-                "-platform",
-                "file",
-                "-stage",
-                stage,
-                "-root",
-                str(root),
-                "-log-to-stdout",
-                "-config-cache",
-                str(workdir / "ignition.json"),
-                "-state-file",
-                str(workdir / "state"),
-                "-fetch-timeout",
-                "20s",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        log.append(res.stdout + res.stderr)
-        if res.returncode != 0:
-            raise RuntimeError(
-                f"host ignition stage {stage} failed ({res.returncode}):\n" + "\n".join(log)
-            )
-    return "\n".join(log)
+    """Apply ``config`` (an Ignition file) to a fresh skeleton at ``root``, through the same
+    applier as the rest of the test suite, with the binary, tools and skeleton the guest has.
+    Raises ``IgnitionFailed`` (with the log) if a stage fails."""
+    return ignition_root.apply_ignition(
+        config.read_bytes(),
+        root,
+        workdir,
+        binary=lab.ignition,
+        prepare=write_skeleton,
+        tools=[lab.host_tools],
+        env={"SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH), "LC_ALL": "C"},
+    )
 
 
 def traversable_tempdir() -> str:
