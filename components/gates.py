@@ -21,8 +21,6 @@ class ReadinessGateArgs:
     kubeconfig: pulumi.Output[str]
     timeout_seconds: int
     poll_seconds: int
-    # Re-run the gate whenever one of these changes (e.g. a machine's generation).
-    triggers: Sequence[str] = ()
 
 
 class ReadinessGate(pulumi.ComponentResource):
@@ -45,7 +43,8 @@ class ReadinessGate(pulumi.ComponentResource):
                 "TIMEOUT_SECONDS": str(args.timeout_seconds),
                 "POLL_SECONDS": str(args.poll_seconds),
             },
-            triggers=[*args.nodes, *args.triggers],
+            # Run again when the set of machines changes; a reinstall has its own wait.
+            triggers=list(args.nodes),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
         )
         self.register_outputs({"stdout": self.command.stdout})

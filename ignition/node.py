@@ -22,7 +22,7 @@ from ignition.entries import (
     unit_entry,
 )
 from ignition.kubeadm import kubeadm_command, kubeadm_config
-from ignition.material import ClusterMaterial
+from ignition.material import ClusterMaterial, is_bootstrap_token
 from stackconfig.model import Machine, StackConfig
 
 SETUP_UNIT = "stubernetes-setup.service"
@@ -167,6 +167,11 @@ def machine_ignition(
     token: str,
     policy: SetupPolicy | None = None,
 ) -> dict[str, Any]:
+    if not is_bootstrap_token(token):
+        # Never print it: it is a join credential.
+        raise ValueError(
+            f"machine '{machine.name}': the bootstrap token is not [a-z0-9]{{6}}.[a-z0-9]{{16}}"
+        )
     policy = policy or SetupPolicy()
     user, sudoers = _admin(stack)
     files = [

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 from program_stacks import sized_stack
 
+from ignition import machine_ignition
 from ignition.kubeadm import CRI_SOCKET, dump_yaml, kubeadm_config
 from ignition.material import ClusterMaterial
 from stackconfig import StackConfig, parse_stack_config
@@ -76,3 +78,12 @@ def test_libyaml_and_pure_python_emitters_agree(
     for machine in stack.machines:
         text = kubeadm_config(stack, machine, TOKEN, material.ca_cert_hash)
         assert dump_yaml(list(yaml.safe_load_all(text)), yaml.SafeDumper) == text, machine.name
+
+
+def test_a_malformed_token_is_refused_without_showing_it(
+    example_stack: StackConfig, material: ClusterMaterial
+) -> None:
+    for token in ("abcdef0123456789abcdef", "ABCDEF.0123456789abcdef", "abcdef.0123456789abcde"):
+        with pytest.raises(ValueError, match="machine 'w1': the bootstrap token") as refused:
+            machine_ignition(example_stack, example_stack.machine("w1"), material, token)
+        assert token not in str(refused.value)

@@ -10,7 +10,7 @@ import pytest
 from chart_tools import chart_dir, config_json, find, render, validation_errors
 
 from stackconfig import ConfigError, parse_stack_config
-from stackconfig.releases import core_release, system_releases
+from stackconfig.releases import DEFAULT_RELEASE_NAMES, core_release, system_releases
 
 
 def releases_of(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -22,6 +22,7 @@ def releases_of(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
 def test_defaults_are_pinned_and_wait_for_ready_nodes(example_values: dict[str, Any]) -> None:
     releases = releases_of(example_values, {})
     assert list(releases) == ["openebs", "household-dns", "ingress-nginx"]
+    assert tuple(releases) == DEFAULT_RELEASE_NAMES
     for release in releases.values():
         assert release.version and release.version[0].isdigit()
         assert release.repository and release.repository.startswith("https://")
