@@ -86,7 +86,10 @@ def test_ready_times_out_naming_the_laggards(tmp_path: Path) -> None:
 def test_api_gate_waits_for_the_api_server_only(tmp_path: Path) -> None:
     result = run_gate(tmp_path, "api", "", ["unreachable", "unreachable", ""])
     assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("gate api: waiting; not answering: api-server; ")
     assert result.stdout.count("not answering") == 2
+    assert lines[-1] == "gate api: the API server answers"
 
 
 @pytest.mark.parametrize("condition", ["bogus", ""])
