@@ -111,6 +111,7 @@ def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> l
         name=shlex.quote(machine.name),
         role=machine.role,
         kubeadm_command=kubeadm_command(stack, machine),
+        api_endpoint=shlex.quote(stack.cluster.api_endpoint),
         minor=shlex.quote(stack.cluster.kubernetes_version),
         max_attempts=str(policy.max_attempts),
         max_boots_per_phase=str(policy.max_boots_per_phase),

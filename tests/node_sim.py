@@ -58,7 +58,7 @@ UNIT_DIR = "etc/systemd/system"
 PRESET_DIR = "etc/systemd/system-preset"
 DEFAULT_TARGET = "multi-user.target"
 STANDIN_SOURCE = Path(__file__).with_name("node_standin.py")
-STANDINS = ("rpm", "rpm-ostree", "kubeadm", "kubectl", "systemctl", "reboot", "crictl")
+STANDINS = ("rpm", "rpm-ostree", "kubeadm", "kubectl", "systemctl", "reboot", "crictl", "curl")
 # systemd's PATH for system services, after the stand-ins.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
 # The real paths the scripts use, served from the scratch root.

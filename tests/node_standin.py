@@ -805,6 +805,28 @@ def crictl(call: Call) -> int:
     return unmodeled(call)
 
 
+def curl(call: Call) -> int:
+    """`curl --cacert CA https://<endpoint>/version`: who answers at the API endpoint."""
+    url = call.args[-1]
+    if url != f"https://{call.facts['endpoint']}/version" or "--cacert" not in call.args:
+        return unmodeled(call)
+    cluster = call.cluster
+    answers = (
+        cluster.get("initialized")
+        and cluster.get("api") == "up"
+        # This machine was just wiped: its own API server does not run.
+        and cluster.get("api_host") != call.facts["node_name"]
+    )
+    if not answers:
+        err(f"curl: (7) Failed to connect to {call.facts['endpoint']}: Connection refused")
+        return 7
+    if cluster.get("ca_hash") != call.facts["ca_hash"]:
+        err("curl: (60) SSL certificate problem: unable to get local issuer certificate")
+        return 60
+    out('{"major": "1", "minor": "31", "gitVersion": "v1.31.14"}')
+    return 0
+
+
 HANDLERS: dict[str, Callable[[Call], int]] = {
     "rpm": rpm,
     "rpm-ostree": rpm_ostree,
@@ -813,6 +835,7 @@ HANDLERS: dict[str, Callable[[Call], int]] = {
     "kubectl": kubectl,
     "kubeadm": kubeadm,
     "crictl": crictl,
+    "curl": curl,
 }
 
 

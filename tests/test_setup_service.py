@@ -215,8 +215,16 @@ def test_fresh_machine_is_done_after_two_boots(make_machine: MachineFactory, nam
         "systemctl enable": 1,
         kubeadm_key(machine): 1,
         "systemctl disable": 1,
+        # Before `kubeadm init`: does the cluster already answer? (No: this founds it.)
+        **({"curl": 1} if name == "c1" else {}),
     }
-    assert all(call.rc == 0 for call in calls if call.key != "rpm" or call.boot == 2)
+    # rpm finds nothing before the packages are layered; curl finds no cluster yet to refuse.
+    assert all(
+        call.rc == 0
+        for call in calls
+        if (call.key != "rpm" or call.boot == 2) and call.key != "curl"
+    )
+    assert all(call.rc == 7 for call in calls if call.key == "curl")
     assert invariant_violations(machine, boots) == []
 
     node = machine.cluster()["nodes"][name]
@@ -747,11 +755,36 @@ def test_reinstalled_init_controller_joins_its_peers(
         assert {"c2", "c3"} <= set(cluster["nodes"])
 
 
+def test_init_controller_refuses_a_second_init_while_its_cluster_answers(
+    make_machine: MachineFactory,
+    ha_stack: StackConfig,
+    ha_values: dict[str, Any],
+    material: ClusterMaterial,
+) -> None:
+    """An accidental network boot of the init controller (its unchanged Ignition says `kubeadm
+    init`) while its peers answer at the API endpoint (a shared address): setup refuses to
+    found a second cluster and says how to make the machine join instead."""
+    policy = SetupPolicy(max_attempts=2, backoff_base_seconds=0, backoff_max_seconds=0)
+    machine = make_machine("c1", policy)
+    machine.boot_until_settled()
+    grown_cluster(machine, material, ha_stack)
+    reinstall(machine, ha_values, material, generation=1, clean=False, policy=policy)
+    machine.update_cluster(lambda c: c.update(api_host="c2", api="up"))
+    boots = machine.boot_until_settled(max_boots=4)
+    status = machine.status()
+    assert status["state"] == "failed", describe(boots)
+    assert "refusing kubeadm init: this machine's cluster already answers" in status["last_error"]
+    reinstalled = [c for c in machine.calls() if c.boot > 2]
+    assert "kubeadm init" not in keys(reinstalled)
+    assert {"c2", "c3"} <= set(machine.cluster()["nodes"])
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="the init controller's unchanged Ignition says `kubeadm init`: an accidental network "
-    "boot (install loop) founds a new, empty cluster at the same endpoint",
+    reason="the init controller's unchanged Ignition says `kubeadm init`, and with the API "
+    "endpoint at its own address nothing answers while it is wiped: an accidental network boot "
+    "(install loop) founds a new, empty cluster at the same endpoint",
 )
 def test_init_controller_reinstalled_from_the_same_ignition_keeps_the_cluster(
     make_machine: MachineFactory,
