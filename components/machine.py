@@ -58,6 +58,7 @@ class MachineResources(pulumi.ComponentResource):
         super().__init__("stubernetes:machine:Machine", name, None, opts)
         stack, machine = args.stack, args.machine
         object_id = matchbox_id(stack, machine)
+        self._generation = machine.generation
         generation = {"generation": str(machine.generation)}
         self.anchor = random.RandomId(
             anchor_name(stack, machine),
@@ -71,18 +72,17 @@ class MachineResources(pulumi.ComponentResource):
             BootstrapTokenArgs(generation=machine.generation, anchor=self.anchor),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        clean = command.local.Command(
+        clean = self._step(
             f"{object_id}-clean",
-            create=f"bash {SCRIPTS}/clean-before-rejoin",
-            environment={
+            "clean-before-rejoin",
+            {
                 "KUBECONFIG_CONTENT": args.kubeconfig,
                 "MACHINE": machine.name,
                 "ROLE": machine.role,
                 "CONTROLLERS": " ".join(m.name for m in stack.controllers),
                 "ALLOW_CLUSTER_REBUILD": str(stack.cluster.allow_cluster_rebuild).lower(),
             },
-            triggers=[machine.generation],
-            opts=chain.merge(pulumi.ResourceOptions(depends_on=[self.anchor])),
+            after=self.anchor,
         )
 
         def render(material: ClusterMaterial, token: str) -> str:
@@ -117,27 +117,43 @@ class MachineResources(pulumi.ComponentResource):
             metadata={"stubernetes_machine": machine.name},
             opts=matchbox_opts,
         )
-        network_boot = command.local.Command(
+        network_boot = self._step(
             f"{object_id}-network-boot",
-            create=f"bash {SCRIPTS}/network-boot-once",
-            environment=boot_environment(machine),
-            triggers=[machine.generation],
-            opts=chain.merge(pulumi.ResourceOptions(depends_on=[self.group])),
+            "network-boot-once",
+            boot_environment(machine),
+            after=self.group,
         )
-        self.rejoined = command.local.Command(
+        self.rejoined = self._step(
             f"{object_id}-rejoin",
-            create=f"bash {SCRIPTS}/wait-for-rejoin",
-            environment={
+            "wait-for-rejoin",
+            {
                 "KUBECONFIG_CONTENT": args.kubeconfig,
                 "MACHINE": machine.name,
                 "CLEAN_OUTPUT": clean.stdout,
                 "TIMEOUT_SECONDS": str(stack.gates.reinstall_timeout_seconds),
                 "POLL_SECONDS": str(stack.gates.poll_seconds),
             },
-            triggers=[machine.generation],
-            opts=chain.merge(pulumi.ResourceOptions(depends_on=[network_boot])),
+            after=network_boot,
         )
         self.register_outputs({"profile": self.profile.name, "group": self.group.name})
+
+    def _step(
+        self,
+        name: str,
+        script: str,
+        environment: dict[str, pulumi.Input[str]],
+        after: pulumi.Resource,
+    ) -> command.local.Command:
+        """One operator-side step of the install chain, run (again) with each new install."""
+        return command.local.Command(
+            name,
+            create=f"bash {SCRIPTS}/{script}",
+            environment=environment,
+            triggers=[self._generation],
+            opts=pulumi.ResourceOptions(
+                parent=self, replace_with=[self.anchor], depends_on=[after]
+            ),
+        )
 
 
 def boot_environment(machine: Machine) -> dict[str, pulumi.Input[str]]:
