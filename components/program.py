@@ -10,7 +10,7 @@ import pulumiverse_matchbox as matchbox
 
 from components.cluster import Cluster
 from components.gates import ReadinessGate, ReadinessGateArgs
-from components.machine import MachineArgs, MachineResources
+from components.machine import MachineArgs, MachineResources, matchbox_id
 from components.releases import chart_version, helm_release
 from components.token import bootstrap_token_secret
 from stackconfig import StackConfig
@@ -36,7 +36,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     provider = matchbox_provider(stack)
     machines = {
         machine.name: MachineResources(
-            f"{name}-{machine.name}",
+            matchbox_id(stack, machine),
             MachineArgs(
                 stack=stack,
                 machine=machine,
@@ -122,7 +122,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     pulumi.export(
         "machines",
         {
-            m.name: {"mac": m.mac, "role": m.role, "matchbox_id": f"{name}-{m.name}"}
+            m.name: {"mac": m.mac, "role": m.role, "matchbox_id": matchbox_id(stack, m)}
             for m in stack.machines
         },
     )
