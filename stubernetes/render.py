@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pulumi.runtime import rpc
 
+from components.machine import matchbox_id
 from ignition.validate import check_with_ignition_validate, have_ignition_validate
 from stackconfig import LoadedStack
 from stubernetes.mocks import Registration, unwrap_secrets
@@ -126,13 +127,14 @@ def render_stack(loaded: LoadedStack, out: Path, seed: str) -> str:
         **release_files(registrations),
         Path("resources.json"): _json([resource_record(r) for r in registrations]),
     }
-    for path, contents in files.items():
-        if path.suffix == ".ign" and have_ignition_validate():
-            check_with_ignition_validate(str(path), contents)
+    if have_ignition_validate():
+        for path, contents in files.items():
+            if path.suffix == ".ign":
+                check_with_ignition_validate(str(path), contents)
     write_tree(files, out)
     rows = []
     for machine in loaded.config.machines:
-        ignition = files[Path(f"matchbox/ignition/{loaded.config.cluster.name}-{machine.name}.ign")]
+        ignition = files[Path(f"matchbox/ignition/{matchbox_id(loaded.config, machine)}.ign")]
         role = f"{machine.role} (init)" if machine.init else machine.role
         rows.append((machine.name, role, machine.mac, f"{len(ignition):,} B"))
     return _table(("MACHINE", "ROLE", "MAC", "IGNITION"), rows) + _notes(loaded, out)
