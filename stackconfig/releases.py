@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stackconfig.model import ReleaseSettings, StackConfig
+from stackconfig.node_paths import NODE_CNI_BIN_DIR
 from stackconfig.problems import Problem
 
 CORE_RELEASE = "stubernetes-core"
@@ -83,8 +84,27 @@ def _default_releases(stack: StackConfig) -> dict[str, ReleaseSpec]:
     }
 
 
+# Where the CoreDNS chart's probes look (coredns/helm `charts/coredns/templates/deployment.yaml`):
+# the `health` plugin serves :8080/health, the `ready` plugin :8181/ready.
+DNS_PROBE_PLUGINS = (
+    {"name": "health", "configBlock": "lameduck 10s"},
+    {"name": "ready"},
+)
+# Kubelet sets this label on every Node to its hostname, the machine's name here.
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
+
+
+def household_dns_machines(stack: StackConfig) -> list[str]:
+    """The machines that answer household DNS on port 53: those with a static address, which
+    is what a laptop can be pointed at."""
+    return [m.name for m in stack.machines if m.address is not None]
+
+
 def household_dns_values(stack: StackConfig) -> dict[str, Any]:
-    """CoreDNS for the household: the cluster's domain, a record for every addressed machine."""
+    """CoreDNS for the household: the cluster's domain, a record for every addressed machine,
+    answered on host port 53 of each addressed machine (there is no load balancer on bare
+    metal, and Helm would wait forever for a LoadBalancer Service's address)."""
     domain = stack.cluster.domain
     records = [
         f"{machine.address.ip} {machine.name}.{domain}"
@@ -92,13 +112,44 @@ def household_dns_values(stack: StackConfig) -> dict[str, Any]:
         if machine.address is not None
     ]
     hosts = "\n".join([*records, "fallthrough"])
+    machines = household_dns_machines(stack)
     return {
         "isClusterService": False,
-        "serviceType": "LoadBalancer",
+        "serviceType": "ClusterIP",
+        # One server on each addressed machine, and only there.
+        "replicaCount": len(machines),
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {"key": HOSTNAME_LABEL, "operator": "In", "values": machines}
+                            ]
+                        }
+                    ]
+                }
+            },
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {
+                            "matchLabels": {"app.kubernetes.io/instance": "household-dns"}
+                        },
+                        "topologyKey": HOSTNAME_LABEL,
+                    }
+                ]
+            },
+        },
+        # Controllers with an address serve too.
+        "tolerations": [
+            {"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}
+        ],
         "servers": [
             {
-                "zones": [{"zone": f"{domain}."}],
+                "zones": [{"zone": f"{domain}.", "use_tcp": True}],
                 "port": 53,
+                "hostPort": 53,
                 "plugins": [
                     {"name": "errors"},
                     {"name": "hosts", "configBlock": hosts},
@@ -106,12 +157,15 @@ def household_dns_values(stack: StackConfig) -> dict[str, Any]:
                 ],
             },
             {
-                "zones": [{"zone": "."}],
+                "zones": [{"zone": ".", "use_tcp": True}],
                 "port": 53,
+                "hostPort": 53,
                 "plugins": [
                     {"name": "errors"},
+                    *DNS_PROBE_PLUGINS,
                     {"name": "forward", "parameters": ". /etc/resolv.conf"},
                     {"name": "cache", "parameters": 30},
+                    {"name": "loop"},
                 ],
             },
         ],
@@ -131,6 +185,8 @@ def core_release(stack: StackConfig, chart_version: str) -> ReleaseSpec:
             "podCidr": str(cluster.pod_cidr),
             "serviceCidr": str(cluster.service_cidr),
             "fleetlock": {"clusterIP": str(cluster.fleetlock_ip)},
+            # The writable directory that the machines' CRI-O drop-in lists.
+            "flannel": {"cniBinDir": NODE_CNI_BIN_DIR},
         },
     )
 
@@ -161,6 +217,9 @@ def system_releases(stack: StackConfig) -> list[ReleaseSpec]:
     """The enabled system releases, defaults first (in their order), then added ones by name."""
     defaults = _default_releases(stack)
     releases = []
+    if not household_dns_machines(stack):
+        # Nothing a laptop could be pointed at: no machine has a static address.
+        del defaults["household-dns"]
     for name, default in defaults.items():
         settings = stack.releases.get(name)
         if settings is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import helm_python
 import pytest
-from chart_tools import chart_dir, config_json, find, render, validation_errors
+from chart_tools import chart_dir, config_json, find, pod_spec, render, validation_errors
 
 from stackconfig import ConfigError, parse_stack_config
 from stackconfig.releases import DEFAULT_RELEASE_NAMES, core_release, system_releases
@@ -35,7 +35,7 @@ def test_household_dns_serves_the_domain_with_every_addressed_machine(
     example_values: dict[str, Any],
 ) -> None:
     servers = releases_of(example_values, {})["household-dns"].values["servers"]
-    assert servers[0]["zones"] == [{"zone": "lab.home.arpa."}]
+    assert servers[0]["zones"] == [{"zone": "lab.home.arpa.", "use_tcp": True}]
     hosts = next(p for p in servers[0]["plugins"] if p["name"] == "hosts")["configBlock"]
     # w2 has no static address, so no record.
     assert hosts.splitlines() == [
@@ -101,6 +101,7 @@ def test_core_release_carries_the_cluster_networks(example_values: dict[str, Any
         "podCidr": "10.244.0.0/16",
         "serviceCidr": "10.96.0.0/12",
         "fleetlock": {"clusterIP": "10.96.0.15"},
+        "flannel": {"cniBinDir": "/var/lib/cni/bin"},
     }
 
 
@@ -110,9 +111,20 @@ def test_core_release_values_render_valid_manifests(example_values: dict[str, An
     core = core_release(stack, "0.1.0")
     with helm_python.Chart.load(str(chart_dir("stubernetes-core"))) as chart:
         objects = render(chart, core.values, release=core.name, namespace=core.namespace)
-    assert validation_errors(objects, "1.31") == []
+    assert validation_errors(objects, "1.36.0") == []
     service = find(objects, "Service")
     # Zincati on every node asks this IP, written into each machine's Ignition.
     assert service["spec"]["clusterIP"] == str(stack.cluster.fleetlock_ip)
     net_conf = config_json(find(objects, "ConfigMap"), "net-conf.json")
     assert net_conf["Network"] == "10.244.0.0/16"
+    # rpm-ostree moves a layered package's /opt into read-only /usr/lib/opt (coreos/rpm-ostree
+    # #233), and kubelet's kubernetes-cni dependency owns /opt/cni/bin: flannel copies its
+    # plugin into the writable directory that the machines' CRI-O drop-in adds to plugin_dirs.
+    daemonset = find(objects, "DaemonSet")
+    volumes = {v["name"]: v for v in daemonset["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["cni-plugin"]["hostPath"]["path"] == "/var/lib/cni/bin"
+    # Privileged, as Typhoon runs flannel on Fedora CoreOS (poseidon/typhoon
+    # addons/flannel/daemonset.tf): a confined container may not write these host paths under
+    # SELinux enforcing (flannel-io/flannel#1202).
+    for container in [*pod_spec(daemonset)["initContainers"], *pod_spec(daemonset)["containers"]]:
+        assert container["securityContext"]["privileged"] is True, container["name"]
