@@ -23,6 +23,13 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from stackconfig.labels import (
+    check_label_key,
+    check_label_value,
+    check_taint_key,
+    check_taint_value,
+)
+
 MAC_FORMS = (
     re.compile(
         r"^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$"
@@ -41,7 +48,10 @@ SSH_KEY_TYPES = (
     "sk-ssh-ed25519@openssh.com",
     "sk-ecdsa-sha2-nistp256@openssh.com",
 )
-SUPPORTED_KUBERNETES_MINORS = ("1.31", "1.32", "1.33", "1.34")
+# The minors supported upstream (Kubernetes' release-support window, 2026-12).
+SUPPORTED_KUBERNETES_MINORS = ("1.35", "1.36", "1.37")
+# "1.36" (a minor: its newest patch) or "1.36.3" (that exact patch release).
+KUBERNETES_VERSION = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?$")
 
 
 def normalize_mac(value: str) -> str:
@@ -89,7 +99,63 @@ def check_rfc1123_label(value: str) -> str:
     return value
 
 
+def check_kernel_arg(value: str) -> str:
+    """One kernel command-line argument: a single non-empty token without whitespace."""
+    if not value:
+        raise ValueError("a kernel argument must not be empty")
+    if any(c.isspace() for c in value):
+        raise ValueError(
+            f"{value!r} is not one kernel argument (it has whitespace); give each argument "
+            "as its own list item"
+        )
+    return value
+
+
+# Arguments the installed system must not carry: coreos-installer's and the live system's own,
+# and Ignition's, whose first boot they would steer (fedora-coreos-docs live-reference,
+# coreos-installer's `coreos.inst.*`, Ignition's `ignition.*` first-boot arguments).
+INSTALLER_ONLY_PREFIXES = ("coreos.inst.", "coreos.live.", "ignition.")
+# What the PXE boot already sets from the machine's other fields (ignition/pxe.py).
+PXE_SET_ARGS = (
+    "initrd",
+    "coreos.live.rootfs_url",
+    "coreos.inst.install_dev",
+    "coreos.inst.ignition_url",
+)
+
+
+def check_installed_kernel_arg(value: str) -> str:
+    check_kernel_arg(value)
+    prefix = next((p for p in INSTALLER_ONLY_PREFIXES if value.startswith(p)), None)
+    if prefix is not None:
+        place = (
+            "Ignition's own first-boot arguments, which the installed system must not carry"
+            if prefix == "ignition."
+            else "the installer's (coreos-installer and the live system), not the installed "
+            "system's; give it in installerKernelArgs"
+        )
+        raise ValueError(f"{value!r} cannot go to the installed system: {prefix}* are {place}")
+    return value
+
+
+def check_installer_kernel_arg(value: str) -> str:
+    check_kernel_arg(value)
+    key = value.partition("=")[0]
+    if key in PXE_SET_ARGS:
+        raise ValueError(
+            f"{value!r}: stubernetes sets {key} itself (from installDisk, the OS and Matchbox)"
+        )
+    return value
+
+
 MacAddress = Annotated[str, AfterValidator(normalize_mac)]
+Role = Literal["controller", "worker"]
+LabelKey = Annotated[str, AfterValidator(check_label_key)]
+LabelValue = Annotated[str, AfterValidator(check_label_value)]
+TaintKey = Annotated[str, AfterValidator(check_taint_key)]
+TaintValue = Annotated[str, AfterValidator(check_taint_value)]
+InstalledKernelArg = Annotated[str, AfterValidator(check_installed_kernel_arg)]
+InstallerKernelArg = Annotated[str, AfterValidator(check_installer_kernel_arg)]
 SshPublicKey = Annotated[str, AfterValidator(check_ssh_public_key)]
 DevicePath = Annotated[str, AfterValidator(check_absolute_device)]
 Rfc1123Label = Annotated[str, AfterValidator(check_rfc1123_label)]
@@ -103,6 +169,7 @@ class StrictModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         frozen=True,
+        use_attribute_docstrings=True,
     )
 
 
@@ -120,13 +187,20 @@ class ReleaseSettings(StrictModel):
 
 class Cluster(StrictModel):
     name: Rfc1123Label
-    api_endpoint: str = Field(description="host:port where nodes and the operator reach the API")
-    kubernetes_version: str = Field(description="minor version, e.g. '1.31'")
+    """The cluster's name (an RFC 1123 label); it prefixes every Matchbox object."""
+    api_endpoint: str
+    """`host:port` where the nodes and the operator reach the API server."""
+    kubernetes_version: str
+    """The text as written: a minor (`"1.36"`, its newest patch) or an exact patch release
+    (`"1.36.3"`); see `kubernetes_minor` and `kubernetes_patch`."""
     pod_cidr: ipaddress.IPv4Network
+    """The pod network (flannel's), e.g. 10.244.0.0/16."""
     service_cidr: ipaddress.IPv4Network
-    domain: str = Field(description="household DNS domain, e.g. lab.home.arpa")
-    # Reinstalling the only controller wipes etcd, which is the cluster's whole state.
+    """The Service network, e.g. 10.96.0.0/12."""
+    domain: str
+    """The household DNS domain, e.g. lab.home.arpa."""
     allow_cluster_rebuild: bool = False
+    """Allow reinstalling the only controller, which wipes etcd, the cluster's whole state."""
 
     @field_validator("api_endpoint")
     @classmethod
@@ -138,13 +212,31 @@ class Cluster(StrictModel):
 
     @field_validator("kubernetes_version")
     @classmethod
-    def _minor(cls, value: str) -> str:
-        if value not in SUPPORTED_KUBERNETES_MINORS:
+    def _version(cls, value: str) -> str:
+        found = KUBERNETES_VERSION.match(value)
+        if not found:
             raise ValueError(
-                f"unsupported Kubernetes minor {value!r}; supported: "
+                f"expected a Kubernetes minor such as '1.36' or a patch release such as "
+                f"'1.36.3', got {value!r}"
+            )
+        minor = f"{found[1]}.{found[2]}"
+        if minor not in SUPPORTED_KUBERNETES_MINORS:
+            raise ValueError(
+                f"unsupported Kubernetes minor {minor!r}; supported: "
                 + ", ".join(SUPPORTED_KUBERNETES_MINORS)
             )
         return value
+
+    @property
+    def kubernetes_minor(self) -> str:
+        """The minor of `kubernetes_version`: "1.36" for "1.36" and for "1.36.3"."""
+        major, minor = self.kubernetes_version.split(".")[:2]
+        return f"{major}.{minor}"
+
+    @property
+    def kubernetes_patch(self) -> str | None:
+        """The exact patch release ("1.36.3"), or None when only a minor was given."""
+        return self.kubernetes_version if self.kubernetes_version.count(".") == 2 else None
 
     @property
     def api_host(self) -> str:
@@ -177,10 +269,16 @@ class Gates(StrictModel):
     """How long `pulumi up` waits for the machines before it gives up, naming the laggards."""
 
     registered_timeout_seconds: int = Field(default=3600, ge=10)
+    """Gate 1: how long until every machine is a Node."""
     ready_timeout_seconds: int = Field(default=1800, ge=10)
-    # A reinstall: PXE, install to disk, reboot, layer packages, reboot, join.
+    """Gate 2: how long until every Node is Ready."""
     reinstall_timeout_seconds: int = Field(default=3600, ge=10)
+    """How long a reinstalled machine has to come back Ready as a new boot: PXE, install to
+    disk, reboot, layer packages, reboot, join."""
+    drain_timeout_seconds: int = Field(default=600, ge=10)
+    """How long a reinstall waits for the machine's Node to drain before it goes on."""
     poll_seconds: int = Field(default=10, ge=1)
+    """How often the gates ask the cluster."""
 
 
 class Admin(StrictModel):
@@ -190,9 +288,14 @@ class Admin(StrictModel):
 
 
 class Taint(StrictModel):
-    key: str = Field(min_length=1)
-    value: str | None = None
+    """A taint kubeadm puts on the machine's Node when it registers (nodeRegistration.taints)."""
+
+    key: TaintKey
+    """A Kubernetes label key: a name with an optional DNS-subdomain prefix, `example.com/gpu`."""
+    value: TaintValue | None = None
+    """A Kubernetes label value (at most 63 characters, may be empty), or none."""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    """What the taint does to pods that do not tolerate it (Kubernetes' three effects)."""
 
 
 class Bmc(StrictModel):
@@ -201,34 +304,59 @@ class Bmc(StrictModel):
     `pulumi config set --secret --path 'machines.w1.bmc.password' ...`."""
 
     kind: Literal["ipmi", "redfish"]
+    """`ipmi` (ipmitool over LAN) or `redfish` (its REST API over HTTPS)."""
     address: str = Field(min_length=1, pattern=r"^[^\s/]+$")
+    """The BMC's host name or IP address (with `:port` for Redfish if not 443)."""
     user: str = Field(min_length=1)
+    """The BMC user."""
     password: str = Field(min_length=1)
-    # Redfish only: the ComputerSystem to act on.
+    """The BMC password; a secure value (`pulumi config set --secret --path ...`)."""
     system_path: str = Field(
         default="/redfish/v1/Systems/1", pattern=r"^/redfish/v1/Systems/[^\s]+$"
     )
+    """Redfish only: the ComputerSystem to act on."""
+    efi_boot: bool = False
+    """Ask the BMC for a UEFI one-time network boot (IPMI `options=efiboot`, Redfish
+    `BootSourceOverrideMode: UEFI`); for UEFI machines whose BMC otherwise boots legacy PXE."""
 
 
 class Machine(StrictModel):
     name: Rfc1123Label
+    """The machine's key in `stubernetes:machines`: its host name and Node name."""
     mac: MacAddress
-    role: Literal["controller", "worker"]
+    """The MAC address it network-boots with: Matchbox picks its profile by it."""
+    role: Role
+    """`controller` (control plane and etcd) or `worker`."""
     install_disk: DevicePath
+    """The disk Fedora CoreOS is installed to, under /dev/ (best a /dev/disk/by-id/ path)."""
     init: bool = False
+    """Whether this controller runs `kubeadm init`; default: the first controller in file order."""
     address: ipaddress.IPv4Interface | None = None
+    """A static address with its prefix length (192.168.10.21/24); none: DHCP."""
     gateway: ipaddress.IPv4Address | None = None
+    """With a static `address`: the default gateway, inside its subnet."""
     dns: list[ipaddress.IPv4Address] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
+    """With a static `address`: the DNS servers."""
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    """Labels the machine's kubelet puts on its Node when it joins (`--node-labels`): Kubernetes
+    label keys and values, and none in the kubernetes.io / k8s.io namespaces that kubelet
+    refuses (such as node-role.kubernetes.io/*)."""
     taints: list[Taint] = Field(default_factory=list)
-    kernel_args: list[str] = Field(default_factory=list)
+    """Taints kubeadm puts on the Node when it registers."""
+    kernel_args: list[InstalledKernelArg] = Field(default_factory=list)
+    """Kernel arguments of the installed system (they go to Ignition `kernelArguments`, which
+    costs one extra reboot on the first boot); no coreos.inst.*, coreos.live.* or ignition.*."""
+    installer_kernel_args: list[InstallerKernelArg] = Field(default_factory=list)
+    """Kernel arguments of the live installer only (its PXE boot), e.g. a serial console."""
     snippets: list[dict[str, Any]] = Field(default_factory=list)
-    # Bump to reinstall the machine from scratch: new token, new Ignition, new Matchbox objects.
+    """Ignition fragments merged into the machine's config by Ignition itself."""
     generation: int = Field(default=1, ge=1)
-    # How to network-boot the machine once and power-cycle it: a BMC, or a command of your own
-    # with $name, $mac and $address (e.g. a smart plug, wake-on-LAN). Neither: by hand.
+    """Bump to reinstall the machine from scratch: new token, new Ignition, new Matchbox objects."""
     bmc: Bmc | None = None
+    """How to network-boot the machine once and power-cycle it: its BMC."""
     pxe_command: str | None = Field(default=None, min_length=1)
+    """Or a command of your own with $name, $mac and $address (a smart plug, wake-on-LAN).
+    Neither: by hand."""
 
     @property
     def is_controller(self) -> bool:
