@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError
 
 from stackconfig.fragment import fragment_problems
-from stackconfig.model import Machine
+from stackconfig.model import Cluster, MacAddress, Machine, Role
 from stackconfig.problems import Problem, machine_where
 
 
@@ -40,9 +45,108 @@ def network_problems(machine: Machine) -> list[Problem]:
     return problems
 
 
-def rebuild_problems(machines: Sequence[Machine], allow_cluster_rebuild: bool) -> list[Problem]:
+def power_problems(machine: Machine) -> list[Problem]:
+    if machine.bmc is not None and machine.pxe_command is not None:
+        return [
+            Problem(machine_where(machine.name), "pxeCommand", "give either 'bmc' or 'pxeCommand'")
+        ]
+    return []
+
+
+def taint_problems(machine: Machine) -> list[Problem]:
+    """Taints are unique by key and effect (kubernetes/kubernetes
+    `pkg/apis/core/validation/validation.go` validateNodeTaints): kubelet would refuse the Node."""
+    seen: dict[tuple[str, str], int] = {}
+    problems = []
+    for index, taint in enumerate(machine.taints):
+        first = seen.setdefault((taint.key, taint.effect), index)
+        if first != index:
+            problems.append(
+                Problem(
+                    machine_where(machine.name),
+                    f"taints[{index}]",
+                    f"taints[{first}] already has key {taint.key!r} and effect {taint.effect}; "
+                    "taints must be unique by key and effect",
+                )
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    """What the checks across machines need of one machine, each None when it cannot be read
+    (the field itself has a problem, reported on its own), so that one machine's bad field
+    neither hides the checks across machines nor makes them report what it caused."""
+
+    name: str
+    role: str | None
+    mac: str | None
+    ip: ipaddress.IPv4Address | None
+    init: bool | None
+    generation: int | None
+
+    @property
+    def is_controller(self) -> bool:
+        return self.role == "controller"
+
+
+_ROLE: TypeAdapter[Role] = TypeAdapter(Role)
+_MAC: TypeAdapter[str] = TypeAdapter(MacAddress)
+_ADDRESS: TypeAdapter[ipaddress.IPv4Interface | None] = TypeAdapter(ipaddress.IPv4Interface | None)
+_INIT: TypeAdapter[bool] = TypeAdapter(bool)
+_GENERATION: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=1)])
+_UNREADABLE = object()
+
+
+def _read(adapter: TypeAdapter[Any], fields: Mapping[str, Any], key: str, default: Any) -> Any:
+    if key not in fields:
+        return default
+    try:
+        return adapter.validate_python(fields[key])
+    except ValidationError:
+        return _UNREADABLE
+
+
+def machine_facts(name: str, fields: object) -> MachineFacts:
+    """The facts of one machine read from its raw fields, each as the model reads it."""
+    raw: Mapping[str, Any] = fields if isinstance(fields, Mapping) else {}
+    read = {
+        "role": _read(_ROLE, raw, "role", _UNREADABLE),
+        "mac": _read(_MAC, raw, "mac", _UNREADABLE),
+        "address": _read(_ADDRESS, raw, "address", None),
+        "init": _read(_INIT, raw, "init", False),
+        "generation": _read(_GENERATION, raw, "generation", 1),
+    }
+    known = {k: (None if v is _UNREADABLE else v) for k, v in read.items()}
+    address = known["address"]
+    return MachineFacts(
+        name=name,
+        role=known["role"],
+        mac=known["mac"],
+        ip=address.ip if address is not None else None,
+        init=known["init"],
+        generation=known["generation"],
+    )
+
+
+def facts_of(machine: Machine) -> MachineFacts:
+    return MachineFacts(
+        name=machine.name,
+        role=machine.role,
+        mac=machine.mac,
+        ip=machine.address.ip if machine.address is not None else None,
+        init=machine.init,
+        generation=machine.generation,
+    )
+
+
+def rebuild_problems(
+    machines: Sequence[MachineFacts], allow_cluster_rebuild: bool
+) -> list[Problem]:
+    if allow_cluster_rebuild or any(m.role is None for m in machines):
+        return []
     controllers = [m for m in machines if m.is_controller]
-    if len(controllers) != 1 or controllers[0].generation == 1 or allow_cluster_rebuild:
+    if len(controllers) != 1 or controllers[0].generation in (None, 1):
         return []
     return [
         Problem(
@@ -54,22 +158,16 @@ def rebuild_problems(machines: Sequence[Machine], allow_cluster_rebuild: bool) -
     ]
 
 
-def power_problems(machine: Machine) -> list[Problem]:
-    if machine.bmc is not None and machine.pxe_command is not None:
-        return [
-            Problem(machine_where(machine.name), "pxeCommand", "give either 'bmc' or 'pxeCommand'")
-        ]
-    return []
-
-
-def cross_machine_problems(machines: Sequence[Machine]) -> list[Problem]:
+def cross_machine_problems(machines: Sequence[MachineFacts]) -> list[Problem]:
+    """Duplicate MACs and addresses, a controller, one init controller: each from what can be
+    read, so a machine's other problems neither stop these checks nor cause their findings."""
     problems: list[Problem] = []
     first_with: dict[tuple[str, str], str] = {}
     for machine in machines:
-        keys = [("mac", machine.mac)]
-        if machine.address is not None:
-            keys.append(("address", str(machine.address.ip)))
+        keys = [("mac", machine.mac), ("address", str(machine.ip) if machine.ip else None)]
         for field, value in keys:
+            if value is None:
+                continue
             owner = first_with.setdefault((field, value), machine.name)
             if owner != machine.name:
                 problems.append(
@@ -79,13 +177,14 @@ def cross_machine_problems(machines: Sequence[Machine]) -> list[Problem]:
                         f"{value} is already used by machine '{owner}'",
                     )
                 )
-    if machines and not any(m.is_controller for m in machines):
+    roles_known = all(m.role is not None for m in machines)
+    if machines and roles_known and not any(m.is_controller for m in machines):
         problems.append(
             Problem("stubernetes:machines", "role", "no machine is a controller; one is needed")
         )
     init_controller = None
     for machine in machines:
-        if not machine.init:
+        if not machine.init or machine.role is None:
             continue
         where = machine_where(machine.name)
         if not machine.is_controller:
@@ -101,3 +200,26 @@ def cross_machine_problems(machines: Sequence[Machine]) -> list[Problem]:
         else:
             init_controller = machine.name
     return problems
+
+
+def api_endpoint_problems(cluster: Cluster, machines: Sequence[MachineFacts]) -> list[Problem]:
+    """With several controllers, `apiEndpoint` must survive the loss of any one of them."""
+    controllers = [m for m in machines if m.is_controller]
+    if len(controllers) < 2:
+        return []
+    owner = next(
+        (m for m in controllers if m.ip is not None and str(m.ip) == cluster.api_host), None
+    )
+    if owner is None:
+        return []
+    return [
+        Problem(
+            "stubernetes:cluster",
+            "apiEndpoint",
+            f"{cluster.api_host} is the address of controller '{owner.name}' itself: with "
+            f"{len(controllers)} controllers, the API endpoint must outlive any one of them "
+            f"(a reinstalled '{owner.name}' could join through nothing else); use a virtual IP "
+            "shared by all controllers (kube-vip, keepalived) or a DNS name over all of them "
+            "(e.g. a round-robin record)",
+        )
+    ]

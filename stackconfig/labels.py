@@ -112,11 +112,12 @@ def check_label_key(key: str) -> str:
     if not is_kubelet_label(key):
         name = key.partition("/")[2]
         raise ValueError(
-            f"kubelet would refuse the label {key!r} at join time on this machine, so it would "
-            "never join: in --node-labels the kubernetes.io and k8s.io namespaces allow only "
-            f"{', '.join(f'{ns}/*' for ns in KUBELET_LABEL_NAMESPACES)} and "
-            f"{', '.join(sorted(KUBELET_LABELS))}; use a label of your own domain instead, "
-            f"e.g. 'example.com/{name}' (or set it with kubectl once the Node exists)"
+            f"kubelet would refuse {key!r} at join time on this machine, which would then never "
+            "join (--node-labels may use the kubernetes.io and k8s.io namespaces only under "
+            f"{' and '.join(f'{ns}/' for ns in KUBELET_LABEL_NAMESPACES)}, and for kubelet's "
+            "own well-known labels such as kubernetes.io/hostname); use a label of your own "
+            f"domain instead, e.g. 'example.com/{name}', or label the Node with kubectl once "
+            "it exists"
         )
     return key
 

@@ -11,11 +11,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stackconfig.checks import (
+    MachineFacts,
+    api_endpoint_problems,
     cross_machine_problems,
+    facts_of,
+    machine_facts,
     network_problems,
     power_problems,
     rebuild_problems,
     snippet_problems,
+    taint_problems,
 )
 from stackconfig.model import (
     Admin,
@@ -42,48 +47,77 @@ OPTIONAL_SECTIONS: Mapping[str, type[BaseModel]] = {"gates": Gates}
 KNOWN_KEYS = (*SECTIONS, *OPTIONAL_SECTIONS, "machines", "releases")
 
 
-def _section(name: str, raw: Mapping[str, Any], problems: list[Problem]) -> BaseModel | None:
+def _section(
+    name: str, raw: Mapping[str, Any], problems: list[Problem], texts: Mapping[str, str]
+) -> BaseModel | None:
     model = SECTIONS.get(name) or OPTIONAL_SECTIONS[name]
     if name not in raw:
         if name in OPTIONAL_SECTIONS:
             return model()
         problems.append(Problem(f"{NAMESPACE}:{name}", "", "required section is missing"))
         return None
+    where = f"{NAMESPACE}:{name}"
     try:
         return model.model_validate(raw[name])
     except ValidationError as error:
-        problems.extend(from_validation_error(f"{NAMESPACE}:{name}", error))
+        problems.extend(from_validation_error(where, error, source=where, texts=texts))
         return None
 
 
-def _machines(raw: object, problems: list[Problem]) -> list[Machine]:
+def _machine(
+    name: str, fields: object, problems: list[Problem], texts: Mapping[str, str]
+) -> Machine | None:
+    """One machine, or None when it has problems (added to `problems`)."""
+    where = machine_where(name)
+    if not isinstance(fields, Mapping):
+        problems.append(Problem(where, "", "expected a map of fields"))
+        return None
+    named = True
+    if "name" in fields:
+        problems.append(Problem(where, "name", "the machine's name is its key; remove 'name'"))
+        named = False
+    try:
+        machine = Machine.model_validate({**fields, "name": name})
+    except ValidationError as error:
+        source = f"{NAMESPACE}:machines.{name}"
+        problems.extend(from_validation_error(where, error, source=source, texts=texts))
+        return None
+    found = [
+        *network_problems(machine),
+        *power_problems(machine),
+        *snippet_problems(machine),
+        *taint_problems(machine),
+    ]
+    problems.extend(found)
+    return machine if named and not found else None
+
+
+def _machines(
+    raw: object, problems: list[Problem], texts: Mapping[str, str]
+) -> tuple[list[Machine], list[MachineFacts]]:
+    """The valid machines, and the facts of every machine, valid or not, for the checks
+    across machines."""
     if not isinstance(raw, Mapping) or not raw:
         problems.append(
             Problem(f"{NAMESPACE}:machines", "", "expected a map from machine name to machine")
         )
-        return []
+        return [], []
     machines = []
-    for name, fields in raw.items():
-        where = machine_where(str(name))
-        if not isinstance(fields, Mapping):
-            problems.append(Problem(where, "", "expected a map of fields"))
-            continue
-        if "name" in fields:
-            problems.append(Problem(where, "name", "the machine's name is its key; remove 'name'"))
-            continue
-        try:
-            machine = Machine.model_validate({"name": str(name), **fields})
-        except ValidationError as error:
-            problems.extend(from_validation_error(where, error))
-            continue
-        problems.extend(network_problems(machine))
-        problems.extend(power_problems(machine))
-        problems.extend(snippet_problems(machine))
-        machines.append(machine)
-    return machines
+    facts = []
+    for key, fields in raw.items():
+        name = str(key)
+        machine = _machine(name, fields, problems, texts)
+        if machine is not None:
+            machines.append(machine)
+            facts.append(facts_of(machine))
+        else:
+            facts.append(machine_facts(name, fields))
+    return machines, facts
 
 
-def _releases(raw: object, problems: list[Problem]) -> dict[str, ReleaseSettings]:
+def _releases(
+    raw: object, problems: list[Problem], texts: Mapping[str, str]
+) -> dict[str, ReleaseSettings]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -97,7 +131,8 @@ def _releases(raw: object, problems: list[Problem]) -> dict[str, ReleaseSettings
             releases[str(name)] = ReleaseSettings.model_validate(fields)
         except ValueError as error:
             if isinstance(error, ValidationError):
-                problems.extend(from_validation_error(where, error))
+                source = f"{NAMESPACE}:releases.{name}"
+                problems.extend(from_validation_error(where, error, source=source, texts=texts))
             else:
                 problems.append(Problem(where, "name", str(error)))
     problems.extend(release_problems(releases))
@@ -112,21 +147,31 @@ def _with_default_init(machines: list[Machine]) -> tuple[Machine, ...]:
     return tuple(m.model_copy(update={"init": True}) if m is first else m for m in machines)
 
 
-def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
-    """Values keyed by section name without the namespace: {'cluster': {...}, 'machines': {...}}."""
+def parse_stack_config(
+    values: Mapping[str, Any], yaml_texts: Mapping[str, str] | None = None
+) -> StackConfig:
+    """Values keyed by section name without the namespace: {'cluster': {...}, 'machines': {...}}.
+
+    `yaml_texts`: the stack file's unquoted typed scalars as written, by raw path
+    (`stubernetes:machines.w1.mac`), so that a problem can say what YAML made of one.
+    """
+    texts = yaml_texts or {}
     problems: list[Problem] = []
     for key in values:
         if key not in KNOWN_KEYS:
             problems.append(
                 Problem(f"{NAMESPACE}:{key}", "", "unknown config key (check its spelling)")
             )
-    sections = {name: _section(name, values, problems) for name in (*SECTIONS, *OPTIONAL_SECTIONS)}
-    machines = _machines(values.get("machines"), problems)
-    releases = _releases(values.get("releases"), problems)
-    problems.extend(cross_machine_problems(machines))
+    sections = {
+        name: _section(name, values, problems, texts) for name in (*SECTIONS, *OPTIONAL_SECTIONS)
+    }
+    machines, facts = _machines(values.get("machines"), problems, texts)
+    releases = _releases(values.get("releases"), problems, texts)
+    problems.extend(cross_machine_problems(facts))
     cluster = sections["cluster"]
     if isinstance(cluster, Cluster):
-        problems.extend(rebuild_problems(machines, cluster.allow_cluster_rebuild))
+        problems.extend(rebuild_problems(facts, cluster.allow_cluster_rebuild))
+        problems.extend(api_endpoint_problems(cluster, facts))
     if problems:
         raise ConfigError(sorted(set(problems), key=_problem_order(values)))
     return StackConfig(

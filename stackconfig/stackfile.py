@@ -68,13 +68,65 @@ def _duplicate_problem(document: Any, path: Path, key: str, line: int) -> Proble
     return Problem(f"{path}:{line}", key, "duplicate key; YAML would keep only the last one")
 
 
-def read_stack_values(path: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The `stubernetes:` values of a stack file, secure ones replaced, and the replaced paths."""
+# Scalars YAML 1.1 resolves to something other than text, whose source text is worth quoting
+# back to the user (see `stackconfig.problems.yaml_reading`).
+_TYPED_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null", "timestamp")
+)
+
+
+def _key_text(loader: _UniqueKeyLoader, node: yaml.Node) -> str:
+    return str(loader.construct_object(node)) if isinstance(node, yaml.ScalarNode) else ""
+
+
+def _scalar_texts(
+    loader: _UniqueKeyLoader, node: yaml.Node, path: str, found: dict[str, str]
+) -> None:
+    """Every unquoted typed scalar's source text under `node`, by the path `_replace_secure`
+    gives it (`stubernetes:machines.w1.mac`)."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.style is None and node.tag in _TYPED_TAGS:
+            found[path] = node.value
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _scalar_texts(loader, item, f"{path}[{index}]", found)
+    elif isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            _scalar_texts(loader, value_node, f"{path}.{_key_text(loader, key_node)}", found)
+
+
+def _config_texts(loader: _UniqueKeyLoader, root: yaml.Node | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return found
+    for key_node, value_node in root.value:
+        if _key_text(loader, key_node) != "config" or not isinstance(value_node, yaml.MappingNode):
+            continue
+        for entry_key, entry_value in value_node.value:
+            name = _key_text(loader, entry_key)
+            if name.startswith(f"{NAMESPACE}:"):
+                _scalar_texts(loader, entry_value, name, found)
+    return found
+
+
+@dataclass(frozen=True)
+class StackFileValues:
+    """A stack file's `stubernetes:` values (secure ones replaced), the replaced values' paths,
+    and the source text of every unquoted scalar YAML typed, by the same kind of path."""
+
+    values: dict[str, Any]
+    secure_paths: tuple[str, ...]
+    yaml_texts: dict[str, str]
+
+
+def read_stack_file(path: Path) -> StackFileValues:
     text = path.read_text()
     loader = _UniqueKeyLoader(text)
     loader.duplicates = []
     try:
-        document = loader.get_single_data()
+        root = loader.get_single_node()
+        document = loader.construct_document(root) if root is not None else None
+        texts = _config_texts(loader, root)
     except yaml.YAMLError as error:
         raise ConfigError([Problem(str(path), "", f"not valid YAML: {error}")]) from None
     finally:
@@ -88,9 +140,16 @@ def read_stack_values(path: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
         k: _replace_secure(v, f"{NAMESPACE}:{k}", found)
         for k, v in split_namespace(document["config"]).items()
     }
-    return values, tuple(found)
+    return StackFileValues(values, tuple(found), texts)
+
+
+def read_stack_values(path: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The `stubernetes:` values of a stack file, secure ones replaced, and the replaced paths."""
+    read = read_stack_file(path)
+    return read.values, read.secure_paths
 
 
 def load_stack_file(path: Path) -> LoadedStack:
-    values, secure_paths = read_stack_values(path)
-    return LoadedStack(parse_stack_config(values), values, secure_paths)
+    read = read_stack_file(path)
+    config = parse_stack_config(read.values, yaml_texts=read.yaml_texts)
+    return LoadedStack(config, read.values, read.secure_paths)
