@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 import pulumi
-from pulumi.runtime.config import get_config_env
+from pulumi.runtime.config import get_config_env, get_config_secret_keys_env, is_config_secret
 
 from stackconfig import ConfigError, StackConfig, parse_stack_config
 from stackconfig.parse import split_namespace
+from stackconfig.warnings import stack_warnings
 
 
 def _decode(value: str) -> Any:
@@ -20,10 +21,24 @@ def _decode(value: str) -> Any:
         return value
 
 
+def _secret_keys(config: dict[str, Any]) -> list[str]:
+    """The config keys Pulumi holds as secrets (`stubernetes:machines`). Pulumi names whole
+    top-level keys only, also for `--path` secrets, so every value under such a key counts as
+    secure: a plain value beside a secret one under the same key goes unnoticed here (the
+    offline render, which reads the stack file itself, names each one)."""
+    listed = set(get_config_secret_keys_env())
+    return sorted(listed | {key for key in config if is_config_secret(key)})
+
+
 def load_stack_config() -> StackConfig:
-    """Parse `stubernetes:*` config, or stop the program before it registers anything."""
-    values = {key: _decode(text) for key, text in split_namespace(get_config_env()).items()}
+    """Parse `stubernetes:*` config, or stop the program before it registers anything; log
+    each warning about it."""
+    config = get_config_env()
+    values = {key: _decode(text) for key, text in split_namespace(config).items()}
     try:
-        return parse_stack_config(values)
+        stack = parse_stack_config(values)
     except ConfigError as error:
         raise pulumi.RunError("the stack config has problems:\n" + str(error)) from None
+    for warning in stack_warnings(stack, _secret_keys(config)):
+        pulumi.log.warn(str(warning))
+    return stack

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from stackconfig import ConfigError, StackConfig, load_stack_file
+from stackconfig.warnings import stack_warnings
 from stubernetes.render import render_stack
 from stubernetes.urns import install_anchor_urn
 
@@ -51,15 +54,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    warnings = [str(w) for w in stack_warnings(loaded.config, loaded.secure_paths)]
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.command == "urn":
         return _print_urn(loaded.config, args.stack_file, args.machine, args.stack)
     try:
-        summary = render_stack(loaded, args.out, args.seed)
+        with _without_repeats(warnings):
+            summary = render_stack(loaded, args.out, args.seed)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(summary)
     return 0
+
+
+class _DropRepeats(logging.Filter):
+    def __init__(self, messages: Sequence[str]) -> None:
+        super().__init__()
+        self.messages = frozenset(messages)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.messages
+
+
+@contextmanager
+def _without_repeats(warnings: Sequence[str]) -> Iterator[None]:
+    """The program under mocks logs the same warnings again (its `pulumi.log.warn` goes to the
+    mock engine's logger, the root logger): printed once already, they are not repeated."""
+    repeats = _DropRepeats(warnings)
+    root = logging.getLogger()
+    root.addFilter(repeats)
+    try:
+        yield
+    finally:
+        root.removeFilter(repeats)
 
 
 def _print_urn(stack: StackConfig, stack_file: Path, machine: str, name: str | None) -> int:
