@@ -49,6 +49,42 @@ def no_controller(values: dict[str, Any]) -> None:
     machine(values, "c1")["role"] = "worker"
 
 
+def set_cluster(field: str, value: object) -> Mutation:
+    return lambda values: values["cluster"].__setitem__(field, value)
+
+
+def set_gates(field: str, value: object) -> Mutation:
+    return lambda values: values.__setitem__("gates", {field: value})
+
+
+def set_label(key: str, value: object = "x") -> Mutation:
+    return lambda values: machine(values, "w1").__setitem__("labels", {key: value})
+
+
+def set_taint(**taint: object) -> Mutation:
+    return set_field("w1", "taints", [{"key": "example.com/gpu", "effect": "NoSchedule", **taint}])
+
+
+def set_bmc(**fields: object) -> Mutation:
+    bmc = {"kind": "ipmi", "address": "10.0.0.9", "user": "admin", "password": "pw", **fields}
+    return set_field("w1", "bmc", bmc)
+
+
+def second_controller_at(api_host: str) -> Mutation:
+    def mutate(values: dict[str, Any]) -> None:
+        values["machines"]["c2"] = {
+            "mac": "52:54:00:a1:00:09",
+            "role": "controller",
+            "installDisk": "/dev/sda",
+            "address": "192.168.10.12/24",
+            "gateway": "192.168.10.1",
+            "dns": ["192.168.10.1"],
+        }
+        values["cluster"]["apiEndpoint"] = f"{api_host}:6443"
+
+    return mutate
+
+
 # (id, mutation, where, field, words the message must contain)
 CASES: list[tuple[str, Mutation, str, str, str]] = [
     (
@@ -178,6 +214,298 @@ CASES: list[tuple[str, Mutation, str, str, str]] = [
         "stubernetes:machine",
         "",
         "unknown config key",
+    ),
+    # kubernetesVersion: a supported minor, or an exact patch release of one.
+    (
+        "kubernetes-minor-unsupported",
+        set_cluster("kubernetesVersion", "1.34"),
+        "stubernetes:cluster",
+        "kubernetesVersion",
+        "unsupported Kubernetes minor '1.34'; supported: 1.35, 1.36, 1.37",
+    ),
+    (
+        "kubernetes-patch-of-unsupported-minor",
+        set_cluster("kubernetesVersion", "1.38.0"),
+        "stubernetes:cluster",
+        "kubernetesVersion",
+        "unsupported Kubernetes minor '1.38'",
+    ),
+    (
+        "kubernetes-version-with-v",
+        set_cluster("kubernetesVersion", "v1.36.3"),
+        "stubernetes:cluster",
+        "kubernetesVersion",
+        "expected a Kubernetes minor such as '1.36' or a patch release such as '1.36.3'",
+    ),
+    (
+        "kubernetes-version-too-many-parts",
+        set_cluster("kubernetesVersion", "1.36.3.1"),
+        "stubernetes:cluster",
+        "kubernetesVersion",
+        "expected a Kubernetes minor",
+    ),
+    # Label keys and values, as kubernetes/kubernetes
+    # staging/src/k8s.io/apimachinery/pkg/api/validate/content/kube.go IsLabelKey (the
+    # IsQualifiedName of staging/src/k8s.io/apimachinery/pkg/util/validation/validation.go) and
+    # IsLabelValue check them; kubelet's ValidateKubeletFlags (cmd/kubelet/app/options/options.go)
+    # runs both on --node-labels and exits on a failure.
+    (
+        "label-key-two-slashes",
+        set_label("example.com/a/b"),
+        "machine 'w1'",
+        "labels.example.com/a/b",
+        "more than one '/'",
+    ),
+    (
+        "label-key-prefix-not-dns-subdomain",
+        set_label("Example.com/disk"),
+        "machine 'w1'",
+        "labels.Example.com/disk",
+        "prefix 'Example.com' is not a DNS subdomain",
+    ),
+    (
+        # content/dns.go: a DNS-1123 subdomain is at most 253 characters.
+        "label-key-prefix-longer-than-253",
+        set_label(
+            "a" * 50 + "." + "b" * 50 + "." + "c" * 50 + "." + "d" * 50 + "." + "e" * 51 + "/x"
+        ),
+        "machine 'w1'",
+        "labels."
+        + "a" * 50
+        + "."
+        + "b" * 50
+        + "."
+        + "c" * 50
+        + "."
+        + "d" * 50
+        + "."
+        + "e" * 51
+        + "/x",
+        "prefix is longer than 253",
+    ),
+    (
+        "label-key-name-longer-than-63",
+        set_label("example.com/" + "n" * 64),
+        "machine 'w1'",
+        "labels.example.com/" + "n" * 64,
+        "name is longer than 63",
+    ),
+    (
+        "label-key-name-starts-with-dash",
+        set_label("example.com/-disk"),
+        "machine 'w1'",
+        "labels.example.com/-disk",
+        "must consist of alphanumeric characters",
+    ),
+    (
+        "label-key-empty-name",
+        set_label("example.com/"),
+        "machine 'w1'",
+        "labels.example.com/",
+        "name (after the prefix) is empty",
+    ),
+    (
+        "label-key-empty-prefix",
+        set_label("/disk"),
+        "machine 'w1'",
+        "labels./disk",
+        "prefix (before '/') is empty",
+    ),
+    (
+        "label-value-longer-than-63",
+        set_label("example.com/disk", "v" * 64),
+        "machine 'w1'",
+        "labels.example.com/disk",
+        "longer than 63",
+    ),
+    (
+        "label-value-with-space",
+        set_label("example.com/disk", "fast ssd"),
+        "machine 'w1'",
+        "labels.example.com/disk",
+        "label value 'fast ssd' is not a valid Kubernetes label value",
+    ),
+    (
+        "label-value-ends-with-dot",
+        set_label("example.com/disk", "ssd."),
+        "machine 'w1'",
+        "labels.example.com/disk",
+        "must be empty or consist of alphanumeric",
+    ),
+    # kubelet refuses --node-labels in the kubernetes.io and k8s.io namespaces (the prefix equal
+    # to or ending in .kubernetes.io / .k8s.io: isKubernetesLabel in
+    # cmd/kubelet/app/options/options.go) unless IsKubeletLabel allows them
+    # (staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go: kubeletLabels, and the
+    # kubeletLabelNamespaces kubelet.kubernetes.io and node.kubernetes.io); checked in v1.36.3.
+    (
+        "label-node-role-refused-by-kubelet",
+        set_label("node-role.kubernetes.io/worker", ""),
+        "machine 'w1'",
+        "labels.node-role.kubernetes.io/worker",
+        "kubelet would refuse 'node-role.kubernetes.io/worker' at join time on this machine",
+    ),
+    (
+        "label-node-role-suggests-own-domain",
+        set_label("node-role.kubernetes.io/worker", ""),
+        "machine 'w1'",
+        "labels.node-role.kubernetes.io/worker",
+        "use a label of your own domain instead, e.g. 'example.com/worker'",
+    ),
+    (
+        "label-kubernetes-io-itself-refused",
+        set_label("kubernetes.io/role", "worker"),
+        "machine 'w1'",
+        "labels.kubernetes.io/role",
+        "kubelet would refuse",
+    ),
+    (
+        "label-k8s-io-subdomain-refused",
+        set_label("storage.k8s.io/disk", "ssd"),
+        "machine 'w1'",
+        "labels.storage.k8s.io/disk",
+        "kubelet would refuse",
+    ),
+    (
+        "label-node-restriction-namespace-refused",
+        set_label("node-restriction.kubernetes.io/pool", "a"),
+        "machine 'w1'",
+        "labels.node-restriction.kubernetes.io/pool",
+        "kubelet would refuse",
+    ),
+    # Taints: pkg/apis/core/validation/validation.go validateNodeTaints (key: a label key,
+    # value: a label value, effect: validateTaintEffect's NoSchedule, PreferNoSchedule,
+    # NoExecute; unique by key and effect); checked in v1.36.3.
+    (
+        "taint-key-not-qualified-name",
+        set_taint(key="gpu only"),
+        "machine 'w1'",
+        "taints[0].key",
+        "taint key 'gpu only' is not a valid Kubernetes label key",
+    ),
+    (
+        "taint-key-empty",
+        set_taint(key=""),
+        "machine 'w1'",
+        "taints[0].key",
+        "is empty",
+    ),
+    (
+        "taint-value-not-label-value",
+        set_taint(value="a/b"),
+        "machine 'w1'",
+        "taints[0].value",
+        "taint value 'a/b' is not a valid Kubernetes label value",
+    ),
+    (
+        # NoScheduleNoAdmit is only a commented-out TODO in validateTaintEffect.
+        "taint-effect-unknown",
+        set_taint(effect="NoScheduleNoAdmit"),
+        "machine 'w1'",
+        "taints[0].effect",
+        "'NoSchedule', 'PreferNoSchedule' or 'NoExecute'",
+    ),
+    (
+        "taint-duplicate-key-and-effect",
+        set_field(
+            "w1",
+            "taints",
+            [
+                {"key": "example.com/gpu", "value": "a", "effect": "NoSchedule"},
+                {"key": "example.com/gpu", "value": "b", "effect": "NoSchedule"},
+            ],
+        ),
+        "machine 'w1'",
+        "taints[1]",
+        "unique by key and effect",
+    ),
+    # Kernel arguments: one token each; the installed system's may not be the installer's or
+    # Ignition's (coreos-installer's coreos.inst.*, the live system's coreos.live.*, Ignition's
+    # ignition.*), and the installer's may not repeat what the PXE boot sets itself.
+    (
+        "kernel-arg-with-space",
+        set_field("w1", "kernelArgs", ["console=ttyS0 quiet"]),
+        "machine 'w1'",
+        "kernelArgs[0]",
+        "is not one kernel argument",
+    ),
+    (
+        "kernel-arg-empty",
+        set_field("w1", "kernelArgs", [""]),
+        "machine 'w1'",
+        "kernelArgs[0]",
+        "must not be empty",
+    ),
+    (
+        "kernel-arg-coreos-inst",
+        set_field("w1", "kernelArgs", ["coreos.inst.install_dev=/dev/sdb"]),
+        "machine 'w1'",
+        "kernelArgs[0]",
+        "coreos.inst.* are the installer's",
+    ),
+    (
+        "kernel-arg-coreos-live",
+        set_field("w1", "kernelArgs", ["coreos.live.rootfs_url=http://x/r.img"]),
+        "machine 'w1'",
+        "kernelArgs[0]",
+        "give it in installerKernelArgs",
+    ),
+    (
+        "kernel-arg-ignition",
+        set_field("w1", "kernelArgs", ["ignition.firstboot"]),
+        "machine 'w1'",
+        "kernelArgs[0]",
+        "ignition.* are Ignition's own first-boot arguments",
+    ),
+    (
+        "installer-kernel-arg-with-tab",
+        set_field("w1", "installerKernelArgs", ["console=ttyS0\tquiet"]),
+        "machine 'w1'",
+        "installerKernelArgs[0]",
+        "is not one kernel argument",
+    ),
+    (
+        "installer-kernel-arg-set-by-pxe",
+        set_field("w1", "installerKernelArgs", ["coreos.inst.install_dev=/dev/sdb"]),
+        "machine 'w1'",
+        "installerKernelArgs[0]",
+        "stubernetes sets coreos.inst.install_dev itself",
+    ),
+    (
+        "installer-kernel-args-not-a-list",
+        set_field("w1", "installerKernelArgs", "console=ttyS0"),
+        "machine 'w1'",
+        "installerKernelArgs",
+        "valid list",
+    ),
+    (
+        "drain-timeout-below-10",
+        set_gates("drainTimeoutSeconds", 5),
+        "stubernetes:gates",
+        "drainTimeoutSeconds",
+        "greater than or equal to 10",
+    ),
+    (
+        "bmc-efi-boot-not-a-boolean",
+        set_bmc(efiBoot="uefi"),
+        "machine 'w1'",
+        "bmc.efiBoot",
+        "valid boolean",
+    ),
+    # Several controllers: an apiEndpoint at one controller's own address cannot outlive it.
+    (
+        "api-endpoint-at-one-of-two-controllers",
+        second_controller_at("192.168.10.11"),
+        "stubernetes:cluster",
+        "apiEndpoint",
+        "192.168.10.11 is the address of controller 'c1' itself",
+    ),
+    (
+        "api-endpoint-at-one-of-two-controllers-names-the-way-out",
+        second_controller_at("192.168.10.12"),
+        "stubernetes:cluster",
+        "apiEndpoint",
+        "use a virtual IP shared by all controllers (kube-vip, keepalived) or a DNS name over "
+        "all of them",
     ),
 ]
 
