@@ -1,4 +1,7 @@
-"""The operator-side reinstall steps, run for real against stand-in kubectl, ipmitool and curl."""
+"""The operator-side reinstall steps that talk to the cluster, against a stand-in kubectl.
+
+network-boot-once has its own tests: tests/test_reinstall_power.py.
+"""
 
 from __future__ import annotations
 
@@ -183,59 +186,3 @@ def test_the_old_boot_does_not_count_and_the_wait_is_bounded(tmp_path: Path) -> 
     assert result.returncode == 1
     assert "w1 did not rejoin within 2s" in result.stderr
     assert "/var/lib/stubernetes/status" in result.stderr
-
-
-# --- network-boot-once ---------------------------------------------------------------------------
-
-
-def test_ipmi_sets_a_one_time_pxe_boot_then_cycles(tmp_path: Path) -> None:
-    env = {
-        "MACHINE": "w1",
-        "BOOT_METHOD": "ipmi",
-        "BMC_ADDRESS": "10.0.0.51",
-        "BMC_USER": "admin",
-        "BMC_PASSWORD": PASSWORD,
-        "REDFISH_SYSTEM": "/redfish/v1/Systems/1",
-    }
-    result = run(tmp_path, "network-boot-once", env)
-    assert result.returncode == 0, result.stderr
-    log = (tmp_path / "tools.log").read_text()
-    argv = [line for line in log.splitlines() if line.startswith("argv=")]
-    assert argv == [
-        "argv=-I lanplus -H 10.0.0.51 -U admin -E chassis bootdev pxe",
-        "argv=-I lanplus -H 10.0.0.51 -U admin -E chassis power cycle",
-    ]
-    assert "persistent" not in log  # one-time, so the next boot is from disk again
-    assert f"IPMI_PASSWORD={PASSWORD}" in log
-    assert "hunter2" not in "".join(argv) and "hunter2" not in result.stdout
-
-
-def test_redfish_keeps_the_password_off_the_command_line(tmp_path: Path) -> None:
-    env = {
-        "MACHINE": "w1",
-        "BOOT_METHOD": "redfish",
-        "BMC_ADDRESS": "bmc.example",
-        "BMC_USER": "admin",
-        "BMC_PASSWORD": PASSWORD,
-        "REDFISH_SYSTEM": "/redfish/v1/Systems/System.Embedded.1",
-    }
-    result = run(tmp_path, "network-boot-once", env)
-    assert result.returncode == 0, result.stderr
-    log = (tmp_path / "tools.log").read_text().splitlines()
-    argv = [line for line in log if line.startswith("argv=")]
-    assert len(argv) == 2 and all("hunter2" not in line for line in argv)
-    assert '"BootSourceOverrideEnabled":"Once"' in argv[0]
-    assert argv[0].endswith("https://bmc.example/redfish/v1/Systems/System.Embedded.1")
-    assert argv[1].endswith("/redfish/v1/Systems/System.Embedded.1/Actions/ComputerSystem.Reset")
-    stdin = [line for line in log if line.startswith("stdin=")]
-    assert stdin[0] == 'stdin=user = "admin:hunter2 \\"quoted\\" \\\\ $HOME"'
-
-
-def test_pxe_command_and_manual(tmp_path: Path) -> None:
-    marker = tmp_path / "plug"
-    env = {"MACHINE": "w1", "BOOT_METHOD": "command", "PXE_COMMAND": f"echo cycled > {marker}"}
-    assert run(tmp_path, "network-boot-once", env).returncode == 0
-    assert marker.read_text() == "cycled\n"
-    manual = run(tmp_path, "network-boot-once", {"MACHINE": "w1", "BOOT_METHOD": "manual"})
-    assert manual.returncode == 0
-    assert "network-boot it by hand now" in manual.stdout
