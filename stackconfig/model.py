@@ -177,12 +177,19 @@ class ReleaseSettings(StrictModel):
     """One entry of `stubernetes:releases`: overrides a default release or adds a new one."""
 
     chart: str | None = None
+    """The chart's name in its repository (or a path); needed for a new release."""
     repository: str | None = None
+    """The Helm repository's URL."""
     version: str | None = None
+    """The chart version; needed for a new release."""
     namespace: Rfc1123Label | None = None
+    """The namespace it is installed into (created if missing); needed for a new release."""
     values: dict[str, Any] = Field(default_factory=dict)
+    """Chart values, merged key by key into a default release's."""
     enabled: bool = True
+    """`false` turns a default release off."""
     after: Literal["registered", "ready"] | None = None
+    """The gate it waits for: every machine a Node (`registered`) or every Node Ready."""
 
 
 class Cluster(StrictModel):
@@ -250,19 +257,27 @@ class Cluster(StrictModel):
 
 class OperatingSystem(StrictModel):
     flavor: Literal["fedora-coreos"] = "fedora-coreos"
+    """The operating system installed: Fedora CoreOS."""
     stream: Literal["stable", "testing", "next"] = "stable"
+    """The Fedora CoreOS stream the build comes from."""
     version: str = Field(pattern=r"^[0-9][0-9.]*[0-9]$")
+    """The exact Fedora CoreOS build the machines install, e.g. 42.20250721.3.0."""
     cached_install: bool = False
+    """Serve kernel, initramfs and rootfs from Matchbox's /assets/fedora-coreos/."""
 
 
 class Matchbox(StrictModel):
     http_endpoint: str = Field(pattern=r"^https?://[^/\s]+$")
+    """Matchbox's HTTP API, which machines boot from, e.g. http://matchbox.home.arpa:8080."""
     rpc_endpoint: str = Field(pattern=r"^[^/\s:]+:[0-9]+$")
-    # The gRPC API's client certificate, key and CA (PEM). Set them with
-    # `pulumi config set --secret --path matchbox.clientKey "$(cat client.key)"`.
+    """Matchbox's gRPC API (`host:8081`), which the program writes through."""
+    # Set them with `pulumi config set --secret --path matchbox.clientKey "$(cat client.key)"`.
     client_cert: str = Field(min_length=1)
+    """The gRPC API's client certificate (PEM; a secret)."""
     client_key: str = Field(min_length=1)
+    """The gRPC API's client key (PEM; a secret)."""
     ca_cert: str = Field(min_length=1)
+    """The CA that signed Matchbox's server certificate (PEM; a secret)."""
 
 
 class Gates(StrictModel):
@@ -283,8 +298,11 @@ class Gates(StrictModel):
 
 class Admin(StrictModel):
     user: Rfc1123Label
+    """The admin user on every machine: a passwordless sudoer."""
     ssh_authorized_keys: list[SshPublicKey] = Field(min_length=1)
+    """Its OpenSSH public keys, one or more."""
     password_hash: str | None = None
+    """Its password hash for the console (crypt(3) form), if any."""
 
 
 class Taint(StrictModel):
@@ -365,12 +383,19 @@ class Machine(StrictModel):
 
 class StackConfig(StrictModel):
     cluster: Cluster
+    """`stubernetes:cluster`."""
     os: OperatingSystem
+    """`stubernetes:os`."""
     matchbox: Matchbox
+    """`stubernetes:matchbox`."""
     admin: Admin
+    """`stubernetes:admin`."""
     machines: tuple[Machine, ...]
+    """`stubernetes:machines`, in file order."""
     gates: Gates = Gates()
+    """`stubernetes:gates`."""
     releases: dict[str, ReleaseSettings] = Field(default_factory=dict)
+    """`stubernetes:releases`."""
 
     @cached_property
     def controllers(self) -> tuple[Machine, ...]:

@@ -6,9 +6,21 @@ from typing import Any
 
 import pytest
 
-from stackconfig import StackConfig, parse_stack_config
+from stackconfig import parse_stack_config
 from stackconfig.labels import KUBELET_LABELS
-from stackconfig.model import SUPPORTED_KUBERNETES_MINORS, Bmc, Cluster, Gates, Machine, Taint
+from stackconfig.model import (
+    SUPPORTED_KUBERNETES_MINORS,
+    Admin,
+    Bmc,
+    Cluster,
+    Gates,
+    Machine,
+    Matchbox,
+    OperatingSystem,
+    ReleaseSettings,
+    StackConfig,
+    Taint,
+)
 
 
 def parsed(values: dict[str, Any]) -> StackConfig:
@@ -152,6 +164,7 @@ def test_several_controllers_behind_a_virtual_ip_parse(raw_values: dict[str, Any
 
 
 def test_every_field_has_a_description() -> None:
-    for model in (Cluster, Gates, Taint, Bmc, Machine):
+    models = (Cluster, OperatingSystem, Matchbox, Admin, Gates, Taint, Bmc, Machine)
+    for model in (*models, ReleaseSettings, StackConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name}"

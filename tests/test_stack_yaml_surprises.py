@@ -171,3 +171,15 @@ def test_quoted_values_are_text(tmp_path: Path, capsys: pytest.CaptureFixture[st
     # `urn` loads and checks the stack like `render` does, without rendering it.
     status = main(["urn", "--stack-file", str(stack_file), "--machine", "w1"])
     assert status == 0, capsys.readouterr().err
+
+
+def test_unquoted_boolean_where_a_choice_is_expected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = "      role: worker\n      installDisk: /dev/sda\n"
+    status, errors = render_edited(tmp_path, capsys, old, old.replace("worker", "yes"))
+    assert status == EXIT_BAD_INPUT
+    assert errors == [
+        "error: machine 'w1': field 'role': should be 'controller' or 'worker', got True "
+        "(YAML read the unquoted value yes as the boolean true)"
+    ]
