@@ -17,13 +17,13 @@ import pulumi_command as command
 import pulumi_random as random
 import pulumiverse_matchbox as matchbox
 
+from components.install_step import install_step
+from components.previous import PreviousState
 from components.token import BootstrapToken, BootstrapTokenArgs
 from ignition import ClusterMaterial, machine_ignition_json
 from ignition.pxe import fcos_install_boot
 from ignition.validate import check_structure
 from stackconfig import Machine, StackConfig
-
-SCRIPTS = "components/scripts"
 
 
 def matchbox_id(stack: StackConfig, machine: Machine) -> str:
@@ -42,6 +42,7 @@ class MachineArgs:
     material: pulumi.Output[ClusterMaterial]
     kubeconfig: pulumi.Output[str]
     provider: pulumi.ProviderResource
+    previous: PreviousState
 
 
 class MachineResources(pulumi.ComponentResource):
@@ -81,6 +82,10 @@ class MachineResources(pulumi.ComponentResource):
                 "ROLE": machine.role,
                 "CONTROLLERS": " ".join(m.name for m in stack.controllers),
                 "ALLOW_CLUSTER_REBUILD": str(stack.cluster.allow_cluster_rebuild).lower(),
+                # Whether an earlier update saw this machine join: then an API server that does
+                # not answer is a failure, never a first install.
+                "INSTALLED_BEFORE": args.previous.installed_before(machine.name),
+                "DRAIN_TIMEOUT_SECONDS": str(stack.gates.drain_timeout_seconds),
             },
             after=self.anchor,
         )
@@ -144,15 +149,8 @@ class MachineResources(pulumi.ComponentResource):
         environment: dict[str, pulumi.Input[str]],
         after: pulumi.Resource,
     ) -> command.local.Command:
-        """One operator-side step of the install chain, run (again) with each new install."""
-        return command.local.Command(
-            name,
-            create=f"bash {SCRIPTS}/{script}",
-            environment=environment,
-            triggers=[self._generation],
-            opts=pulumi.ResourceOptions(
-                parent=self, replace_with=[self.anchor], depends_on=[after]
-            ),
+        return install_step(
+            name, script, environment, self._generation, self.anchor, after, parent=self
         )
 
 
@@ -166,6 +164,7 @@ def boot_environment(machine: Machine) -> dict[str, pulumi.Input[str]]:
             "BMC_USER": machine.bmc.user,
             "BMC_PASSWORD": pulumi.Output.secret(machine.bmc.password),
             "REDFISH_SYSTEM": machine.bmc.system_path,
+            "EFI_BOOT": str(machine.bmc.efi_boot).lower(),
         }
     if machine.pxe_command is not None:
         address = str(machine.address.ip) if machine.address else ""

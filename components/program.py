@@ -11,6 +11,7 @@ import pulumiverse_matchbox as matchbox
 from components.cluster import Cluster
 from components.gates import ReadinessGate, ReadinessGateArgs
 from components.machine import MachineArgs, MachineResources, matchbox_id
+from components.previous import INSTALLED_OUTPUT, PreviousState
 from components.releases import chart_version, helm_release
 from components.token import bootstrap_token_secret
 from stackconfig import StackConfig
@@ -34,6 +35,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     material = cluster.pki.material
     kubeconfig = cluster.pki.admin_kubeconfig
     provider = matchbox_provider(stack)
+    previous = PreviousState(parent=cluster)
     machines = {
         machine.name: MachineResources(
             matchbox_id(stack, machine),
@@ -43,6 +45,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
                 material=material,
                 kubeconfig=kubeconfig,
                 provider=provider,
+                previous=previous,
             ),
         )
         for machine in stack.machines
@@ -59,8 +62,9 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         cluster_identifier=f"stubernetes-{name}",
         opts=pulumi.ResourceOptions(parent=cluster),
     )
-    # The API server comes with the init controller alone; the other machines' tokens can be
-    # added as soon as it answers, and those machines join with them.
+    # The API server comes with the init controller alone; every machine's token is added as
+    # soon as it answers, the init controller's too: kubeadm init does not need it, but a
+    # reinstalled or accidentally network-booted init controller joins its cluster with it.
     api = ReadinessGate(
         f"{name}-api-server",
         ReadinessGateArgs(
@@ -70,16 +74,17 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         opts=pulumi.ResourceOptions(parent=cluster),
     )
     for machine in stack.machines:
-        # The machine that bootstraps the cluster has its token in its InitConfiguration.
-        if stack.bootstraps_cluster(machine):
-            continue
+        resources = machines[machine.name]
+        # A machine that founds the cluster does not need its token to come up, and on a rebuild
+        # the old API server is gone until it is back: its token waits for it.
+        founding = [resources.rejoined] if stack.bootstraps_cluster(machine) else []
         bootstrap_token_secret(
             f"{name}-{machine.name}-bootstrap-token",
             machine.name,
-            machines[machine.name].token,
+            resources.token,
             kubernetes,
-            parent=machines[machine.name],
-            depends_on=[api.command],
+            parent=resources,
+            depends_on=[api.command, *founding],
         )
     registered = ReadinessGate(
         f"{name}-registered",
@@ -119,6 +124,14 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         helm_release(spec, kubernetes, gate, parent=cluster)
 
     pulumi.export("kubeconfig", kubeconfig)
+    # Known only once each machine's install chain has finished; read back by PreviousState.
+    pulumi.export(
+        INSTALLED_OUTPUT,
+        {
+            name: pulumi.Output.all(m.rejoined.stdout, m.anchor.hex).apply(lambda v: v[1])
+            for name, m in machines.items()
+        },
+    )
     pulumi.export(
         "machines",
         {

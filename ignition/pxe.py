@@ -52,6 +52,6 @@ def fcos_install_boot(stack: StackConfig, machine: Machine) -> Boot:
             f"coreos.live.rootfs_url={base}/{live}-rootfs.x86_64.img",
             f"coreos.inst.install_dev={machine.install_disk}",
             f"coreos.inst.ignition_url={ignition_url(stack)}",
-            *machine.kernel_args,
+            *machine.installer_kernel_args,
         ),
     )

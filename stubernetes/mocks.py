@@ -45,10 +45,22 @@ def _random_text(seed: str, name: str, inputs: dict[str, Any], length: int) -> s
 
 
 class StandInMocks(pulumi.runtime.Mocks):
-    """Outputs a real engine would compute, derived from a seed so renders are reproducible."""
+    """Outputs a real engine would compute, derived from a seed so renders are reproducible.
 
-    def __init__(self, seed: str) -> None:
+    `previous_outputs` are what the stack's reference to itself reads (its last update's
+    outputs; none for a new stack). `renewed_certs` names certificates to return as renewed:
+    the same request signed again, as the tls provider does when it replaces one that is due.
+    """
+
+    def __init__(
+        self,
+        seed: str,
+        previous_outputs: dict[str, Any] | None = None,
+        renewed_certs: frozenset[str] = frozenset(),
+    ) -> None:
         self.seed = seed
+        self.previous_outputs = previous_outputs or {}
+        self.renewed_certs = renewed_certs
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = unwrap_secrets(args.inputs)
@@ -60,7 +72,8 @@ class StandInMocks(pulumi.runtime.Mocks):
         elif args.typ == "tls:index/certRequest:CertRequest":
             outputs = standin_pki.cert_request(inputs)
         elif args.typ == "tls:index/locallySignedCert:LocallySignedCert":
-            outputs = standin_pki.locally_signed_cert(args.name, inputs)
+            label = f"{args.name}/renewed" if args.name in self.renewed_certs else args.name
+            outputs = standin_pki.locally_signed_cert(label, inputs)
         elif args.typ in (
             "random:index/randomString:RandomString",
             "random:index/randomPassword:RandomPassword",
@@ -70,6 +83,8 @@ class StandInMocks(pulumi.runtime.Mocks):
         elif args.typ == "random:index/randomId:RandomId":
             raw = _random_bytes(self.seed, args.name, inputs)[: int(inputs["byteLength"])]
             outputs = {"hex": raw.hex(), "dec": str(int.from_bytes(raw))}
+        elif args.typ == "pulumi:pulumi:StackReference":
+            outputs = {"outputs": self.previous_outputs, "secretOutputNames": []}
         elif args.typ == "command:local:Command":
             # Under mocks nothing runs; the output says so rather than faking a result.
             outputs = {"stdout": "not run (offline render)", "stderr": ""}
