@@ -1,9 +1,11 @@
 # shellcheck shell=bash
 # Sourced by the operator-side scripts: kubectl with the admin kubeconfig from the environment.
 # KUBECONFIG_CONTENT is a secret: it goes to a private temporary file, never to a command line.
+# $workdir is a private temporary folder for the scripts' own files; both go away on exit.
 
-kubeconfig=$(mktemp)
-trap 'rm -f "$kubeconfig"' EXIT
+workdir=$(mktemp -d)
+trap 'rm -rf "$workdir"' EXIT
+kubeconfig=$(mktemp "$workdir/kubeconfig.XXXXXX")
 printf '%s\n' "${KUBECONFIG_CONTENT:?the admin kubeconfig}" >"$kubeconfig"
 
 kc() {
