@@ -19,6 +19,13 @@ def sized_stack(base: dict[str, Any], controllers: int, workers: int) -> dict[st
             "installDisk": "/dev/sda",
             # Hosts 10.0.0.2 onwards of one /16: room for any machine count the tests use.
             "address": f"10.0.{(index + 2) // 256}.{(index + 2) % 256}/16",
+            "gateway": "10.0.0.1",
+            "dns": ["10.0.0.1"],
         }
     values["machines"] = machines
+    # One controller: its own address. Several: a name over all of them, since an endpoint at
+    # one controller's address cannot survive that controller's reinstall.
+    values["cluster"]["apiEndpoint"] = (
+        "10.0.0.2:6443" if controllers == 1 else f"api.{values['cluster']['domain']}:6443"
+    )
     return values
