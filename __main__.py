@@ -1,6 +1,5 @@
-"""The Pulumi program: load the stack config, build the cluster."""
+"""The Pulumi program: load the stack config, build the cluster (`pulumi_program`)."""
 
-from components.config import load_stack_config
-from components.program import build_cluster
+from components.program import pulumi_program
 
-build_cluster(load_stack_config())
+pulumi_program()

@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 import pulumiverse_matchbox as matchbox
 
 from components.cluster import Cluster
+from components.config import load_stack_config
 from components.gates import ReadinessGate, ReadinessGateArgs
 from components.machine import MachineArgs, MachineResources, matchbox_id
 from components.previous import INSTALLED_OUTPUT, PreviousState
@@ -139,3 +140,9 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             for m in stack.machines
         },
     )
+
+
+def pulumi_program() -> None:
+    """The whole program: what `__main__.py` runs and what an Automation API inline program
+    runs, so the real engine's tests exercise exactly this code."""
+    build_cluster(load_stack_config())
