@@ -1,0 +1,163 @@
+"""What the program hands to the world, read back from a run under the SDK's mocks.
+
+Nothing here rebuilds the program's output from its parts: each machine's files come out of
+the Ignition in its Matchbox profile (`rawIgnition`, what Matchbox serves), the token Secrets
+and the core release are the inputs the program registers, and the admin kubeconfig is the
+stack's `kubeconfig` output. Under mocks the PKI is the stand-in one (`stubernetes/mocks.py`,
+`stubernetes/standin_pki.py`): real keys, so the whole output is self-consistent.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import gzip
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from components.machine import matchbox_id
+from stackconfig import StackConfig, parse_stack_config
+from stubernetes.mocks import Registration, unwrap_secrets
+from stubernetes.program_run import run_program
+
+PROFILE = "matchbox:index/profile:Profile"
+SECRET = "kubernetes:core/v1:Secret"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+COMMAND = "command:local:Command"
+# The stack's secret settings, as the example stack file marks them (`secure:`).
+SECRET_KEYS = ("matchbox",)
+CONF_DIR = "/etc/stubernetes"
+KUBEADM_CONFIG = f"{CONF_DIR}/kubeadm.yaml"
+SHARED_PKI = f"{CONF_DIR}/pki"
+
+
+@dataclass(frozen=True)
+class IgnitionFile:
+    path: str
+    contents: bytes
+    mode: int
+
+
+def _decode_source(source: str) -> bytes:
+    """An RFC 2397 data URL, as Ignition reads `contents.source`."""
+    if not source.startswith("data:"):
+        raise ValueError(f"not a data URL: {source[:40]!r}")
+    header, _, payload = source[len("data:") :].partition(",")
+    if header.endswith(";base64"):
+        return base64.b64decode(payload)
+    return urllib.parse.unquote_to_bytes(payload)
+
+
+def ignition_files(config: Mapping[str, Any]) -> dict[str, IgnitionFile]:
+    """Every `storage.files` entry of an Ignition config, its hash checked as Ignition does."""
+    files: dict[str, IgnitionFile] = {}
+    for entry in config.get("storage", {}).get("files", []):
+        contents = entry.get("contents", {})
+        raw = _decode_source(contents.get("source", "data:,"))
+        compression = contents.get("compression", "")
+        if compression == "gzip":
+            raw = gzip.decompress(raw)
+        elif compression:
+            raise ValueError(f"{entry['path']}: unknown compression {compression!r}")
+        expected = contents.get("verification", {}).get("hash")
+        if expected is not None:
+            kind, _, digest = expected.partition("-")
+            assert kind == "sha512", expected
+            assert hashlib.sha512(raw).hexdigest() == digest, f"{entry['path']}: hash mismatch"
+        files[entry["path"]] = IgnitionFile(entry["path"], raw, int(entry.get("mode", 0o644)))
+    return files
+
+
+@dataclass(frozen=True)
+class MachineOutput:
+    name: str
+    role: str
+    init: bool
+    ignition: dict[str, Any]
+    files: dict[str, IgnitionFile]
+
+    @property
+    def kubeadm_yaml(self) -> str:
+        return self.files[KUBEADM_CONFIG].contents.decode()
+
+    def kubeadm_configs(self) -> list[str]:
+        """Every kubeadm config file in the Ignition: /etc/stubernetes/kubeadm*.yaml."""
+        return [
+            p
+            for p in self.files
+            if p.startswith(f"{CONF_DIR}/kubeadm") and p.endswith(".yaml") and p.count("/") == 3
+        ]
+
+    def kubeadm_documents(self) -> dict[str, dict[str, Any]]:
+        """kubeadm's documents by kind (InitConfiguration, JoinConfiguration, ...)."""
+        return {d["kind"]: d for d in yaml.safe_load_all(self.kubeadm_yaml) if d}
+
+    def shared_pki(self) -> dict[str, IgnitionFile]:
+        """The CA material under /etc/stubernetes/pki, by its path relative to that folder."""
+        prefix = SHARED_PKI + "/"
+        return {p[len(prefix) :]: f for p, f in self.files.items() if p.startswith(prefix)}
+
+
+@dataclass(frozen=True)
+class ProgramOutput:
+    stack: StackConfig
+    machines: dict[str, MachineOutput]
+    # Each machine's bootstrap-token Secret as the program asks the Kubernetes provider for it.
+    token_secrets: dict[str, dict[str, Any]]
+    admin_kubeconfig: str
+    releases: dict[str, dict[str, Any]]
+    commands: dict[str, dict[str, Any]]
+
+    @property
+    def init_controller(self) -> MachineOutput:
+        (init,) = [m for m in self.machines.values() if m.init]
+        return init
+
+
+def _machine_of(registration: Registration, by_component: Mapping[str, str]) -> str:
+    component = registration.parent.rsplit("::", 1)[-1]
+    return by_component[component]
+
+
+def _manifest(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable")
+    return {key: copy.deepcopy(inputs[key]) for key in keys if key in inputs}
+
+
+def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests") -> ProgramOutput:
+    """Run the program under mocks with `values` as the stack's config; read its output."""
+    stack = parse_stack_config(dict(values))
+    run = run_program(values, SECRET_KEYS, seed=seed)
+    by_profile = {matchbox_id(stack, m): m for m in stack.machines}
+    machines: dict[str, MachineOutput] = {}
+    secrets: dict[str, dict[str, Any]] = {}
+    releases: dict[str, dict[str, Any]] = {}
+    commands: dict[str, dict[str, Any]] = {}
+    for registration in run.registrations:
+        inputs = unwrap_secrets(registration.inputs)
+        if registration.type == PROFILE:
+            machine = by_profile[inputs["name"]]
+            config = json.loads(inputs["rawIgnition"])
+            machines[machine.name] = MachineOutput(
+                machine.name,
+                machine.role,
+                stack.bootstraps_cluster(machine),
+                config,
+                ignition_files(config),
+            )
+        elif registration.type == SECRET:
+            name = _machine_of(registration, {k: m.name for k, m in by_profile.items()})
+            secrets[name] = _manifest(inputs)
+        elif registration.type == RELEASE:
+            releases[registration.name] = inputs
+        elif registration.type == COMMAND:
+            commands[registration.name] = inputs
+    kubeconfig = unwrap_secrets(run.stack_outputs["kubeconfig"])
+    assert isinstance(kubeconfig, str)
+    return ProgramOutput(stack, machines, secrets, kubeconfig, releases, commands)
