@@ -10,15 +10,17 @@ Everything goes into a cache outside the repository,
   ``apt-get download`` (no root needed, but the apt lists must be present:
   ``apt-get update``) and unpacked with ``dpkg-deb -x``:
   ``linux-image-<abi>-cloud-amd64`` (the package ``linux-image-cloud-amd64`` depends on,
-  or ``$STUBERNETES_LAB_KERNEL_PKG``), ``busybox-static``, ``ignition``.
+  or ``$STUBERNETES_LAB_KERNEL_PKG``), ``busybox-static``.
 * ``build/<key>/``: ``vmlinuz``, ``initramfs.img`` (gzip'd newc cpio) and
   ``lab.json`` describing them; ``<key>`` hashes every input, so a change to the guest
-  scripts, the packages or this file makes a new build (older ones are removed) and an
-  unchanged one is reused. Without apt lists (offline) the cached packages are reused.
+  scripts, the packages, the Ignition binary or this file makes a new build (older ones are
+  removed) and an unchanged one is reused. Without apt lists (offline) the cached packages
+  are reused.
 
-The initramfs holds BusyBox (static), the Debian Ignition binary and the ``useradd``,
-``usermod`` and ``groupadd`` it calls (from the host's ``passwd`` package) with the
-shared libraries ``ldd`` lists for them, the kernel modules virtio networking needs (the
+The initramfs holds BusyBox (static), the real Ignition v2.24.0 that ``scripts/tools`` builds
+from its Go module (``tests/tool_cache.py``; dynamically linked, cgo and libblkid) and the
+``useradd``, ``usermod`` and ``groupadd`` it calls (from the host's ``passwd`` package), with
+the shared libraries ``ldd`` lists for them, the kernel modules virtio networking needs (the
 closure of ``virtio_pci`` and ``virtio_net`` over the modules' ``.modinfo`` depends), a no-op
 ``setfiles``, ``tests/lab/guest/init``, ``tests/lab/guest/udhcpc.script``,
 ``tests/lab/tree-digest.sh`` and the root skeleton Ignition is applied to (see
@@ -55,12 +57,11 @@ DIGEST_SCRIPT = HERE / "tree-digest.sh"
 
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
-IGNITION_PACKAGE = "ignition"
 BUSYBOX_IN_PACKAGE = "bin/busybox"
-IGNITION_IN_PACKAGE = "usr/lib/dracut/modules.d/30ignition/ignition"
-# Host programs Ignition runs while applying users/groups (traced with strace on
-# Ignition 2.14: useradd for a new user, usermod for an existing one, groupadd for
-# passwd.groups).
+# Host programs Ignition runs while applying users/groups: useradd for a new user, usermod
+# for an existing one, groupadd for passwd.groups (coreos/ignition v2.24.0
+# `internal/exec/util/passwd.go`, names from `internal/distro/distro.go`; userdel and
+# groupdel only for `shouldExist: false`, which no lab config uses).
 IGNITION_HELPERS = ("useradd", "usermod", "groupadd")
 NET_MODULES = ("virtio_pci", "virtio_net")
 
@@ -132,6 +133,25 @@ class LabBuild:
             host_tools=Path(d["host_tools"]),
             digest_script=DIGEST_SCRIPT,  # this checkout's copy (same content: build key)
         )
+
+
+def ignition_binary() -> Path:
+    """The real Ignition v2.24.0 built by ``scripts/tools``. Not Debian's 2.14: Matchbox
+    re-serves every raw config as spec 3.4.0, which 2.14 refuses."""
+    try:
+        import tool_cache
+    except ModuleNotFoundError:  # run as a script: tests/ is not on sys.path
+        sys.path.insert(0, str(HERE.parent))
+        import tool_cache
+    return tool_cache.require_tool("ignition", "ignition")
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest().encode()
 
 
 # ---------------------------------------------------------------------------- apt
@@ -410,7 +430,7 @@ def build(
     kernel_pkg = resolve_kernel_package_cached(cache)
     kernel_tree = fetch_package(kernel_pkg, cache, log, family="linux-image-")
     busybox_tree = fetch_package(BUSYBOX_PACKAGE, cache, log)
-    ignition_tree = fetch_package(IGNITION_PACKAGE, cache, log)
+    ignition = ignition_binary()
 
     vmlinuz = sorted((kernel_tree / "boot").glob("vmlinuz-*"))
     releases = sorted(p.name for p in (kernel_tree / "lib/modules").iterdir())
@@ -419,7 +439,6 @@ def build(
     release = releases[0]
     modules_dir = kernel_tree / "lib/modules" / release
     busybox = busybox_tree / BUSYBOX_IN_PACKAGE
-    ignition = ignition_tree / IGNITION_IN_PACKAGE
     if shared_libraries(busybox):
         raise RuntimeError(f"{busybox} is not statically linked")
 
@@ -441,7 +460,7 @@ def build(
             *guest_files.items(),
             ("kernel", vmlinuz[0].name.encode() + (kernel_tree / ".complete").read_bytes()),
             ("busybox", (busybox_tree / ".complete").read_bytes()),
-            ("ignition", (ignition_tree / ".complete").read_bytes()),
+            ("ignition", str(ignition).encode() + b"\0" + _file_digest(ignition)),
             *((str(h), h.read_bytes()) for h in helpers),
         ]
     )

@@ -1,8 +1,9 @@
 """Fixtures for the virtual bare-metal lab (tests/lab, marker ``lab``).
 
 The seam is :func:`lab_data_dir`: by default it runs ``stubernetes render`` on the example
-stack and serves its ``DIR/matchbox``; with ``STUBERNETES_LAB_DATA=hand`` it writes a Matchbox
-data directory of the same layout by hand.
+stack, and the real Matchbox (v0.11.0, built by ``scripts/tools``) serves its ``DIR/matchbox``
+as its ``-data-path``; with ``STUBERNETES_LAB_DATA=hand`` it writes a Matchbox data directory
+of the same layout by hand.
 Everything else (which machines to boot, which hostname each must end up with, which
 assets to put where) is derived from the data directory itself.
 """
@@ -18,22 +19,25 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from matchbox_grpc import start_matchbox
+from real_process import free_port
 
 from . import build_lab, qemu_vm
 from .lab_env import (
+    RUNNING_MATCHBOXES,
     BootTimes,
     Lab,
     machines_in,
     skip_or_fail,
     stage_assets,
 )
-from .matchbox_http import MatchboxHTTP
+from .matchbox_log import MatchboxLog
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +59,7 @@ LAB_SSH_KEY = (
 def lab_data_dir(dest: Path, matchbox_url: str) -> Path:
     """THE SEAM: write the Matchbox data directory the lab serves; return it.
 
-    ``matchbox_url`` is the base URL the *guest* reaches the Matchbox fixture at
+    ``matchbox_url`` is the base URL the *guest* reaches the real Matchbox at
     (``http://10.0.2.2:<port>``); profile args must point there.
 
     By default the lab serves the project's own render of ``stacks/Pulumi.example.yaml``
@@ -67,8 +71,9 @@ def lab_data_dir(dest: Path, matchbox_url: str) -> Path:
     whose kernel and initrd are Matchbox ``/assets/...`` paths or URLs (the lab puts its
     Debian kernel and initramfs there) and whose args carry ``console=ttyS0`` and the
     Ignition URL (``coreos.inst.ignition_url=`` or ``ignition.config.url=``); raw
-    Ignition (``*.ign``) that Debian's Ignition 2.14 accepts (spec 3.0-3.3), needing no
-    network beyond the Matchbox URL and no ``disks``/``filesystems``; ``/etc/hostname``
+    Ignition (``*.ign``) that Matchbox's parser accepts (spec 3.0-3.4: it re-serves it as
+    3.4.0, which the guest's Ignition v2.24.0 applies), needing no network beyond the
+    Matchbox URL and no ``disks``/``filesystems``; ``/etc/hostname``
     written from a ``data:`` URL (that is how the test knows which hostname each machine
     must end up with).
     """
@@ -82,14 +87,15 @@ def rendered_data_dir(dest: Path, matchbox_url: str) -> Path:
 
     The stack file is copied with three changes a real lab operator would also make:
     Matchbox's HTTP endpoint is the fixture's, the install is cached (kernel, initramfs
-    and rootfs from Matchbox ``/assets/``) and every machine gets ``console=ttyS0``.
+    and rootfs from Matchbox ``/assets/``) and every machine's installer (its PXE boot) gets
+    ``console=ttyS0`` (``installerKernelArgs``; ``kernelArgs`` are the installed system's).
     """
     stack = yaml.safe_load((REPO / "stacks" / "Pulumi.example.yaml").read_text())
     config = stack["config"]
     config["stubernetes:matchbox"]["httpEndpoint"] = matchbox_url
     config["stubernetes:os"]["cachedInstall"] = True
     for machine in config["stubernetes:machines"].values():
-        machine["kernelArgs"] = [*machine.get("kernelArgs", []), "console=ttyS0"]
+        machine["installerKernelArgs"] = [*machine.get("installerKernelArgs", []), "console=ttyS0"]
     stack_file = dest / "stack" / "Pulumi.lab.yaml"
     stack_file.parent.mkdir(parents=True)
     stack_file.write_text(yaml.safe_dump(stack, sort_keys=False))
@@ -236,6 +242,17 @@ def lab_build(lab_tools: None, boot_times: BootTimes) -> build_lab.LabBuild:
 _BOOT_TIMES: list[BootTimes] = []
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        for server in RUNNING_MATCHBOXES:
+            report.sections.append((f"{server.process.name} log", server.log_tail(80)))
+    return report
+
+
 @pytest.fixture(scope="session")
 def boot_times(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BootTimes]:
     times = BootTimes(tmp_path_factory.getbasetemp() / "lab-boot-times.json")
@@ -273,19 +290,21 @@ def lab(
     assets_dir.mkdir()
     served = root / "render"
     served.mkdir()
-    # The data dir must name the server's port, so start the server on a placeholder
-    # directory first (files are read per request) and point it at the result.
-    server = MatchboxHTTP(served, assets_dir).start()
+    # The data must name Matchbox's port: choose the port, write the data, then start the
+    # real Matchbox on it (127.0.0.1, which QEMU's user network shows the guests as 10.0.2.2).
+    port = free_port()
+    matchbox_url = f"http://{qemu_vm.HOST_FROM_GUEST}:{port}"
+    data_dir = lab_data_dir(served, matchbox_url)
+    placeholders = stage_assets(data_dir, assets_dir, lab_build, matchbox_url)
+    machines = machines_in(data_dir)
+    assert machines, f"no group with a mac selector in {data_dir}"
+    server = start_matchbox(data_dir, assets_dir, root, http_port=port, name="matchbox-lab")
+    RUNNING_MATCHBOXES.append(server)
     try:
-        matchbox_url = f"http://{qemu_vm.HOST_FROM_GUEST}:{server.port}"
-        data_dir = lab_data_dir(served, matchbox_url)
-        server.data_dir = data_dir
-        placeholders = stage_assets(data_dir, assets_dir, lab_build, matchbox_url)
-        machines = machines_in(data_dir)
-        assert machines, f"no group with a mac selector in {data_dir}"
         yield Lab(
             lab_build,
             server,
+            MatchboxLog(server.process.log),
             data_dir,
             assets_dir,
             matchbox_url,
@@ -297,3 +316,4 @@ def lab(
         )
     finally:
         server.stop()
+        RUNNING_MATCHBOXES.remove(server)

@@ -10,6 +10,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import time
 import urllib.parse
 import uuid
@@ -18,9 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matchbox_grpc import Matchbox
 
 from . import build_lab, qemu_vm
-from .matchbox_http import MatchboxHTTP, load_group, parse_mac
+from .matchbox_log import MatchboxLog
+
+# Every real Matchbox a lab test runs, so that a failing test shows the end of their logs
+# (conftest.py pytest_runtest_makereport).
+RUNNING_MATCHBOXES: list[Matchbox] = []
 
 
 def in_ci() -> bool:
@@ -76,22 +82,37 @@ def _hostname_from_ignition(doc: dict[str, Any]) -> str | None:
     return None
 
 
+_MAC = re.compile(r"[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}")
+
+
+def normal_mac(value: str) -> str:
+    """A six-octet MAC with ``:`` or ``-`` separators in lower-case colon form, as Matchbox
+    stores a group's ``mac`` selector (Go's net.ParseMAC and HardwareAddr.String,
+    poseidon/matchbox ``matchbox/storage/storagepb/group.go`` Normalize)."""
+    lowered = value.lower()
+    if not _MAC.fullmatch(lowered):
+        raise ValueError(f"the lab boots machines with six-octet MACs only, not {value!r}")
+    return lowered.replace("-", ":")
+
+
 def machines_in(data_dir: Path) -> list[LabMachine]:
     """One machine per group with a ``mac`` selector, in group-id order."""
     machines = []
     for path in sorted((data_dir / "groups").glob("*.json")):
-        group = load_group(path.read_bytes())
-        mac = next((v for k, v in group.selector.items() if k.lower() == "mac"), None)
+        group = json.loads(path.read_text())
+        selector = group.get("selector") or {}
+        mac = next((v for k, v in selector.items() if k.lower() == "mac"), None)
         if mac is None:
             continue
-        profile = json.loads((data_dir / "profiles" / f"{group.profile}.json").read_text())
+        group_id = str(group["id"])
+        profile = json.loads((data_dir / "profiles" / f"{group['profile']}.json").read_text())
         ign = data_dir / "ignition" / str(profile.get("ignition_id", ""))
         hostname = _hostname_from_ignition(json.loads(ign.read_text())) if ign.is_file() else None
         machines.append(
             LabMachine(
-                name=group.id,
-                mac=parse_mac(mac),
-                uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"stubernetes-lab:{group.id}")),
+                name=group_id,
+                mac=normal_mac(mac),
+                uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"stubernetes-lab:{group_id}")),
                 profile=profile,
                 ignition_file=ign,
                 expected_hostname=hostname,
@@ -184,7 +205,8 @@ class BootTimes:
 @dataclass
 class Lab:
     build: build_lab.LabBuild
-    server: MatchboxHTTP
+    server: Matchbox  # the real one, on 127.0.0.1 (the guests reach it as 10.0.2.2)
+    log: MatchboxLog
     data_dir: Path
     assets_dir: Path
     matchbox_url: str  # as the guest sees it
