@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.sync_await import _sync_await
@@ -113,6 +114,11 @@ class Registration:
     replace_with: list[str]
     additional_secret_outputs: list[str]
     inputs: dict[str, Any] = field(default_factory=dict)
+    # The inputs as sent, each secret marked where it is (not pushed up to its top-level key as
+    # `rpc.deserialize_properties` does) and whole numbers as integers.
+    inputs_in_place: dict[str, Any] = field(default_factory=dict)
+    # The outputs the engine returned, likewise.
+    outputs_in_place: dict[str, Any] = field(default_factory=dict)
 
 
 class RecordingMonitor(MockMonitor):
@@ -154,6 +160,27 @@ class RecordingMonitor(MockMonitor):
                     replace_with=sorted(request.replace_with),
                     additional_secret_outputs=sorted(request.additionalSecretOutputs),
                     inputs=rpc.deserialize_properties(request.object),
+                    inputs_in_place=in_place(request.object),
+                    outputs_in_place=in_place(response.object),
                 )
             )
         return response
+
+
+def _numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    return value
+
+
+def in_place(properties: struct_pb2.Struct) -> dict[str, Any]:
+    """Properties as the wire carries them: a secret stays marked exactly where it is (as the
+    `rpc.wrap_rpc_secret` form, which `rpc.is_rpc_secret` recognises), so a map with one secret
+    entry keeps its other entries readable; numbers, which the wire holds as doubles, are
+    integers again where they are whole (a port is 53, not 53.0)."""
+    document = json_format.MessageToDict(properties)
+    return {key: _numbers(value) for key, value in document.items()}

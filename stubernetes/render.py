@@ -1,16 +1,21 @@
 """Offline render: run the Pulumi program under mocks and write what it would create.
 
-- `matchbox/`: profiles, groups and Ignition in the layout Matchbox reads from `-data-path`;
+- `matchbox/`: profiles, groups and Ignition in the layout Matchbox reads from `-data-path`
+  (each `.ign` byte for byte the `rawIgnition` the program uploads);
+- `machines/<name>/`: every file the machine's Ignition creates, at its path, its units and
+  presets, and `summary.txt`;
 - `releases/<name>.yaml`: each Helm release and the gate it waits for;
-- `resources.json`: every registered resource with its options and inputs, secrets as digests.
+- `resources.json`: every registered resource with its options and inputs, each secret part
+  replaced by its digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -18,10 +23,12 @@ from pulumi.runtime import rpc
 
 from components.machine import matchbox_id
 from ignition.validate import check_with_ignition_validate, have_ignition_validate
-from stackconfig import LoadedStack
+from stackconfig import LoadedStack, Machine, StackConfig
+from stackconfig.stackfile import SECURE_STAND_IN
 from stubernetes.mocks import Registration, unwrap_secrets
 from stubernetes.output import write_tree
 from stubernetes.program_run import run_program
+from stubernetes.review import MachineFacts, NamedSecret, review_tree
 
 PROFILE = "matchbox:index/profile:Profile"
 GROUP = "matchbox:index/group:Group"
@@ -35,7 +42,7 @@ def secret_digest(value: Any) -> dict[str, str]:
 
 
 def redact(value: Any) -> Any:
-    """Inputs with every secret replaced by the digest of its value."""
+    """A value with each secret part replaced by the digest of its value, the rest as it is."""
     if rpc.is_rpc_secret(value):
         return secret_digest(value)
     if isinstance(value, dict):
@@ -57,7 +64,7 @@ def resource_record(registration: Registration) -> dict[str, Any]:
         "deleteBeforeReplace": registration.delete_before_replace,
         "replaceOnChanges": registration.replace_on_changes,
         "replaceWith": registration.replace_with,
-        "inputs": redact(registration.inputs),
+        "inputs": redact(registration.inputs_in_place),
     }
 
 
@@ -68,7 +75,7 @@ def _json(document: Any) -> bytes:
 def matchbox_files(registrations: Sequence[Registration]) -> dict[Path, bytes]:
     files: dict[Path, bytes] = {}
     for registration in registrations:
-        inputs = unwrap_secrets(registration.inputs)
+        inputs = unwrap_secrets(registration.inputs_in_place)
         object_id = inputs.get("name", "")
         if registration.type == PROFILE:
             files[Path(f"matchbox/profiles/{object_id}.json")] = _json(
@@ -103,7 +110,7 @@ def release_files(registrations: Sequence[Registration]) -> dict[Path, bytes]:
     for registration in registrations:
         if registration.type != RELEASE:
             continue
-        inputs = redact(registration.inputs)
+        inputs = redact(registration.inputs_in_place)
         document = {
             "name": inputs.get("name"),
             "chart": inputs.get("chart"),
@@ -119,8 +126,103 @@ def release_files(registrations: Sequence[Registration]) -> dict[Path, bytes]:
     return files
 
 
-def render_stack(loaded: LoadedStack, out: Path, seed: str) -> str:
-    run = run_program(loaded.raw, secret_keys=_secret_keys(loaded), seed=seed)
+def _secret_leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if rpc.is_rpc_secret(value):
+        plain = unwrap_secrets(value)
+        if isinstance(plain, str):
+            yield path, plain
+        elif isinstance(plain, dict | list):
+            yield from _plain_leaves(plain, path)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secret_leaves(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secret_leaves(item, f"{path}[{index}]")
+
+
+def _plain_leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _plain_leaves(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _plain_leaves(item, f"{path}[{index}]")
+
+
+def produced_secrets(registrations: Sequence[Registration]) -> list[NamedSecret]:
+    """Every secret a resource produces (an output that is not one of its inputs), named
+    `<resource>.<output>`: the keys and passwords the program generates."""
+    secrets = []
+    for registration in registrations:
+        for path, value in _secret_leaves(registration.outputs_in_place, ""):
+            if path.split(".")[0].split("[")[0] not in registration.inputs_in_place:
+                secrets.append(NamedSecret(f"{registration.name}.{path}", value))
+    return secrets
+
+
+def distinct_stand_ins(loaded: LoadedStack) -> tuple[dict[str, Any], list[NamedSecret]]:
+    """The stack's values with each secure value's stand-in made distinct, in the order the
+    stack file lists them, so a summary can name the one a machine receives."""
+    count = 0
+    named: list[NamedSecret] = []
+
+    def walk(value: Any) -> Any:
+        nonlocal count
+        if value == SECURE_STAND_IN:
+            stand_in = f"{SECURE_STAND_IN}-{count}"
+            if count < len(loaded.secure_paths):
+                named.append(NamedSecret(loaded.secure_paths[count], stand_in))
+            count += 1
+            return stand_in
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    values = {k: walk(v) for k, v in loaded.raw.items()}
+    if count != len(loaded.secure_paths):
+        # A plain value spelled like the stand-in: the positions are not known for sure.
+        return loaded.raw, []
+    return values, named
+
+
+def _role(machine: Machine) -> str:
+    return f"{machine.role} (init)" if machine.init else machine.role
+
+
+def machine_trees(
+    stack: StackConfig, files: dict[Path, bytes], secrets: Sequence[NamedSecret]
+) -> dict[Path, bytes]:
+    trees: dict[Path, bytes] = {}
+    os = f"Fedora CoreOS {stack.os.version} ({stack.os.stream})"
+    for machine in stack.machines:
+        object_id = matchbox_id(stack, machine)
+        profile = json.loads(files[Path(f"matchbox/profiles/{object_id}.json")])
+        facts = MachineFacts(machine.name, _role(machine), machine.mac, os, profile)
+        ignition = files[Path(f"matchbox/ignition/{object_id}.ign")]
+        for relative, contents in review_tree(facts, ignition, secrets).items():
+            trees[Path("machines", machine.name, *PurePosixPath(relative).parts)] = contents
+    return trees
+
+
+@dataclass(frozen=True)
+class Render:
+    """Everything a render writes, kept in memory; `check` stops here."""
+
+    loaded: LoadedStack
+    files: dict[Path, bytes]
+    registrations: list[Registration]
+
+
+def render_files(loaded: LoadedStack, seed: str) -> Render:
+    """Run the program under mocks, check every Ignition config, build every file."""
+    values, stack_secrets = distinct_stand_ins(loaded)
+    run = run_program(values, secret_keys=_secret_keys(loaded), seed=seed)
     registrations = sorted(run.registrations, key=lambda r: (r.type, r.name))
     files = {
         **matchbox_files(registrations),
@@ -131,13 +233,25 @@ def render_stack(loaded: LoadedStack, out: Path, seed: str) -> str:
         for path, contents in files.items():
             if path.suffix == ".ign":
                 check_with_ignition_validate(str(path), contents)
-    write_tree(files, out)
+    secrets = [*produced_secrets(registrations), *stack_secrets]
+    files.update(machine_trees(loaded.config, files, secrets))
+    return Render(loaded, files, registrations)
+
+
+def machine_rows(render: Render) -> list[tuple[str, str, str, str]]:
+    stack = render.loaded.config
     rows = []
-    for machine in loaded.config.machines:
-        ignition = files[Path(f"matchbox/ignition/{matchbox_id(loaded.config, machine)}.ign")]
-        role = f"{machine.role} (init)" if machine.init else machine.role
-        rows.append((machine.name, role, machine.mac, f"{len(ignition):,} B"))
-    return _table(("MACHINE", "ROLE", "MAC", "IGNITION"), rows) + _notes(loaded, out)
+    for machine in stack.machines:
+        ignition = render.files[Path(f"matchbox/ignition/{matchbox_id(stack, machine)}.ign")]
+        rows.append((machine.name, _role(machine), machine.mac, f"{len(ignition):,} B"))
+    return rows
+
+
+def render_stack(loaded: LoadedStack, out: Path, seed: str) -> str:
+    render = render_files(loaded, seed)
+    write_tree(render.files, out)
+    table = _table(("MACHINE", "ROLE", "MAC", "IGNITION"), machine_rows(render))
+    return table + _notes(loaded, out)
 
 
 def _secret_keys(loaded: LoadedStack) -> list[str]:
@@ -157,7 +271,7 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 
 def _notes(loaded: LoadedStack, out: Path) -> str:
     notes = [
-        f"\nwrote {out}/matchbox, {out}/releases and {out}/resources.json",
+        f"\nwrote {out}/matchbox, {out}/machines, {out}/releases and {out}/resources.json",
         "stand-in PKI and tokens derived from --seed: for review only, never deploy",
     ]
     notes += [f"stand-in for secure value: {path}" for path in loaded.secure_paths]
