@@ -13,6 +13,9 @@ from ignition.material import CertificateAuthority, ClusterMaterial
 TEN_YEARS_HOURS = 10 * 365 * 24
 ONE_YEAR_HOURS = 365 * 24
 CA_USES = ["cert_signing", "key_encipherment", "digital_signature"]
+CLIENT_CERT_RENEWAL_HOURS = 30 * 24
+ADMIN_GROUP = "kubeadm:cluster-admins"
+MASTERS_GROUP = "system:masters"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class ClusterPki(pulumi.ComponentResource):
 
     material: pulumi.Output[ClusterMaterial]
     admin_kubeconfig: pulumi.Output[str]
+    break_glass_kubeconfig: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ClusterPkiArgs, opts: pulumi.ResourceOptions | None = None
@@ -56,32 +60,59 @@ class ClusterPki(pulumi.ComponentResource):
                 )
             )
         )
-        _, admin_key = self._key(f"{name}-admin")
+        # The daily credential and the break-glass one, as kubeadm splits them (1.29 and later):
+        # the admin is in kubeadm's `kubeadm:cluster-admins` group, which kubeadm init binds to
+        # cluster-admin by RBAC (kubernetes cmd/kubeadm/app/phases/kubeconfig/kubeconfig.go,
+        # EnsureAdminClusterRoleBinding), so it can be limited or revoked; `system:masters`
+        # bypasses RBAC altogether and is for emergencies only.
+        self.admin_kubeconfig = self._client_kubeconfig(
+            args, f"{name}-admin", "stubernetes-admin", ADMIN_GROUP, ca
+        )
+        self.break_glass_kubeconfig = self._client_kubeconfig(
+            args, f"{name}-break-glass", "stubernetes-break-glass", MASTERS_GROUP, ca
+        )
+        self.register_outputs(
+            {
+                "admin_kubeconfig": self.admin_kubeconfig,
+                "break_glass_kubeconfig": self.break_glass_kubeconfig,
+            }
+        )
+
+    def _client_kubeconfig(
+        self,
+        args: ClusterPkiArgs,
+        name: str,
+        common_name: str,
+        group: str,
+        ca: tuple[pulumi.Output[str], pulumi.Output[str]],
+    ) -> pulumi.Output[str]:
+        """A kubeconfig with a client certificate of its own, valid a year and renewed by any
+        `pulumi up` in its last 30 days (the tls provider replaces a certificate once it is
+        `readyForRenewal`)."""
+        _, key = self._key(name)
         request = tls.CertRequest(
-            f"{name}-admin",
-            private_key_pem=admin_key,
-            # system:masters: a break-glass identity that needs no RBAC binding to exist first.
-            subject=tls.CertRequestSubjectArgs(
-                common_name="stubernetes-admin", organization="system:masters"
-            ),
+            name,
+            private_key_pem=key,
+            subject=tls.CertRequestSubjectArgs(common_name=common_name, organization=group),
             opts=self._child,
         )
-        admin_cert = tls.LocallySignedCert(
-            f"{name}-admin",
+        cert = tls.LocallySignedCert(
+            name,
             cert_request_pem=request.cert_request_pem,
             ca_private_key_pem=ca[1],
             ca_cert_pem=ca[0],
             validity_period_hours=ONE_YEAR_HOURS,
-            early_renewal_hours=30 * 24,
+            early_renewal_hours=CLIENT_CERT_RENEWAL_HOURS,
             allowed_uses=["client_auth", "digital_signature", "key_encipherment"],
             opts=self._child,
         )
-        self.admin_kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(ca[0], admin_cert.cert_pem, admin_key).apply(
-                lambda v: admin_kubeconfig(args.cluster_name, args.api_endpoint, v[0], v[1], v[2])
+        return pulumi.Output.secret(
+            pulumi.Output.all(ca[0], cert.cert_pem, key).apply(
+                lambda v: admin_kubeconfig(
+                    args.cluster_name, args.api_endpoint, v[0], v[1], v[2], user=name
+                )
             )
         )
-        self.register_outputs({"admin_kubeconfig": self.admin_kubeconfig})
 
     def _key(self, name: str) -> tuple[tls.PrivateKey, pulumi.Output[str]]:
         """A key and its PEM, marked secret here whatever the engine does with it."""

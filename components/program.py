@@ -125,6 +125,8 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         helm_release(spec, kubernetes, gate, parent=cluster)
 
     pulumi.export("kubeconfig", kubeconfig)
+    # system:masters, outside RBAC: for when RBAC itself is broken. Keep it out of daily use.
+    pulumi.export("breakGlassKubeconfig", cluster.pki.break_glass_kubeconfig)
     # Known only once each machine's install chain has finished; read back by PreviousState.
     pulumi.export(
         INSTALLED_OUTPUT,

@@ -12,9 +12,14 @@ def _b64(pem: str) -> str:
 
 
 def admin_kubeconfig(
-    cluster_name: str, api_endpoint: str, ca_cert_pem: str, cert_pem: str, key_pem: str
+    cluster_name: str,
+    api_endpoint: str,
+    ca_cert_pem: str,
+    cert_pem: str,
+    key_pem: str,
+    user: str | None = None,
 ) -> str:
-    user = f"{cluster_name}-admin"
+    user = user or f"{cluster_name}-admin"
     config = {
         "apiVersion": "v1",
         "kind": "Config",

@@ -50,10 +50,11 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
     assert counts == {
         "stubernetes:cluster:Cluster": 1,
         "stubernetes:cluster:Pki": 1,
-        "tls:index/privateKey:PrivateKey": 5,  # three CAs, service accounts, admin
+        # Three CAs, service accounts, the admin and the break-glass client.
+        "tls:index/privateKey:PrivateKey": 6,
         "tls:index/selfSignedCert:SelfSignedCert": 3,
-        "tls:index/certRequest:CertRequest": 1,
-        "tls:index/locallySignedCert:LocallySignedCert": 1,
+        "tls:index/certRequest:CertRequest": 2,
+        "tls:index/locallySignedCert:LocallySignedCert": 2,
         "stubernetes:cluster:BootstrapToken": machines,
         "random:index/randomString:RandomString": machines,
         "random:index/randomPassword:RandomPassword": machines,
