@@ -1,0 +1,380 @@
+"""A stand-in for the ``command`` provider's ``command:local:Command``: it runs the scripts.
+
+Upstream: pulumi/pulumi-command v1.2.1 (what ``pulumi-command==1.2.1`` asks the engine for),
+``provider/pkg/provider/local/`` (``commandController.go`` the CRUD rules, ``commandOutputs.go``
+``run``, ``base.go`` the inputs, ``logging.go``), ``provider/pkg/provider/common/inputs.go``
+(``triggers``, ``create``, ``update``, ``delete``), ``provider/pkg/provider/util/util.go``
+(``LogOutput``), built on pulumi/pulumi-go-provider v1.3.0 ``infer/resource.go`` (Check, Diff,
+the preview and secret rules of every output). Each rule below names the lines it follows.
+
+Not modelled: ``assetPaths`` and ``archivePaths`` (a Create that sets them fails, saying so),
+custom timeouts, ``remote:*`` and the ``local:run`` invoke.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO
+
+from engine.plugins.server import (
+    UNKNOWN,
+    Call,
+    CheckFailure,
+    DiffResult,
+    Props,
+    Provider,
+    ProviderError,
+    Resource,
+    Value,
+    as_replace,
+    head,
+    is_known,
+    object_diff,
+    reveal,
+    serve,
+)
+
+TOKEN = "command:local:Command"
+# pulumi-command v1.2.1 provider/pkg/provider/util/util.go.
+STDOUT_VARIABLE = "PULUMI_COMMAND_STDOUT"
+STDERR_VARIABLE = "PULUMI_COMMAND_STDERR"
+
+# common/inputs.go ResourceInputs and local/base.go BaseInputs: the inputs, with their types.
+STRING_INPUTS = ("create", "update", "delete", "stdin", "dir")
+INPUTS = (
+    "triggers",
+    *STRING_INPUTS,
+    "logging",
+    "interpreter",
+    "environment",
+    "assetPaths",
+    "archivePaths",
+    "addPreviousOutputInEnv",
+)
+# local/logging.go: the values of ``logging``.
+LOGGING_VALUES = ("stdout", "stderr", "stdoutAndStderr", "none")
+
+
+def _type_failures(news: Props) -> list[CheckFailure]:
+    """What pulumi-go-provider's decoding into CommandInputs refuses (infer/resource.go Check,
+    ``decodeCheckingMapErrors``): a property of the wrong type. Unknown values pass."""
+    failures: list[CheckFailure] = []
+
+    def fail(key: str, wanted: str, value: Value) -> None:
+        failures.append(CheckFailure(key, f"expected {wanted}, got {value!r}"))
+
+    for key in INPUTS:
+        value = reveal(news.get(key))
+        if value is None or not is_known(value):
+            continue
+        if key in STRING_INPUTS and not isinstance(value, str):
+            fail(key, "a string", value)
+        elif key == "logging" and value not in LOGGING_VALUES:
+            fail(key, f"one of {', '.join(LOGGING_VALUES)}", value)
+        elif key in ("interpreter", "assetPaths", "archivePaths") and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            fail(key, "a list of strings", value)
+        elif key == "environment" and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
+            fail(key, "a map of strings", value)
+        elif key == "triggers" and not isinstance(value, list):
+            fail(key, "a list", value)
+        elif key == "addPreviousOutputInEnv" and not isinstance(value, bool):
+            fail(key, "a boolean", value)
+    return failures
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q`` of a string (``strconv.Quote``): the form upstream's error message uses."""
+    out = ['"']
+    escapes = {
+        '"': '\\"',
+        "\\": "\\\\",
+        "\a": "\\a",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\v": "\\v",
+    }
+    for char in text:
+        if char in escapes:
+            out.append(escapes[char])
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _exit_description(returncode: int) -> str:
+    # Go's os.ProcessState.String: "exit status N", or "signal: <name>" for a killed process.
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    name = signal.strsignal(-returncode) or f"signal {-returncode}"
+    return f"signal: {name.lower()}"
+
+
+@dataclass(frozen=True)
+class Ran:
+    stdout: str
+    stderr: str
+
+
+class Runner:
+    """Runs commands as ``commandOutputs.go`` ``run`` does, streaming each output line to the
+    engine; remembers the running processes so ``Cancel`` can stop them."""
+
+    def __init__(self) -> None:
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        # pulumi-go-provider cancels the request contexts; exec.CommandContext then kills the
+        # process.
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            if process.poll() is None:
+                process.kill()
+
+    def run(self, call: Call, command: str, inputs: Props, previous: Ran) -> Ran:
+        """``commandOutputs.go`` run(ctx, command, in BaseInputs, out *BaseOutputs, logging)."""
+        plain = {key: reveal(value) for key, value in inputs.items()}
+        if plain.get("assetPaths") is not None or plain.get("archivePaths") is not None:
+            raise ProviderError(
+                "assetPaths and archivePaths are not modelled by the command stand-in"
+            )
+        # `in.Interpreter` when set and not empty, else ["/bin/sh", "-c"]; the command last.
+        interpreter = plain.get("interpreter")
+        argv = (
+            [str(a) for a in interpreter]
+            if isinstance(interpreter, list) and interpreter
+            else ["/bin/sh", "-c"]
+        )
+        argv.append(command)
+        # `cmd.Dir = *in.Dir`, else os.Getwd(): the plugin's directory, which is the engine's.
+        directory = plain.get("dir")
+        cwd = directory if isinstance(directory, str) and directory else os.getcwd()
+        # `cmd.Env = os.Environ()` plus `environment`, plus the previous run's output when
+        # `addPreviousOutputInEnv` is unset or true and that output is not empty; os/exec keeps
+        # the last of duplicate names, as a dict update does.
+        env = dict(os.environ)
+        environment = plain.get("environment")
+        if isinstance(environment, dict):
+            env.update({str(k): str(v) for k, v in environment.items()})
+        if plain.get("addPreviousOutputInEnv") in (None, True):
+            if previous.stdout:
+                env[STDOUT_VARIABLE] = previous.stdout
+            if previous.stderr:
+                env[STDERR_VARIABLE] = previous.stderr
+        stdin = plain.get("stdin")
+        stdin_bytes = stdin.encode() if isinstance(stdin, str) and stdin else None
+        # local/logging.go ShouldLogStdout/ShouldLogStderr: unset logs both.
+        logging = plain.get("logging")
+        log_stdout = logging in (None, "stdout", "stdoutAndStderr")
+        log_stderr = logging in (None, "stderr", "stdoutAndStderr")
+
+        stdout = bytearray()
+        stderr = bytearray()
+        combined = bytearray()  # `stdouterrbuf`: both streams, for the error message only
+        lock = threading.Lock()
+
+        def start() -> subprocess.Popen[bytes]:
+            # exec.Command looks the program up in the plugin's PATH; cmd.Start then chdirs.
+            program = argv[0]
+            if "/" not in program and shutil.which(program) is None:
+                raise ProviderError(
+                    f"exec: {go_quote(program)}: executable file not found in"
+                    f" $PATH: running {go_quote(command)}:\n"
+                )
+            if not os.path.isdir(cwd):
+                raise ProviderError(
+                    f"chdir {cwd}: no such file or directory: running {go_quote(command)}:\n"
+                )
+            try:
+                return subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.PIPE if stdin_bytes is not None else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            except OSError as error:
+                raise ProviderError(
+                    f"fork/exec {program}: {error.strerror}: running {go_quote(command)}:\n"
+                ) from error
+
+        def pump(stream: IO[bytes], capture: bytearray, logged: bool) -> None:
+            # util.go LogOutput: a bufio.Scanner over the logged streams; each line (without
+            # its "\n" and a "\r" before it, bufio.ScanLines) goes to the engine as an *info
+            # status* message (`l.InfoStatus(msg)`, ephemeral), with the resource's URN, while
+            # the command runs.
+            for line in iter(stream.readline, b""):
+                with lock:
+                    capture.extend(line)
+                    combined.extend(line)
+                if logged:
+                    message = line.removesuffix(b"\n").removesuffix(b"\r")
+                    call.status(message.decode("utf-8", errors="replace"))
+            stream.close()
+
+        process = start()
+        with self._lock:
+            self._running.add(process)
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            pumps = [
+                threading.Thread(target=pump, args=(process.stdout, stdout, log_stdout)),
+                threading.Thread(target=pump, args=(process.stderr, stderr, log_stderr)),
+            ]
+            for thread in pumps:
+                thread.start()
+            if stdin_bytes is not None:
+                assert process.stdin is not None
+                try:
+                    process.stdin.write(stdin_bytes)
+                except BrokenPipeError:
+                    pass
+                finally:
+                    process.stdin.close()
+            returncode = process.wait()
+            for thread in pumps:
+                thread.join()
+        finally:
+            with self._lock:
+                self._running.discard(process)
+        if returncode != 0:
+            # `fmt.Errorf("%w: running %q:\n%s", err, command, stdouterrbuf.String())`
+            raise ProviderError(
+                f"{_exit_description(returncode)}: running {go_quote(command)}:\n"
+                + combined.decode("utf-8", errors="replace")
+            )
+        # `strings.TrimSuffix(stdoutbuf.String(), "\n")`: one trailing newline goes.
+        return Ran(
+            stdout.decode("utf-8", errors="replace").removesuffix("\n"),
+            stderr.decode("utf-8", errors="replace").removesuffix("\n"),
+        )
+
+
+def _previous(state: Mapping[str, Value]) -> Ran:
+    out, err = reveal(state.get("stdout")), reveal(state.get("stderr"))
+    return Ran(out if isinstance(out, str) else "", err if isinstance(err, str) else "")
+
+
+def _inputs_of(props: Mapping[str, Value]) -> Props:
+    return {key: props[key] for key in INPUTS if props.get(key) is not None}
+
+
+def _script(props: Mapping[str, Value], key: str) -> str | None:
+    value = reveal(props.get(key))
+    return value if isinstance(value, str) else None
+
+
+class Command(Resource):
+    token = TOKEN
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def check(self, olds: Props, news: Props) -> tuple[Props, list[CheckFailure]]:
+        # infer/resource.go Check: the inputs decode into CommandInputs, and defaults are
+        # applied; CommandInputs declares no default (`addPreviousOutputInEnv` "defaults to
+        # true" only in how run reads it), so the inputs come back as they came.
+        return dict(news), _type_failures(news)
+
+    def diff(self, id_: str, olds: Props, news: Props, old_inputs: Props) -> DiffResult:
+        # infer/resource.go diff: the engine's `version` and `__`-prefixed inputs are dropped;
+        # the old inputs are the engine's (`SupportsOldInputs`), else the inputs' fields of
+        # the state; the detailed diff is theirs against the new inputs.
+        news = {k: v for k, v in news.items() if k != "version" and not k.startswith("__")}
+        before = old_inputs if old_inputs else _inputs_of(olds)
+        detailed = object_diff(before, news)
+        for path, kind in list(detailed.items()):
+            # Derived Diff: `forceReplace(k)` is the schema's `replaceOnChanges`, which only
+            # `triggers` has (common/inputs.go, `provider:"replaceOnChanges"`); the Python SDK
+            # adds `replace_on_changes=["triggers[*]"]` to every Command
+            # (pulumi_command/local/command.py), which the engine applies to the detailed
+            # diff: together a change anywhere in `triggers` replaces. Everything else is an
+            # in-place update (the resource implements CustomUpdate).
+            if head(path) == "triggers":
+                detailed[path] = as_replace(kind)
+        return DiffResult(detailed)
+
+    def create(self, call: Call, news: Props, preview: bool) -> tuple[str, Props]:
+        # commandController.go Create: the id is `resource.NewUniqueHex(name, 8, 0)`, the
+        # name and 8 random hex digits.
+        id_ = call.name + os.urandom(4).hex()
+        state: Props = {**news, "stdout": "", "stderr": ""}
+        if preview:
+            # "If in preview, don't run the command." The outputs that mirror an input keep
+            # its value; the others are unknown (infer/resource.go markComputed, `isCreate`).
+            return id_, {**news, "stdout": UNKNOWN, "stderr": UNKNOWN}
+        create = _script(news, "create")
+        if create is None:
+            return id_, state
+        # A failing create returns the error and no resource: nothing is recorded.
+        ran = self.runner.run(call, create, news, Ran("", ""))
+        return id_, {**news, "stdout": ran.stdout, "stderr": ran.stderr}
+
+    def update(
+        self, call: Call, id_: str, olds: Props, news: Props, old_inputs: Props, preview: bool
+    ) -> Props:
+        # commandController.go Update: `state := CommandOutputs{CommandInputs: news,
+        # BaseOutputs: olds.BaseOutputs}`.
+        previous = _previous(olds)
+        state: Props = {**news, "stdout": previous.stdout, "stderr": previous.stderr}
+        if preview:
+            # Nothing runs. infer/resource.go markComputed (not a create): an output that is
+            # not a mirrored input is unknown when an input is unknown, or differs from the
+            # same-named property of the old state (`oldInputs` here is `req.State`).
+            if any(
+                not is_known(news.get(k)) or (k in olds and news.get(k) != olds.get(k))
+                for k in INPUTS
+            ):
+                state["stdout"] = state["stderr"] = UNKNOWN
+            return state
+        # "Use Create command if Update is unspecified"; neither: nothing runs, the old
+        # stdout and stderr stay.
+        command = _script(news, "update") or _script(news, "create")
+        if command is None:
+            return state
+        ran = self.runner.run(call, command, news, previous)
+        return {**news, "stdout": ran.stdout, "stderr": ran.stderr}
+
+    def delete(self, call: Call, id_: str, olds: Props, old_inputs: Props) -> None:
+        # commandController.go Delete: `delete` unset, nothing runs; else it runs with the
+        # stored state's inputs (dir, environment, interpreter, stdin, logging) and its
+        # stdout/stderr as the previous output.
+        command = _script(olds, "delete")
+        if command is None:
+            return
+        self.runner.run(call, command, olds, _previous(olds))
+
+
+class CommandProvider(Provider):
+    def __init__(self) -> None:
+        self.runner = Runner()
+        super().__init__("command", "1.2.1", [Command(self.runner)])
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+
+if __name__ == "__main__":
+    serve(CommandProvider())
