@@ -1,0 +1,72 @@
+"""`stubernetes assets`: the Fedora CoreOS files `cachedInstall` has Matchbox serve, and where
+they come from.
+
+With `cachedInstall: true` every profile boots from `<httpEndpoint>/assets/fedora-coreos/...`;
+Matchbox serves `/assets/` from its `-assets-path` (default /var/lib/matchbox/assets,
+poseidon/matchbox `cmd/matchbox/main.go`), so each file goes to
+`<assets-path>/fedora-coreos/<name>`, as Matchbox's own `scripts/get-fedora-coreos` lays them
+out. The names are taken from the very boot arguments the profiles get (`ignition.pxe`), so
+they follow the pinned version: since Fedora CoreOS 42 the kernel's name has a dot before the
+architecture, before that a dash.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from ignition.pxe import fcos_install_boot
+from stackconfig import StackConfig
+
+DEFAULT_ASSETS_PATH = "/var/lib/matchbox/assets"
+
+
+@dataclass(frozen=True)
+class Asset:
+    relative: str  # under Matchbox's -assets-path
+    url: str  # where it is downloaded from
+    served_at: str  # the URL the profiles boot from
+
+
+def _boot_urls(stack: StackConfig) -> list[str]:
+    boot = fcos_install_boot(stack, stack.machines[0])
+    initrds = [i.split()[-1] for i in boot.initrds]
+    rootfs = [a.partition("=")[2] for a in boot.args if a.startswith("coreos.live.rootfs_url=")]
+    return [boot.kernel, *initrds, *rootfs]
+
+
+def cached_assets(stack: StackConfig) -> list[Asset]:
+    cached = stack.model_copy(update={"os": stack.os.model_copy(update={"cached_install": True})})
+    remote = stack.model_copy(update={"os": stack.os.model_copy(update={"cached_install": False})})
+    prefix = f"{stack.matchbox.http_endpoint}/assets/"
+    assets = []
+    for served, url in zip(_boot_urls(cached), _boot_urls(remote), strict=True):
+        if not served.startswith(prefix):
+            raise ValueError(f"an asset URL outside {prefix}: {served}")
+        assets.append(Asset(served.removeprefix(prefix), url, served))
+    return assets
+
+
+def assets_text(stack: StackConfig, assets_path: str = DEFAULT_ASSETS_PATH) -> str:
+    os = stack.os
+    state = (
+        "on: the profiles boot from Matchbox's /assets/"
+        if os.cached_install
+        else "off: the profiles boot from builds.coreos.fedoraproject.org (with "
+        "cachedInstall: true, from Matchbox's /assets/ instead)"
+    )
+    assets = cached_assets(stack)
+    lines = [
+        f"Fedora CoreOS {os.version} ({os.stream}, x86_64); cachedInstall is {state}.",
+        f"Files under Matchbox's -assets-path ({assets_path}), served at "
+        f"{stack.matchbox.http_endpoint}/assets/:",
+        *(f"  {a.relative}" for a in assets),
+        "Fetch them on the Matchbox host:",
+    ]
+    directories = sorted({a.relative.rpartition("/")[0] for a in assets})
+    lines += [f"  mkdir -p {shlex.quote(f'{assets_path}/{d}')}" for d in directories]
+    lines += [
+        f"  curl -fL -o {shlex.quote(f'{assets_path}/{a.relative}')} {shlex.quote(a.url)}"
+        for a in assets
+    ]
+    return "\n".join(lines)
