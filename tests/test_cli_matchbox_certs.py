@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stubernetes.cli import main
 
@@ -124,8 +124,11 @@ def tls_server(out: Path) -> Iterator[tuple[int, list[str]]]:
                 return
             try:
                 with context.wrap_socket(connection, server_side=True) as tls:
-                    subject = dict(item[0] for item in tls.getpeercert()["subject"])
-                    outcomes.append(f"client {subject['commonName']}")
+                    der = tls.getpeercert(binary_form=True)
+                    assert der is not None
+                    peer = x509.load_der_x509_certificate(der)
+                    (name,) = peer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+                    outcomes.append(f"client {name.value!s}")
                     tls.sendall(b"hello\n")
             except (ssl.SSLError, OSError) as error:
                 outcomes.append(f"refused: {error}")
