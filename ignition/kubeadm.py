@@ -10,6 +10,16 @@ from stackconfig.model import Machine, StackConfig
 
 API_VERSION = "kubeadm.k8s.io/v1beta4"
 CRI_SOCKET = "unix:///var/run/crio/crio.sock"
+CONF_DIR = "/etc/stubernetes"
+# What `kubeadm init` reads on the founding controller, or `kubeadm join` everywhere else.
+KUBEADM_CONFIG = f"{CONF_DIR}/kubeadm.yaml"
+# The founding controller's other config: the control-plane join it runs instead of `kubeadm
+# init` when its cluster already answers at the API endpoint (a reinstall from its Ignition).
+KUBEADM_JOIN_CONFIG = f"{CONF_DIR}/kubeadm-join.yaml"
+# kubeadm's `patches.directory`: files named target[suffix][+patchtype].yaml (v1beta4 Patches).
+KUBEADM_PATCHES = f"{CONF_DIR}/kubeadm-patches"
+# The SELinux level every container of the etcd static pod runs at (see ETCD_PATCH).
+ETCD_SELINUX_LEVEL = "s0"
 
 
 def _node_registration(machine: Machine) -> dict[str, Any]:
@@ -30,16 +40,11 @@ def _local_endpoint(machine: Machine) -> dict[str, Any]:
     return {"localAPIEndpoint": {"advertiseAddress": str(machine.address.ip), "bindPort": 6443}}
 
 
-def _bootstrap_token(machine: Machine, token: str) -> dict[str, Any]:
-    return {
-        "token": token,
-        "description": f"stubernetes: bootstrap token of machine {machine.name}",
-        # Never expires, so a wiped machine can rejoin from its Ignition alone; it is one
-        # token per machine, replaced when that machine is reinstalled.
-        "ttl": "0s",
-        "usages": ["signing", "authentication"],
-        "groups": ["system:bootstrappers:kubeadm:default-node-token"],
-    }
+def kubernetes_version(stack: StackConfig) -> str:
+    """kubeadm's `kubernetesVersion`: the exact release when the stack names one (v1.36.3), else
+    the newest patch of the minor (`stable-1.36`, which kubeadm resolves through dl.k8s.io)."""
+    patch = stack.cluster.kubernetes_patch
+    return f"v{patch}" if patch else f"stable-{stack.cluster.kubernetes_minor}"
 
 
 def _cluster_configuration(stack: StackConfig) -> dict[str, Any]:
@@ -48,7 +53,7 @@ def _cluster_configuration(stack: StackConfig) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": "ClusterConfiguration",
         "clusterName": cluster.name,
-        "kubernetesVersion": f"stable-{cluster.kubernetes_version}",
+        "kubernetesVersion": kubernetes_version(stack),
         "controlPlaneEndpoint": cluster.api_endpoint,
         "encryptionAlgorithm": "ECDSA-P256",
         "apiServer": {"certSANs": [cluster.api_host]},
@@ -73,9 +78,51 @@ KUBELET_CONFIGURATION = {
     "volumePluginDir": FLEX_VOLUME_DIR,
 }
 
+# etcd's files in /var/lib/etcd take the SELinux level of the process that creates them, and
+# CRI-O gives every new pod sandbox a random MCS category pair: after a reboot the new etcd
+# could not read its own data. A fixed level (Typhoon does the same for Calico's install-cni,
+# poseidon/terraform-render-bootstrap#186) keeps it readable; the setup service labels
+# /var/lib/etcd with the same level.
+ETCD_PATCH = {"spec": {"securityContext": {"seLinuxOptions": {"level": ETCD_SELINUX_LEVEL}}}}
+
+
+def kubeadm_patches(machine: Machine) -> dict[str, str]:
+    """kubeadm's patches by file name, for `patches.directory` (controllers only)."""
+    if not machine.is_controller:
+        return {}
+    return {"etcd+strategic.yaml": dump_yaml([ETCD_PATCH])}
+
 
 def kubeadm_command(stack: StackConfig, machine: Machine) -> str:
+    """`init` on the founding controller (which joins instead when its cluster answers)."""
     return "init" if stack.bootstraps_cluster(machine) else "join"
+
+
+def _patches(machine: Machine) -> dict[str, Any]:
+    return {"patches": {"directory": KUBEADM_PATCHES}} if machine.is_controller else {}
+
+
+def _join_configuration(
+    stack: StackConfig, machine: Machine, token: str, ca_cert_hash: str
+) -> dict[str, Any]:
+    join: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "token": token,
+                "apiServerEndpoint": stack.cluster.api_endpoint,
+                "caCertHashes": [ca_cert_hash],
+            }
+        },
+        "nodeRegistration": _node_registration(machine),
+        **_patches(machine),
+    }
+    if machine.is_controller:
+        # No certificateKey: the shared CA material travels in the Ignition instead of
+        # kubeadm's upload-certs secret, which expires after two hours.
+        join["controlPlane"] = _local_endpoint(machine)
+    return join
 
 
 def kubeadm_config(stack: StackConfig, machine: Machine, token: str, ca_cert_hash: str) -> str:
@@ -86,32 +133,32 @@ def kubeadm_config(stack: StackConfig, machine: Machine, token: str, ca_cert_has
             {
                 "apiVersion": API_VERSION,
                 "kind": "InitConfiguration",
-                "bootstrapTokens": [_bootstrap_token(machine, token)],
+                # No bootstrapTokens: the program creates every machine's token itself once the
+                # API server answers (this machine's too). kubeadm's defaulting then adds one
+                # random token of its own that expires after 24 hours (v1beta4 defaults.go,
+                # SetDefaults_BootstrapTokens).
                 "nodeRegistration": _node_registration(machine),
                 **_local_endpoint(machine),
+                **_patches(machine),
             },
             _cluster_configuration(stack),
         ]
     else:
-        join: dict[str, Any] = {
-            "apiVersion": API_VERSION,
-            "kind": "JoinConfiguration",
-            "discovery": {
-                "bootstrapToken": {
-                    "token": token,
-                    "apiServerEndpoint": stack.cluster.api_endpoint,
-                    "caCertHashes": [ca_cert_hash],
-                }
-            },
-            "nodeRegistration": _node_registration(machine),
-        }
-        if machine.is_controller:
-            # No certificateKey: the shared CA material travels in the Ignition instead of
-            # kubeadm's upload-certs secret, which expires after two hours.
-            join["controlPlane"] = _local_endpoint(machine)
-        documents = [join]
+        documents = [_join_configuration(stack, machine, token, ca_cert_hash)]
     documents.append(KUBELET_CONFIGURATION)
     return dump_yaml(documents)
+
+
+def kubeadm_join_config(
+    stack: StackConfig, machine: Machine, token: str, ca_cert_hash: str
+) -> str | None:
+    """The founding controller's control-plane join, for when its cluster already answers;
+    None for every other machine (their kubeadm.yaml is a join already)."""
+    if not stack.bootstraps_cluster(machine):
+        return None
+    return dump_yaml(
+        [_join_configuration(stack, machine, token, ca_cert_hash), KUBELET_CONFIGURATION]
+    )
 
 
 # libyaml's emitter when PyYAML has it: the same text as the pure-Python one (a test holds

@@ -21,9 +21,19 @@ from ignition.entries import (
     file_entry,
     unit_entry,
 )
-from ignition.kubeadm import kubeadm_command, kubeadm_config
+from ignition.kubeadm import (
+    KUBEADM_CONFIG,
+    KUBEADM_JOIN_CONFIG,
+    KUBEADM_PATCHES,
+    kubeadm_command,
+    kubeadm_config,
+    kubeadm_join_config,
+    kubeadm_patches,
+)
 from ignition.material import ClusterMaterial, is_bootstrap_token
+from ignition.packages import layered_packages
 from stackconfig.model import Machine, StackConfig
+from stackconfig.node_paths import NODE_CNI_BIN_DIR, OPENEBS_HOSTPATH_DIR
 
 SETUP_UNIT = "stubernetes-setup.service"
 SETUP_BIN = "/usr/local/bin/stubernetes-setup"
@@ -32,6 +42,9 @@ SETUP_CONF = "/etc/stubernetes"
 SUDOERS_DROP_IN = "/etc/sudoers.d/stubernetes-admin"
 ZINCATI_HOLD = "/etc/zincati/config.d/90-stubernetes-hold-updates.toml"
 ZINCATI_STRATEGY = "/etc/zincati/config.d/55-stubernetes-fleetlock.toml"
+# After the cri-o package's own 10-crio.conf: CRI-O applies its drop-ins in lexical order, the
+# last one setting an option wins (cri-o/cri-o docs/crio.conf.d.5.md).
+CRIO_CNI_DROP_IN = "/etc/crio/crio.conf.d/20-stubernetes-cni-plugin-dirs.conf"
 ADMIN_GROUPS = ("wheel", "sudo")
 
 
@@ -89,12 +102,16 @@ def _network_files(stack: StackConfig, machine: Machine) -> list[dict[str, Any]]
 
 
 def _os_files(stack: StackConfig) -> list[dict[str, Any]]:
-    minor = stack.cluster.kubernetes_version
+    minor = stack.cluster.kubernetes_minor
     return [
         file_entry(
             "/etc/yum.repos.d/kubernetes.repo", render_template("kubernetes.repo", minor=minor)
         ),
         file_entry("/etc/yum.repos.d/cri-o.repo", render_template("cri-o.repo", minor=minor)),
+        file_entry(
+            CRIO_CNI_DROP_IN,
+            render_template("crio-cni-plugin-dirs.conf", cni_bin_dir=NODE_CNI_BIN_DIR),
+        ),
         file_entry("/etc/modules-load.d/stubernetes.conf", read_asset("node/modules-load.conf")),
         file_entry("/etc/sysctl.d/90-stubernetes.conf", read_asset("node/sysctl.conf")),
         file_entry(ZINCATI_HOLD, read_asset("node/zincati-hold-updates.toml")),
@@ -105,6 +122,31 @@ def _os_files(stack: StackConfig) -> list[dict[str, Any]]:
     ]
 
 
+def container_file_paths(machine: Machine) -> tuple[str, ...]:
+    """Host directories that confined containers read or write, which the setup service labels
+    container_file_t before kubeadm runs (SELinux stays enforcing):
+
+    - /etc/kubernetes, on controllers: the control-plane static pods read their certificates
+      and kubeconfigs there; container-selinux labels it kubernetes_file_t, which it lets no
+      container domain read (Typhoon's Fedora CoreOS controllers chcon their PKI likewise);
+    - /var/lib/etcd, on controllers: kubeadm's etcd static pod writes its data there;
+    - OpenEBS's hostpath directory, everywhere: its volumes' directories are made under it.
+    """
+    controller = ("/etc/kubernetes", "/var/lib/etcd") if machine.is_controller else ()
+    return (*controller, OPENEBS_HOSTPATH_DIR)
+
+
+def peer_api_endpoints(stack: StackConfig, machine: Machine) -> tuple[str, ...]:
+    """The founding controller's peers' own API servers: the controllers with an address."""
+    if not stack.bootstraps_cluster(machine):
+        return ()
+    return tuple(
+        f"{peer.address.ip}:6443"
+        for peer in stack.controllers
+        if peer.name != machine.name and peer.address is not None
+    )
+
+
 def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> list[dict[str, Any]]:
     env = render_template(
         "setup.env",
@@ -112,7 +154,10 @@ def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> l
         role=machine.role,
         kubeadm_command=kubeadm_command(stack, machine),
         api_endpoint=shlex.quote(stack.cluster.api_endpoint),
-        minor=shlex.quote(stack.cluster.kubernetes_version),
+        peer_api_endpoints=shlex.quote(" ".join(peer_api_endpoints(stack, machine))),
+        minor=shlex.quote(stack.cluster.kubernetes_minor),
+        packages=shlex.quote(" ".join(layered_packages(stack))),
+        container_file_paths=shlex.quote(" ".join(container_file_paths(machine))),
         max_attempts=str(policy.max_attempts),
         max_boots_per_phase=str(policy.max_boots_per_phase),
         backoff_base=str(policy.backoff_base_seconds),
@@ -126,8 +171,8 @@ def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> l
         file_entry(f"{SETUP_LIB}/common.sh", read_asset("setup/common.sh")),
     ]
     scripts += [
-        file_entry(f"{SETUP_LIB}/phase-{phase}", read_asset(f"setup/phase-{phase}"), MODE_0755)
-        for phase in ("packages", "kubeadm", "finish")
+        file_entry(f"{SETUP_LIB}/{script}", read_asset(f"setup/{script}"), MODE_0755)
+        for script in ("phase-packages", "phase-kubeadm", "phase-finish", "label-host-paths")
     ]
     return [*scripts, file_entry(f"{SETUP_CONF}/setup.env", env)]
 
@@ -137,10 +182,17 @@ def _kubernetes_files(
 ) -> list[dict[str, Any]]:
     files = [
         file_entry(
-            f"{SETUP_CONF}/kubeadm.yaml",
+            KUBEADM_CONFIG,
             kubeadm_config(stack, machine, token, material.ca_cert_hash),
             MODE_0600,
         )
+    ]
+    join = kubeadm_join_config(stack, machine, token, material.ca_cert_hash)
+    if join is not None:
+        files.append(file_entry(KUBEADM_JOIN_CONFIG, join, MODE_0600))
+    files += [
+        file_entry(f"{KUBEADM_PATCHES}/{name}", text)
+        for name, text in kubeadm_patches(machine).items()
     ]
     if machine.is_controller:
         pki = f"{SETUP_CONF}/pki"
@@ -186,12 +238,17 @@ def machine_ignition(
     merges = _merged_snippets(machine)
     if merges:
         ignition["config"] = {"merge": merges}
-    return {
+    config: dict[str, Any] = {
         "ignition": ignition,
         "passwd": {"users": [user]},
         "storage": {"files": sorted(files, key=lambda f: f["path"])},
         "systemd": {"units": [unit_entry(SETUP_UNIT, read_asset(f"setup/{SETUP_UNIT}"))]},
     }
+    if machine.kernel_args:
+        # The installed system's kernel arguments. On Fedora CoreOS, Ignition's kargs stage
+        # applies them in the initramfs of the first boot and reboots once when they changed.
+        config["kernelArguments"] = {"shouldExist": list(machine.kernel_args)}
+    return config
 
 
 def machine_ignition_json(

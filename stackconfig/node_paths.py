@@ -10,3 +10,8 @@ from __future__ import annotations
 # writable on Fedora CoreOS once kubernetes-cni is layered (rpm-ostree moves /opt of a layered
 # package into read-only /usr/lib/opt), so CRI-O is told to search this directory as well.
 NODE_CNI_BIN_DIR = "/var/lib/cni/bin"
+
+# OpenEBS Local PV's hostpath base directory (its chart's default `basePath`): the setup service
+# labels it for containers (container_file_t) before anything runs, as container-selinux's
+# container.fc labels the equivalent directories of local-path-provisioner.
+OPENEBS_HOSTPATH_DIR = "/var/openebs/local"

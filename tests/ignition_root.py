@@ -1,7 +1,14 @@
 """Apply an Ignition config with the real Ignition binary into a scratch root directory.
 
-Ignition's `files` stage reads the config that its `fetch` stage caches; both keep their cache
-and state in a work folder, so nothing on the host is touched.
+Ignition's `kargs` and `files` stages read the config that its `fetch` stage caches; all keep
+their cache and state in a work folder, so nothing on the host is touched.
+
+The `kargs` stage runs as on Fedora CoreOS (after fetch, before files: coreos/ignition
+dracut/30ignition/ignition-kargs.service), but the program it calls, `ignition-kargs-helper`
+(coreos/ignition internal/distro/distro.go; a bare name, found in PATH), is a stand-in that
+records its arguments in the work folder (`kargs_helper_calls`): the real one edits the boot
+loader entries of an installed system and reboots (docs/distributor-notes.md), which has no
+meaning in a scratch root.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -25,8 +33,21 @@ BASE_FILES = {
 }
 
 
+# Ignition stages in the order Fedora CoreOS runs them (disks and mount do nothing here).
+STAGES = ("fetch", "kargs", "files")
+KARGS_HELPER_CALLS = "kargs-helper.calls"
+
+
 class IgnitionFailed(RuntimeError):
     pass
+
+
+def kargs_helper_calls(workdir: Path) -> list[list[str]]:
+    """The arguments of each call Ignition's kargs stage made to ignition-kargs-helper."""
+    path = workdir / KARGS_HELPER_CALLS
+    if not path.exists():
+        return []
+    return [line.split("\0")[:-1] for line in path.read_text().splitlines()]
 
 
 def prepare_root(root: Path) -> None:
@@ -55,7 +76,8 @@ def apply_ignition(
     tools: Sequence[Path] = (),
     env: Mapping[str, str] | None = None,
 ) -> str:
-    """Run Ignition's fetch and files stages for `config` into `root`; returns Ignition's log.
+    """Run Ignition's fetch, kargs and files stages for `config` into `root`; returns Ignition's
+    log.
 
     The lab applies with its own build of the binary, root skeleton and tools (`prepare`,
     `tools`, `env`), so that its guest and the host compute the same tree.
@@ -64,7 +86,38 @@ def apply_ignition(
         raise IgnitionFailed(f"{binary} is missing (Debian package 'ignition')")
     root.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
-    let_others_traverse(root)
+    temp = Path(tempfile.gettempdir())
+    if any(root.iterdir()) or temp.stat().st_dev != root.parent.stat().st_dev:
+        target, staging = root, None
+    else:
+        # Into a fresh directory right under the system's temporary directory, renamed into
+        # place afterwards: the admin user must traverse every directory above the root, and a
+        # concurrent pytest session may reset its base temporary directory to 0700 meanwhile.
+        staging = Path(tempfile.mkdtemp(prefix="stubernetes-ignition-root-", dir=temp))
+        staging.chmod(0o755)
+        target = staging
+    let_others_traverse(target)
+    try:
+        log = _run_stages(config, target, workdir, binary, prepare, tools, env)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if staging is not None:
+        root.rmdir()
+        staging.rename(root)
+    return log
+
+
+def _run_stages(
+    config: bytes,
+    root: Path,
+    workdir: Path,
+    binary: Path,
+    prepare: Callable[[Path], None],
+    tools: Sequence[Path],
+    env: Mapping[str, str] | None,
+) -> str:
     prepare(root)
     config_file = workdir / "config.ign"
     config_file.write_bytes(config)
@@ -75,6 +128,16 @@ def apply_ignition(
     setfiles = fake_bin / "setfiles"
     setfiles.write_text("#!/bin/sh\nexit 0\n")
     setfiles.chmod(0o755)
+    calls = workdir / KARGS_HELPER_CALLS
+    calls.unlink(missing_ok=True)
+    helper = fake_bin / "ignition-kargs-helper"
+    helper.write_text(
+        "#!/bin/sh\n"
+        "# Stand-in: records its arguments, NUL-separated, one call a line.\n"
+        f"for arg in \"$@\"; do printf '%s\\0' \"$arg\"; done >>'{calls}'\n"
+        f"printf '\\n' >>'{calls}'\n"
+    )
+    helper.chmod(0o755)
     search_path = ":".join(map(str, (fake_bin, *tools)))
     run_env = {
         **(os.environ if env is None else env),
@@ -82,7 +145,7 @@ def apply_ignition(
         "IGNITION_CONFIG_FILE": str(config_file),
     }
     log = []
-    for stage in ("fetch", "files"):
+    for stage in STAGES:
         # Ignition's cache and state files go to the work folder, not the host's /run.
         result = subprocess.run(
             [

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ignition_root import apply_ignition, install_host_units
+from ignition_root import apply_ignition, install_host_units, kargs_helper_calls
 from real_tools import ignition_validate, shellcheck, systemd_verify, visudo_check
 from repo_paths import TEST_SEED
 
@@ -24,6 +24,7 @@ SCRIPTS = (
     "usr/local/lib/stubernetes/phase-packages",
     "usr/local/lib/stubernetes/phase-kubeadm",
     "usr/local/lib/stubernetes/phase-finish",
+    "usr/local/lib/stubernetes/label-host-paths",
 )
 # What kubeadm reuses when it finds it, and a control-plane join requires.
 SHARED_PKI = (
@@ -85,6 +86,16 @@ def check_applied_tree(stack: StackConfig, machine: Machine, root: Path) -> None
     kubeadm = (root / "etc/stubernetes/kubeadm.yaml").read_text()
     assert ("kind: InitConfiguration" in kubeadm) == machine.init
     assert ("controlPlane:" in kubeadm) == (machine.is_controller and not machine.init)
+    # The founding controller's control-plane join, for when its cluster already answers.
+    join = root / "etc/stubernetes/kubeadm-join.yaml"
+    assert join.exists() == machine.init
+    if machine.init:
+        assert stat.S_IMODE(join.stat().st_mode) == 0o600
+        assert "controlPlane:" in join.read_text()
+    etcd_patch = root / "etc/stubernetes/kubeadm-patches/etcd+strategic.yaml"
+    assert etcd_patch.exists() == machine.is_controller
+    drop_in = root / "etc/crio/crio.conf.d/20-stubernetes-cni-plugin-dirs.conf"
+    assert "[crio.network]" in drop_in.read_text()
     pki = root / "etc/stubernetes/pki"
     assert sorted(str(p.relative_to(pki)) for p in pki.rglob("*") if p.is_file()) == (
         sorted(SHARED_PKI) if machine.is_controller else []
@@ -108,6 +119,33 @@ def test_example_machine_passes_every_real_tool(
     root = applied_root(config, tmp_path)
     check_applied_tree(example_stack, machine, root)
     check_with_tools(root)
+
+
+def test_kernel_arguments_reach_ignitions_kargs_stage(
+    example_values: dict[str, Any], material: ClusterMaterial, tmp_path: Path
+) -> None:
+    """The real Ignition validates and applies a config with kernelArguments: its kargs stage
+    calls ignition-kargs-helper with --should-exist for each argument, in order (here a stand-in
+    that records them: the real helper edits an installed system's boot entries and reboots;
+    see tests/ignition_root.py), and a config without them calls nothing."""
+    values = {**example_values, "machines": dict(example_values["machines"])}
+    values["machines"]["w1"] = {
+        **values["machines"]["w1"],
+        "kernelArgs": ["console=ttyS0,115200n8", "mitigations=off"],
+    }
+    stack = parse_stack_config(values)
+    for name, expected in (
+        ("w1", [["--should-exist", "console=ttyS0,115200n8", "--should-exist", "mitigations=off"]]),
+        ("w2", []),
+    ):
+        machine = stack.machine(name)
+        config = render(stack, machine, material)
+        tmp = tmp_path / name
+        tmp.mkdir()
+        assert ignition_validate(config, tmp) == ""
+        root = applied_root(config, tmp)
+        assert kargs_helper_calls(tmp / "work") == expected
+        check_applied_tree(stack, machine, root)
 
 
 def test_the_checks_can_fail(tmp_path: Path) -> None:
@@ -153,6 +191,10 @@ def stacks(draw: st.DrawFn, base: dict[str, Any]) -> tuple[StackConfig, str]:
         if draw(st.booleans()):
             fields["taints"] = [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]
         if draw(st.booleans()):
+            fields["kernelArgs"] = draw(
+                st.lists(st.sampled_from(["quiet", "console=ttyS0,115200n8", "nosmt"]), unique=True)
+            )
+        if draw(st.booleans()):
             fields["snippets"] = [
                 {
                     "storage": {
@@ -191,4 +233,6 @@ def test_generated_machines_pass_every_real_tool(
     if machine.snippets:
         # Ignition merged the snippet itself.
         assert (root / f"etc/motd.d/{name}").read_text() == "hello\n"
+    expected = [arg for kernel_arg in machine.kernel_args for arg in ("--should-exist", kernel_arg)]
+    assert kargs_helper_calls(tmp / "work") == ([expected] if expected else [])
     check_with_tools(root)
