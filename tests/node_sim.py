@@ -58,7 +58,18 @@ UNIT_DIR = "etc/systemd/system"
 PRESET_DIR = "etc/systemd/system-preset"
 DEFAULT_TARGET = "multi-user.target"
 STANDIN_SOURCE = Path(__file__).with_name("node_standin.py")
-STANDINS = ("rpm", "rpm-ostree", "kubeadm", "kubectl", "systemctl", "reboot", "crictl", "curl")
+STANDINS = (
+    "rpm",
+    "rpm-ostree",
+    "kubeadm",
+    "kubectl",
+    "systemctl",
+    "reboot",
+    "crictl",
+    "curl",
+    "chcon",
+    "selinuxenabled",
+)
 # systemd's PATH for system services, after the stand-ins.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
 # The real paths the scripts use, served from the scratch root.
@@ -68,13 +79,29 @@ BOUND_PATHS = (
     "/etc/zincati",
     "/var/lib/stubernetes",
     "/var/lib/etcd",
+    "/var/openebs/local",
     "/usr/local/lib/stubernetes",
     "/usr/local/bin",
 )
-# Host directories overlaid (in the namespace only) so that missing mount points can be made.
-OVERLAID = {"/etc": "etc", "/var/lib": "var-lib", "/usr/local/lib": "usr-local-lib"}
+# Host directories overlaid (in the namespace only) so that missing mount points can be made;
+# a parent before the directories under it. A bound path is made in its deepest overlay.
+OVERLAID = {
+    "/etc": "etc",
+    "/var": "var",
+    "/var/lib": "var-lib",
+    "/usr/local/lib": "usr-local-lib",
+}
 KUBEADM_CONFIG = "/etc/stubernetes/kubeadm.yaml"
-FCOS_PACKAGES = ("bash", "coreutils", "rpm-ostree", "systemd", "zincati")
+KUBEADM_JOIN_CONFIG = "/etc/stubernetes/kubeadm-join.yaml"
+KUBEADM_PATCHES = "/etc/stubernetes/kubeadm-patches"
+# The base image's packages (name-version-release), a few of them.
+FCOS_PACKAGES = (
+    "bash-5.2.37-1.fc42",
+    "coreutils-9.6-2.fc42",
+    "rpm-ostree-2025.8-1.fc42",
+    "systemd-257.7-1.fc42",
+    "zincati-0.0.30-1.fc42",
+)
 BOOT_TIMEOUT_SECONDS = 60.0
 
 TRACE_BASH = r"""# Loaded through BASH_ENV by every script of a simulated boot.
@@ -374,46 +401,87 @@ class Boot:
 # ------------------------------------------------------------------------------------ the machine
 
 
-def kubeadm_facts(root: Path) -> JSON:
-    """What the stand-ins need to know of kubeadm.yaml (they run without PyYAML)."""
-    config_file = root / KUBEADM_CONFIG.lstrip("/")
-    raw = config_file.read_bytes()
+def _config_facts(root: Path, path: str) -> JSON:
+    """What the stand-in kubeadm needs of one config file: its kind, digest and discovery."""
+    raw = (root / path.lstrip("/")).read_bytes()
     documents = [d for d in yaml.safe_load_all(raw) if d]
     first = documents[0]
-    kind = first["kind"]
-    registration = first["nodeRegistration"]
+    facts: JSON = {"kind": first["kind"], "sha256": hashlib.sha256(raw).hexdigest()}
+    if first["kind"] == "InitConfiguration":
+        cluster = next(d for d in documents if d["kind"] == "ClusterConfiguration")
+        # No token of the machine's own: kubeadm makes a random one (see the stand-in).
+        tokens = [t["token"] for t in first.get("bootstrapTokens", []) if "token" in t]
+        facts.update(
+            token=tokens[0] if tokens else None,
+            endpoint=cluster["controlPlaneEndpoint"],
+            control_plane=True,
+            endpoint_local=first.get("localAPIEndpoint", {}),
+            pinned=None,
+        )
+    else:
+        bootstrap = first["discovery"]["bootstrapToken"]
+        facts.update(
+            token=bootstrap["token"],
+            endpoint=bootstrap["apiServerEndpoint"],
+            control_plane="controlPlane" in first,
+            endpoint_local=(first.get("controlPlane") or {}).get("localAPIEndpoint", {}),
+            pinned=list(bootstrap["caCertHashes"]),
+        )
+    facts["patches"] = (first.get("patches") or {}).get("directory")
+    return facts
+
+
+def _setup_env(root: Path) -> dict[str, str]:
+    env = {}
+    for line in (root / "etc/stubernetes/setup.env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = " ".join(shlex.split(value))
+    return env
+
+
+def kubeadm_facts(root: Path) -> JSON:
+    """What the stand-ins need to know of kubeadm's configs (they run without PyYAML):
+    kubeadm.yaml's facts at the top, and every config file's under `configs`."""
+    configs = {
+        path: _config_facts(root, path)
+        for path in (KUBEADM_CONFIG, KUBEADM_JOIN_CONFIG)
+        if (root / path.lstrip("/")).exists()
+    }
+    main = configs[KUBEADM_CONFIG]
+    documents = [d for d in yaml.safe_load_all((root / KUBEADM_CONFIG.lstrip("/")).read_bytes())]
+    registration = documents[0]["nodeRegistration"]
     labels: dict[str, str] = {}
     for arg in registration.get("kubeletExtraArgs", []):
         if arg["name"] == "node-labels":
             labels.update(pair.split("=", 1) for pair in arg["value"].split(","))
     ca_file = root / "etc/stubernetes/pki/ca.crt"
     own_ca_hash = ca_cert_hash(ca_file.read_text()) if ca_file.exists() else None
-    if kind == "InitConfiguration":
-        cluster = next(d for d in documents if d["kind"] == "ClusterConfiguration")
-        token = first["bootstrapTokens"][0]["token"]
-        endpoint = cluster["controlPlaneEndpoint"]
-        pins = [own_ca_hash]
-        endpoint_local = first.get("localAPIEndpoint", {})
-        control_plane = True
-    else:
-        bootstrap = first["discovery"]["bootstrapToken"]
-        token = bootstrap["token"]
-        endpoint = bootstrap["apiServerEndpoint"]
-        pins = list(bootstrap["caCertHashes"])
-        control_plane = "controlPlane" in first
-        endpoint_local = (first.get("controlPlane") or {}).get("localAPIEndpoint", {})
+    for facts in configs.values():
+        if facts["pinned"] is None:
+            facts["pinned"] = [own_ca_hash]
+    etcd_patch = root / KUBEADM_PATCHES.lstrip("/") / "etcd+strategic.yaml"
+    etcd_level = None
+    if main["patches"] == KUBEADM_PATCHES and etcd_patch.exists():
+        patch = yaml.safe_load(etcd_patch.read_text())
+        etcd_level = patch["spec"]["securityContext"]["seLinuxOptions"]["level"]
+    env = _setup_env(root)
     return {
         "config_path": KUBEADM_CONFIG,
-        "config_sha256": hashlib.sha256(raw).hexdigest(),
-        "kind": kind,
+        "config_sha256": main["sha256"],
+        "configs": configs,
+        "kind": main["kind"],
         "node_name": registration["name"],
         "node_labels": labels,
-        "token": token,
-        "endpoint": endpoint,
-        "ca_cert_hashes": pins,
+        "token": main["token"],
+        "endpoint": main["endpoint"],
+        "ca_cert_hashes": main["pinned"],
         "ca_hash": own_ca_hash,
-        "control_plane": control_plane,
-        "advertise_address": endpoint_local.get("advertiseAddress", registration["name"]),
+        "control_plane": main["control_plane"],
+        "advertise_address": main["endpoint_local"].get("advertiseAddress", registration["name"]),
+        "peer_endpoints": env.get("PEER_API_ENDPOINTS", "").split(),
+        "kubernetes_minor": env["KUBERNETES_MINOR"],
+        "etcd_selinux_level": etcd_level,
     }
 
 
@@ -481,13 +549,22 @@ class SimMachine:
                 "incarnation": f"{facts['node_name']}-install-{installs}",
                 "facts": facts,
                 "deployments": {
-                    "booted": {"id": "deployment-0", "packages": list(FCOS_PACKAGES)},
+                    "booted": {
+                        "id": "deployment-0",
+                        "packages": list(FCOS_PACKAGES),
+                        "requested": [],
+                    },
                     "staged": None,
                 },
                 "next_deployment": 0,
                 "units": {},
                 "presets_applied": False,
                 "kubelet": {"configured": False, "running": False},
+                # Fedora CoreOS enforces SELinux. `labels`: what chcon set (path -> type and
+                # level, applying below the path too); the policy's labels everywhere else.
+                "selinux": {"enabled": True, "labels": {}},
+                # The SELinux level this machine's etcd runs at once kubeadm started it.
+                "etcd_level": None,
                 "reboot_requested": False,
                 "last_shutdown": None,
                 "boots": previous["boots"] if previous else 0,
@@ -634,16 +711,25 @@ class SimMachine:
         name = facts["node_name"]
         runs = (
             state["units"].get("kubelet.service") == "enabled"
-            and "kubelet" in state["deployments"]["booted"]["packages"]
+            and any(p.startswith("kubelet-") for p in state["deployments"]["booted"]["packages"])
             and state["kubelet"]["configured"]
             and self.file("/etc/kubernetes/kubelet.conf").exists()
         )
         state["kubelet"]["running"] = runs
         write_state(self.sim / "machine.state", state)
         cluster = self.cluster()
+        # The static pods start in new pod sandboxes: CRI-O gives each new sandbox random MCS
+        # categories unless the pod asks for a level, and etcd's files carry the categories of
+        # the etcd that wrote them, so an etcd without a fixed level cannot read its own data.
+        etcd_readable = not state["selinux"]["enabled"] or state["etcd_level"] != "random"
+        if runs and not etcd_readable:
+            for member in cluster["etcd"].values():
+                if member["data"] == state["incarnation"]:
+                    member["started"] = False
         if cluster.get("api_host") == name:
             serving = (
                 runs
+                and etcd_readable
                 and self.file("/etc/kubernetes/manifests/kube-apiserver.yaml").exists()
                 and self.file("/etc/kubernetes/manifests/etcd.yaml").exists()
                 and self.file("/var/lib/etcd/member").exists()
@@ -665,7 +751,7 @@ class SimMachine:
             upper, work = ovl / "upper" / name, ovl / "work" / name
             mkdirs += [upper, work]
             for bound in BOUND_PATHS:
-                if bound.startswith(host + "/") and not Path(bound).exists():
+                if overlay_of(bound) == host and not Path(bound).exists():
                     mkdirs.append(upper / bound[len(host) + 1 :])
             options = f"lowerdir={host},upperdir={upper},workdir={work}"
             fstab.append(f"stubernetes-sim {host} overlay {options} 0 0")
@@ -762,12 +848,14 @@ class SimMachine:
         write_state(self.sim / "machine.state", state)
         listing_file = self.sim / "upper-listing"
         listing = listing_file.read_text().split() if listing_file.exists() else []
-        allowed = {
-            f"./{name}/{bound[len(host) + 1 :]}"
-            for host, name in OVERLAID.items()
-            for bound in BOUND_PATHS
-            if bound.startswith(host + "/")
-        }
+        allowed = set()
+        for bound in BOUND_PATHS:
+            host = overlay_of(bound)
+            if host is None:
+                continue
+            relative = Path(bound[len(host) + 1 :])
+            # The mount point and the directories made to hold it.
+            allowed |= {f"./{OVERLAID[host]}/{p}" for p in (relative, *relative.parents[:-1])}
         return Boot(
             number,
             ran=True,
@@ -783,6 +871,12 @@ class SimMachine:
 
 
 # ------------------------------------------------------------------------------------- helpers
+
+
+def overlay_of(bound: str) -> str | None:
+    """The deepest overlaid host directory above a bound path: where its mount point is made
+    (None: the mount point is the host's own, which exists)."""
+    return max((host for host in OVERLAID if bound.startswith(host + "/")), key=len, default=None)
 
 
 def read_state(path: Path) -> JSON:
@@ -961,6 +1055,8 @@ def final_state(machine: SimMachine) -> JSON:
         "packages": state["deployments"]["booted"]["packages"],
         "staged": state["deployments"]["staged"],
         "kubelet": state["kubelet"],
+        "selinux": state["selinux"],
+        "etcd_level": state["etcd_level"],
         "cluster": {
             "initialized": cluster["initialized"],
             "api": cluster["api"],

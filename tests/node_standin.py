@@ -1,8 +1,9 @@
 """Recording stand-ins for the commands the setup service runs against the real system.
 
 One program, installed in a simulated machine's PATH under each command's name: rpm,
-rpm-ostree, kubeadm, kubectl, systemctl, reboot and crictl. Every call is appended to the
-machine's call log (one record a line) with the setup status file as it reads at that moment.
+rpm-ostree, kubeadm, kubectl, systemctl, reboot, crictl, curl, chcon and selinuxenabled.
+Every call is appended to the machine's call log (one record a line) with the setup status
+file as it reads at that moment.
 Its outcome comes from the machine's fault plan (succeed, fail, hang, or kill the whole boot
 before, inside or after its state change), and its effect is modelled on the real command:
 rpm-ostree stages deployments that a clean reboot boots, kubeadm writes what it writes under
@@ -143,6 +144,8 @@ class Call:
         self.fault = self._fault(read_state(sim + "/plan.state"))
         self.steps_done: list[str] = []
         self.effect = "none"
+        # The facts of the kubeadm config file this call was given (`--config`).
+        self.config_facts: JSON = {}
 
     def _fault(self, plan: JSON) -> JSON:
         kill = plan.get("kill_call")
@@ -156,7 +159,7 @@ class Call:
 
     @property
     def facts(self) -> JSON:
-        facts: JSON = self.machine["facts"]
+        facts: JSON = {**self.machine["facts"], **self.config_facts}
         return facts
 
     def log(self, **fields: Any) -> None:
@@ -179,6 +182,18 @@ class Call:
             if self.fault.get("do") == "hang-step":
                 self.log(end="hanging", where=f"after step {name}", effect=self.effect)
                 time.sleep(3600)
+            if self.fault.get("do") == "signal-step":
+                self.die(f"after step {name}")
+
+    def die(self, where: str) -> NoReturn:
+        """This command alone is killed by a signal (the OOM killer's SIGKILL, say): the boot
+        goes on, and whoever ran it sees status 128+N."""
+        number = int(self.fault.get("signal", signal.SIGKILL))
+        self.log(
+            end="signal", where=where, rc=128 + number, effect=self.effect, steps=self.steps_done
+        )
+        os.kill(os.getpid(), number)
+        raise SystemExit(128 + number)
 
     def kill_boot(self, where: str) -> NoReturn:
         self.log(end="killed", where=where, effect=self.effect, steps=self.steps_done)
@@ -245,17 +260,62 @@ def err(*lines: str) -> None:
 # ---------------------------------------------------------------------------------- rpm, rpm-ostree
 
 
+# Packages are name-version-release (NVR) strings. What the enabled repositories offer, as the
+# stand-in models them: pkgs.k8s.io's and CRI-O's repositories of the cluster's minor (release
+# 150500.1.1, as the openSUSE build service names them), Fedora's for the host tools.
+KUBERNETES_PATCHES = 6
+FEDORA_PACKAGES = {"conntrack-tools": ["1.4.8-2.fc42"]}
+
+
+def available(call: Call) -> dict[str, list[str]]:
+    """Each package's version-release strings, oldest first."""
+    minor = call.facts["kubernetes_minor"]
+    kubernetes = [f"{minor}.{patch}-150500.1.1" for patch in range(KUBERNETES_PATCHES)]
+    return {
+        "kubelet": kubernetes,
+        "kubeadm": kubernetes,
+        "kubectl": kubernetes,
+        "kubernetes-cni": ["1.7.1-150500.1.1"],
+        "cri-tools": [f"{minor}.0-150500.1.1"],
+        "cri-o": [f"{minor}.{patch}-150500.1.1" for patch in range(3)],
+        **FEDORA_PACKAGES,
+    }
+
+
+def nvr_name(nvr: str) -> str:
+    return nvr.rsplit("-", 2)[0]
+
+
+def matches(spec: str, nvr: str) -> bool:
+    """rpm's and libdnf's reading of a package spec: NAME, NAME-VERSION or NAME-VERSION-RELEASE
+    (rpm docs/man/rpm.8.scd, PACKAGE_NAME; libdnf's N, NEV and NEVR forms)."""
+    name, version, _release = nvr.rsplit("-", 2)
+    return spec in (name, f"{name}-{version}", nvr)
+
+
+def resolve(call: Call, spec: str) -> list[str]:
+    """The packages `rpm-ostree install SPEC` adds: the newest match, and kubelet's requirement
+    on kubernetes-cni."""
+    candidates = [f"{name}-{evr}" for name, evrs in available(call).items() for evr in evrs]
+    found = [nvr for nvr in candidates if matches(spec, nvr)]
+    if not found:
+        return []
+    newest = found[-1]
+    cni = [f"kubernetes-cni-{available(call)['kubernetes-cni'][-1]}"]
+    return [newest, *(cni if nvr_name(newest) == "kubelet" else [])]
+
+
 def rpm(call: Call) -> int:
     args = call.args
     if args[:1] != ["-q"]:
         return unmodeled(call)
     quiet = "--quiet" in args
-    packages = [a for a in args[1:] if not a.startswith("-")]
-    booted = set(call.machine["deployments"]["booted"]["packages"])
-    missing = [p for p in packages if p not in booted]
+    specs = [a for a in args[1:] if not a.startswith("-")]
+    booted = call.machine["deployments"]["booted"]["packages"]
+    missing = [spec for spec in specs if not any(matches(spec, nvr) for nvr in booted)]
     if not quiet:
-        out(*(f"{p}-stand-in" for p in packages if p in booted))
-        out(*(f"package {p} is not installed" for p in missing))
+        out(*(nvr + ".x86_64" for spec in specs for nvr in booted if matches(spec, nvr)))
+        out(*(f"package {spec} is not installed" for spec in missing))
     return len(missing)
 
 
@@ -274,7 +334,7 @@ def rpm_ostree(call: Call) -> int:
             return unmodeled(call)
         packages = [a for a in call.args[1:] if not a.startswith("-")]
         current = staged or deployments["booted"]
-        requested = set(current["packages"])
+        requested = set(current["requested"])
         new = [p for p in packages if p not in requested]
         if not new:
             if "--idempotent" not in flags:
@@ -282,13 +342,20 @@ def rpm_ostree(call: Call) -> int:
                 return 1
             out("No change.")
             return 0
+        added = {spec: resolve(call, spec) for spec in new}
+        not_found = [spec for spec, nvrs in added.items() if not nvrs]
+        if not_found:
+            err(f"error: Packages not found: {', '.join(not_found)}")
+            return 1
+        layered = sorted({nvr for nvrs in added.values() for nvr in nvrs})
         call.machine["next_deployment"] += 1
         deployments["staged"] = {
             "id": f"deployment-{call.machine['next_deployment']}",
-            "packages": sorted(requested | set(new)),
+            "requested": sorted(requested | set(new)),
+            "packages": sorted(set(current["packages"]) | set(layered)),
         }
         call.step("stage", last=True)
-        out("Staging deployment... done", "Added:", *(f"  {p}-stand-in" for p in new))
+        out("Staging deployment... done", "Added:", *(f"  {nvr}.x86_64" for nvr in layered))
         out('Changes queued for next boot. Run "systemctl reboot" to start a reboot')
         return 0
     return unmodeled(call)
@@ -320,7 +387,7 @@ def systemctl(call: Call) -> int:
         call.step("disable", last=True)
         return 0
     if words[:1] == ["enable"] and flags in ([], ["--now"]):
-        booted = set(call.machine["deployments"]["booted"]["packages"])
+        booted = {nvr_name(nvr) for nvr in call.machine["deployments"]["booted"]["packages"]}
         for unit in words[1:]:
             package = UNIT_PACKAGES.get(unit)
             if package is None:
@@ -485,6 +552,8 @@ def local_etcd_incarnation() -> str | None:
 
 
 def start_local_etcd(call: Call) -> None:
+    # The level of the etcd pod: its patch's, or random MCS categories for each new sandbox.
+    call.machine["etcd_level"] = call.facts["etcd_selinux_level"] or "random"
     write_file(ETCD_DATA + "/member/incarnation", call.machine["incarnation"] + "\n", 0o600)
     member = call.cluster["etcd"][peer_url(call)]
     member.update(name=call.facts["node_name"], started=True, data=call.machine["incarnation"])
@@ -492,15 +561,24 @@ def start_local_etcd(call: Call) -> None:
 
 def check_config(call: Call) -> None:
     path = option(call.args, "--config")
-    facts = call.facts
-    if path is None or path != facts["config_path"]:
+    configs = call.machine["facts"]["configs"]
+    if path is None or path not in configs:
         raise KubeadmError("preflight", f"unable to read config from {path!r}")
     import hashlib
 
     with open(path, "rb") as config:
         digest = hashlib.sha256(config.read()).hexdigest()
-    if digest != facts["config_sha256"]:
+    facts = configs[path]
+    if digest != facts["sha256"]:
         raise KubeadmError("preflight", f"{path} is not the configuration Ignition wrote")
+    call.config_facts = {
+        "config_path": path,
+        "kind": facts["kind"],
+        "token": facts["token"],
+        "endpoint": facts["endpoint"],
+        "ca_cert_hashes": facts["pinned"],
+        "control_plane": facts["control_plane"],
+    }
 
 
 def discovery(call: Call) -> None:
@@ -526,6 +604,102 @@ def discovery(call: Call) -> None:
             "couldn't validate the identity of the API Server: cluster CA found in cluster-info "
             f'ConfigMap is invalid: none of the public keys "{cluster["ca_hash"]}" are pinned',
         )
+
+
+# -------------------------------------------------------------------------------------- SELinux
+
+# The policy's labels (container-selinux container.fc, the base policy) of the paths modelled.
+POLICY_LABELS = {K8S: "kubernetes_file_t", ETCD_DATA: "var_lib_t", "/var": "var_t"}
+CONTAINER_FILE = "container_file_t"
+
+
+def selinux_label(call: Call, path: str) -> tuple[str, str]:
+    """A path's type and level: what chcon set on it or above it (what is made in a directory
+    inherits its label), else the policy's label."""
+    labels = call.machine["selinux"]["labels"]
+    above = [p for p in labels if path == p or path.startswith(p.rstrip("/") + "/")]
+    if above:
+        label = labels[max(above, key=len)]
+        return str(label["type"]), str(label["level"])
+    policy = [p for p in POLICY_LABELS if path == p or path.startswith(p + "/")]
+    return (POLICY_LABELS[max(policy, key=len)] if policy else "default_t"), "s0"
+
+
+def control_plane_denials(call: Call) -> list[str]:
+    """What SELinux denies the control-plane static pods (confined, container_t) on this
+    machine: reading /etc/kubernetes (kubernetes_file_t, which no container domain may read),
+    writing /var/lib/etcd; the audit records the journal would show."""
+    if not call.machine["selinux"]["enabled"]:
+        return []
+    level = call.facts["etcd_selinux_level"] or "s0:c123,c456"
+    denials = []
+    for comm, path, perm in (("kube-apiserver", PKI, "read"), ("etcd", ETCD_DATA, "write")):
+        kind, file_level = selinux_label(call, path)
+        if kind != CONTAINER_FILE:
+            denials.append(
+                f'avc:  denied  {{ {perm} }} for comm="{comm}" name="{os.path.basename(path)}" '
+                f"scontext=system_u:system_r:container_t:{level} "
+                f"tcontext=system_u:object_r:{kind}:{file_level} tclass=dir permissive=0"
+            )
+    return denials
+
+
+def selinuxenabled(call: Call) -> int:
+    if call.args:
+        return unmodeled(call)
+    return 0 if call.machine["selinux"]["enabled"] else 1
+
+
+def chcon(call: Call) -> int:
+    """chcon [-R] [-u USER] [-r ROLE] [-t TYPE] [-l RANGE] FILE... (coreutils); the labels it
+    sets are kept in the machine's state."""
+    args = call.args
+    recursive, fields, files = False, {}, []
+    names = {"-u": "user", "-r": "role", "-t": "type", "-l": "level"}
+    longs = {"--user": "-u", "--role": "-r", "--type": "-t", "--range": "-l"}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-R", "--recursive"):
+            recursive = True
+        elif arg in names and i + 1 < len(args):
+            fields[names[arg]] = args[i + 1]
+            i += 1
+        elif arg.split("=", 1)[0] in longs and "=" in arg:
+            fields[names[longs[arg.split("=", 1)[0]]]] = arg.split("=", 1)[1]
+        elif arg.startswith("-"):
+            return unmodeled(call)
+        else:
+            files.append(arg)
+        i += 1
+    if not fields:
+        if not files:
+            err("chcon: missing operand")
+            return 1
+        user, role, kind, level = [*files.pop(0).split(":", 3), "", "", "", ""][:4]
+        fields = {"user": user, "role": role, "type": kind, "level": level or "s0"}
+    if not files:
+        err("chcon: missing operand")
+        return 1
+    selinux = call.machine["selinux"]
+    rc = 0
+    for path in files:
+        if not exists(path):
+            err(f"chcon: cannot access '{path}': No such file or directory")
+            rc = 1
+            continue
+        if not selinux["enabled"]:
+            err(f"chcon: can't apply partial context to unlabeled file '{path}'")
+            rc = 1
+            continue
+        kind, level = selinux_label(call, path)
+        label = {"type": fields.get("type", kind), "level": fields.get("level", level)}
+        if recursive:
+            for below in [p for p in selinux["labels"] if p.startswith(path.rstrip("/") + "/")]:
+                del selinux["labels"][below]
+        selinux["labels"][path] = label
+    call.step("chcon", last=True)
+    return rc
 
 
 def kubeadm_init(call: Call) -> None:
@@ -557,6 +731,15 @@ def kubeadm_init(call: Call) -> None:
     call.step("kubeconfig")
     write_manifests(("etcd.yaml", *CONTROL_PLANE_MANIFESTS))
     call.step("control-plane")
+    denials = control_plane_denials(call)
+    if denials:
+        # The static pods crash-loop on what SELinux denies them; kubeadm waits, then gives up.
+        err(*(f"audit: {denial}" for denial in denials))
+        raise KubeadmError(
+            "wait-control-plane",
+            "failed while waiting for the control plane to start: kube-apiserver check failed "
+            f"at https://{call.facts['advertise_address']}:6443/livez: connection refused",
+        )
     # kubelet-start and wait-control-plane: a new etcd, so a new, empty cluster.
     call.machine["kubelet"].update(configured=True, running=True)
     cluster = call.cluster
@@ -590,10 +773,16 @@ def kubeadm_init(call: Call) -> None:
     out("Your Kubernetes control-plane has initialized successfully!")
 
 
+# With no bootstrapTokens in its config, kubeadm makes one random token that expires after 24 h
+# (v1beta4 defaults.go); one constant stands for it here, so that runs compare.
+KUBEADM_DEFAULT_TOKEN = "kubeadm-default-token-24h"
+
+
 def init_phase_bootstrap_token(call: Call) -> None:
     cluster = call.cluster
-    if call.facts["token"] not in cluster["tokens"]:
-        cluster["tokens"].append(call.facts["token"])
+    token = call.facts["token"] or KUBEADM_DEFAULT_TOKEN
+    if token not in cluster["tokens"]:
+        cluster["tokens"].append(token)
     for obj in ("configmap/kube-public/cluster-info", "rbac/kubeadm:bootstrap-signer-clusterinfo"):
         if obj not in cluster["objects"]:
             cluster["objects"].append(obj)
@@ -701,6 +890,14 @@ def kubeadm_join(call: Call) -> None:
     etcd.setdefault(peer_url(call), {"name": "", "started": False, "data": None})
     call.step("control-plane-join/etcd-member-add")
     write_manifests(("etcd.yaml",))
+    denials = control_plane_denials(call)
+    if denials:
+        err(*(f"audit: {denial}" for denial in denials))
+        raise KubeadmError(
+            "control-plane-join/etcd",
+            "error creating local etcd static pod manifest file: timeout waiting for etcd "
+            "cluster to be available",
+        )
     member = etcd[peer_url(call)]
     stale = member["started"] and member["data"] != local_etcd_incarnation()
     if stale:
@@ -763,6 +960,7 @@ def kubeadm_reset(call: Call) -> None:
         os.rmdir(PKI)
     if clean_etcd_data:
         clear_dir(ETCD_DATA)
+        call.machine["etcd_level"] = None
     else:
         out("[reset] No etcd config found. Assuming external etcd")
     call.step("reset", last=True)
@@ -805,20 +1003,43 @@ def crictl(call: Call) -> int:
     return unmodeled(call)
 
 
+def peer_answers(call: Call, endpoint: str) -> bool:
+    """Whether another controller's own API server runs at host:port: its etcd member is there
+    and started, and its kubelet runs."""
+    host = endpoint.rpartition(":")[0]
+    member = call.cluster["etcd"].get(f"https://{host}:2380")
+    if not call.cluster.get("initialized") or not member or not member["started"]:
+        return False
+    node = call.cluster["nodes"].get(member["name"])
+    return (
+        member["name"] != call.facts["node_name"]
+        and node is not None
+        and node.get("kubelet") == "running"
+    )
+
+
 def curl(call: Call) -> int:
-    """`curl --cacert CA https://<endpoint>/version`: who answers at the API endpoint."""
+    """`curl --cacert CA https://<host:port>/version`: who answers at the API endpoint, or at
+    a peer controller's own address."""
     url = call.args[-1]
-    if url != f"https://{call.facts['endpoint']}/version" or "--cacert" not in call.args:
+    endpoint = url.removeprefix("https://").removesuffix("/version")
+    peers = call.facts["peer_endpoints"]
+    if url != f"https://{endpoint}/version" or "--cacert" not in call.args:
         return unmodeled(call)
     cluster = call.cluster
-    answers = (
-        cluster.get("initialized")
-        and cluster.get("api") == "up"
-        # This machine was just wiped: its own API server does not run.
-        and cluster.get("api_host") != call.facts["node_name"]
-    )
+    if endpoint == call.facts["endpoint"]:
+        answers = (
+            cluster.get("initialized")
+            and cluster.get("api") == "up"
+            # This machine was just wiped: its own API server does not run.
+            and cluster.get("api_host") != call.facts["node_name"]
+        )
+    elif endpoint in peers:
+        answers = peer_answers(call, endpoint)
+    else:
+        return unmodeled(call)
     if not answers:
-        err(f"curl: (7) Failed to connect to {call.facts['endpoint']}: Connection refused")
+        err(f"curl: (7) Failed to connect to {endpoint}: Connection refused")
         return 7
     if cluster.get("ca_hash") != call.facts["ca_hash"]:
         err("curl: (60) SSL certificate problem: unable to get local issuer certificate")
@@ -836,6 +1057,8 @@ HANDLERS: dict[str, Callable[[Call], int]] = {
     "kubeadm": kubeadm,
     "crictl": crictl,
     "curl": curl,
+    "chcon": chcon,
+    "selinuxenabled": selinuxenabled,
 }
 
 
@@ -860,6 +1083,8 @@ def main() -> int:
         # Past any timeout the scripts set: `timeout` or the end of the boot ends it.
         call.log(end="hanging", where="before its state change", effect="none")
         time.sleep(3600)
+    if action == "signal":
+        call.die("before its state change")
     if action == "fail":
         err(*call.fault.get("stderr", [f"stand-in {name}: failing as planned"]))
         rc = int(call.fault.get("rc", 1))

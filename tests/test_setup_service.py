@@ -61,10 +61,18 @@ MachineFactory = Callable[..., SimMachine]
 # ------------------------------------------------------------------------------------ fixtures
 
 
+# A virtual IP over all controllers: with several, the API endpoint may be none's own address.
+VIRTUAL_IP = "192.168.10.10"
+ENDPOINT = f"{VIRTUAL_IP}:6443"
+REFUSED = f"dial tcp {ENDPOINT}: connect: connection refused"
+
+
 @pytest.fixture(scope="module")
 def ha_values(example_values: dict[str, Any]) -> dict[str, Any]:
-    """The example stack with three controllers: c1 (init), c2 and c3 (joining)."""
+    """The example stack with three controllers: c1 (init), c2 and c3 (joining), and the API
+    endpoint on a virtual IP (in the simulated cluster, `api_host` is who answers at it)."""
     values = copy.deepcopy(example_values)
+    values["cluster"] = {**values["cluster"], "apiEndpoint": ENDPOINT}
     for index in (2, 3):
         values["machines"][f"c{index}"] = {
             "mac": f"52:54:00:a1:00:1{index}",
@@ -215,10 +223,15 @@ def test_fresh_machine_is_done_after_two_boots(make_machine: MachineFactory, nam
         "systemctl enable": 1,
         kubeadm_key(machine): 1,
         "systemctl disable": 1,
-        # Before `kubeadm init`: does the cluster already answer? (No: this founds it.)
-        **({"curl": 1} if name == "c1" else {}),
+        # Before kubeadm: the host directories confined containers use are labelled for them
+        # (/etc/kubernetes, /var/lib/etcd and OpenEBS's on a controller, OpenEBS's on a worker).
+        "selinuxenabled": 1,
+        "chcon": 1 if name == "w1" else 3,
+        # Before `kubeadm init`: does the cluster already answer at the API endpoint, or on
+        # either peer controller's own address? (No: this founds it.)
+        **({"curl": 3} if name == "c1" else {}),
     }
-    # rpm finds nothing before the packages are layered; curl finds no cluster yet to refuse.
+    # rpm finds nothing before the packages are layered; curl finds no cluster yet.
     assert all(
         call.rc == 0
         for call in calls
@@ -235,10 +248,16 @@ def test_fresh_machine_is_done_after_two_boots(make_machine: MachineFactory, nam
         member = machine.cluster()["etcd"][f"https://{ADDRESSES[name]}:2380"]
         assert member == {"name": name, "started": True, "data": f"{name}-install-1"}
 
-    # Later boots run nothing.
+    # Later boots run nothing, and a controller's etcd (a new pod sandbox at every boot) can
+    # still read its data.
     later = [machine.boot() for _ in range(2)]
     assert [b.skipped for b in later] == ["unit disabled", "unit disabled"]
     assert len(machine.calls()) == len(calls)
+    if name != "w1":
+        member = machine.cluster()["etcd"][f"https://{ADDRESSES[name]}:2380"]
+        assert member["started"]
+    if name == "c1":
+        assert machine.cluster()["api"] == "up"
 
 
 def test_init_controller_founds_a_cluster_that_workers_join(
@@ -367,7 +386,7 @@ def test_join_retries_with_bounded_backoff_within_and_across_boots(
     assert [c.status.get("attempts", "0") for c in joins] == ["0", "1", "2", "2", "3"]
     assert all(c.status["state"] == "running" for c in joins)
     assert all(c.status["phase"] == "kubeadm" for c in joins)
-    refused_error = "dial tcp 192.168.10.11:6443: connect: connection refused"
+    refused_error = REFUSED
     for call in joins[1:]:
         assert refused_error in call.status["last_error"], call.status
         assert call.status["last_error"].startswith("phase kubeadm exited 1: ")
@@ -445,6 +464,51 @@ def test_a_hung_command_times_out_and_is_retried(
     after = next(c for c in machine.calls() if c.seq > hung.seq)
     assert after.status["attempts"] == "1", after.status
     assert after.status["last_error"].startswith(error), after.status
+
+
+KILLED = {
+    # A worker's join killed after its kubelet registered the Node: its work is done.
+    "worker-after-its-work": ("w1", "kubeadm join", "kubelet-start/register-node", False),
+    # Killed before it finished: the next attempt cleans up and joins again.
+    "worker-before-its-end": ("w1", "kubeadm join", "kubelet-start/bootstrap-kubeconfig", True),
+    # An init killed after it labelled the Node: its last phases are run again, not init.
+    "init-after-mark-control-plane": ("c1", "kubeadm init", "mark-control-plane", False),
+}
+
+
+@pytest.mark.parametrize(("name", "command", "step", "resets"), KILLED.values(), ids=KILLED)
+def test_kubeadm_killed_by_a_signal_is_asked_about_not_reset_over(
+    make_machine: MachineFactory, name: str, command: str, step: str, resets: bool
+) -> None:
+    """kubeadm killed by a signal (the OOM killer's SIGKILL, a stop) was cut short, as by its
+    time limit: it may have finished, so the next attempt asks the API server before anything
+    else, and resets only what did not finish. timeout(1) passes such a death on as 128+N
+    (GNU coreutils `timeout --help`: "137 if COMMAND (or timeout itself) is sent the KILL (9)
+    signal (128+9)"), which phase-kubeadm tells from kubeadm's own failure (status 1)."""
+    machine = make_machine(name)
+    fault = {"do": "signal-step", "step": step, "signal": 9}
+    machine.set_plan({"faults": {command: [fault]}})
+    boots = machine.boot_until_settled()
+    assert_done(machine)
+    calls = machine.calls()
+    killed = next(c for c in calls if c.key == command)
+    assert (killed.end, killed.rc, killed.where) == ("signal", 137, f"after step {step}")
+    after = next(c for c in calls if c.seq > killed.seq)
+    assert after.status["last_error"] == (
+        f"phase kubeadm exited 137: stubernetes-setup: {command} failed: killed by signal 9"
+    )
+    assert not any(b.killed for b in boots)  # the boot went on; only kubeadm died
+    counts = keys(calls)
+    assert counts["kubeadm reset"] == (1 if resets else 0), describe(boots)
+    assert counts[command] == (2 if resets else 1)
+    if not resets:
+        assert "kubectl get node" in counts
+        assert f"the earlier {command} succeeded" in boots[1].journal
+    if command == "kubeadm init":
+        # init's last phases, run again to complete the init that was cut short.
+        assert counts["kubeadm init phase bootstrap-token"] == 1
+        assert counts["kubeadm init phase addon"] == 1
+    assert invariant_violations(machine, boots) == []
 
 
 # ------------------------------------------------------------------------ 4. permanent failure
@@ -717,9 +781,7 @@ def grown_cluster(machine: SimMachine, material: ClusterMaterial, stack: StackCo
     machine.update_cluster(others_joined)
 
 
-@pytest.mark.parametrize(
-    "endpoint", ["on-its-peers", "on-itself"], ids=["endpoint-on-peers", "endpoint-on-itself"]
-)
+@pytest.mark.parametrize("endpoint", ["served", "unserved"], ids=["vip-moved", "vip-down"])
 def test_reinstalled_init_controller_joins_its_peers(
     make_machine: MachineFactory,
     ha_stack: StackConfig,
@@ -728,19 +790,19 @@ def test_reinstalled_init_controller_joins_its_peers(
     endpoint: str,
 ) -> None:
     """With peers, a reinstalled init controller joins them as a controller (generation 2: a
-    join config). That needs an API endpoint that another controller answers: the example
-    stack's apiEndpoint is c1's own address, which nobody answers while c1 is reinstalled."""
+    join config). That needs the API endpoint answered by another controller: the virtual IP
+    moved to c2; while nobody serves it, the join fails and is retried until setup gives up."""
     policy = SetupPolicy(max_attempts=2, backoff_base_seconds=0, backoff_max_seconds=0)
     machine = make_machine("c1", policy)
     machine.boot_until_settled()
     grown_cluster(machine, material, ha_stack)
     reinstall(machine, ha_values, material, policy=policy)
     assert machine.state()["facts"]["kind"] == "JoinConfiguration"
-    if endpoint == "on-its-peers":  # a virtual IP or a DNS name that c2 answers for, say
+    if endpoint == "served":
         machine.update_cluster(lambda c: c.update(api_host="c2", api="up"))
     boots = machine.boot_until_settled(max_boots=3)
     cluster = machine.cluster()
-    if endpoint == "on-its-peers":
+    if endpoint == "served":
         assert_done(machine)
         assert set(cluster["nodes"]) == {"c1", "c2", "c3"}
         assert cluster["etcd"][PEER["c1"]] == {
@@ -751,50 +813,286 @@ def test_reinstalled_init_controller_joins_its_peers(
     else:
         status = machine.status()
         assert status["state"] == "failed", describe(boots)
-        assert "dial tcp 192.168.10.11:6443: connect: connection refused" in status["last_error"]
+        assert REFUSED in status["last_error"]
         assert {"c2", "c3"} <= set(cluster["nodes"])
 
 
-def test_init_controller_refuses_a_second_init_while_its_cluster_answers(
+def test_init_controller_joins_its_cluster_when_it_answers(
     make_machine: MachineFactory,
     ha_stack: StackConfig,
     ha_values: dict[str, Any],
     material: ClusterMaterial,
 ) -> None:
     """An accidental network boot of the init controller (its unchanged Ignition says `kubeadm
-    init`) while its peers answer at the API endpoint (a shared address): setup refuses to
-    found a second cluster and says how to make the machine join instead."""
-    policy = SetupPolicy(max_attempts=2, backoff_base_seconds=0, backoff_max_seconds=0)
+    init`) while its cluster answers at the API endpoint (the virtual IP moved to c2): setup
+    joins the cluster as a controller with kubeadm-join.yaml (its own token, which the program
+    created in the cluster, and the shared CA material it carries), instead of founding a
+    second one. Its old etcd member, still in the cluster, fails the first join; the retry's
+    `kubeadm reset` removes it and the join after it succeeds."""
+    policy = SetupPolicy(max_attempts=3, backoff_base_seconds=0, backoff_max_seconds=0)
     machine = make_machine("c1", policy)
     machine.boot_until_settled()
     grown_cluster(machine, material, ha_stack)
     reinstall(machine, ha_values, material, generation=1, clean=False, policy=policy)
+    assert machine.state()["facts"]["kind"] == "InitConfiguration"
     machine.update_cluster(lambda c: c.update(api_host="c2", api="up"))
     boots = machine.boot_until_settled(max_boots=4)
-    status = machine.status()
-    assert status["state"] == "failed", describe(boots)
-    assert "refusing kubeadm init: this machine's cluster already answers" in status["last_error"]
+    assert_done(machine)
     reinstalled = [c for c in machine.calls() if c.boot > 2]
-    assert "kubeadm init" not in keys(reinstalled)
-    assert {"c2", "c3"} <= set(machine.cluster()["nodes"])
+    assert "kubeadm init" not in keys(reinstalled), describe(boots)
+    joins = [c for c in reinstalled if c.key == "kubeadm join"]
+    assert [c.rc for c in joins] == [1, 0]
+    assert all("/etc/stubernetes/kubeadm-join.yaml" in c.argv for c in joins)
+    assert "joining it as a controller" in boots[1].journal
+    cluster = machine.cluster()
+    assert set(cluster["nodes"]) == {"c1", "c2", "c3"}
+    assert CONTROL_PLANE_LABEL in cluster["nodes"]["c1"]["labels"]
+    assert cluster["etcd"][PEER["c1"]] == {"name": "c1", "started": True, "data": "c1-install-2"}
+    assert machine.file("/var/lib/stubernetes/kubeadm.choice").read_text() == (
+        "join /etc/stubernetes/kubeadm-join.yaml\n"
+    )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the init controller's unchanged Ignition says `kubeadm init`, and with the API "
-    "endpoint at its own address nothing answers while it is wiped: an accidental network boot "
-    "(install loop) founds a new, empty cluster at the same endpoint",
-)
-def test_init_controller_reinstalled_from_the_same_ignition_keeps_the_cluster(
+def test_init_controller_inits_only_when_nothing_answers(
     make_machine: MachineFactory,
     ha_stack: StackConfig,
     ha_values: dict[str, Any],
     material: ClusterMaterial,
 ) -> None:
-    machine = make_machine("c1")
+    """The same accidental network boot while nobody serves the virtual IP, but its peers
+    answer at their own addresses: the cluster exists, so setup refuses to found another (and
+    cannot join through an endpoint nobody serves); it retries, and stops. Once the virtual IP
+    answers again, the documented restart joins."""
+    policy = SetupPolicy(max_attempts=3, backoff_base_seconds=0, backoff_max_seconds=0)
+    machine = make_machine("c1", policy)
     machine.boot_until_settled()
     grown_cluster(machine, material, ha_stack)
-    reinstall(machine, ha_values, material, generation=1, clean=False)
+    reinstall(machine, ha_values, material, generation=1, clean=False, policy=policy)
+    machine.update_cluster(lambda c: c.update(api_host=None, api="down"))
+    boots = machine.boot_until_settled(max_boots=4)
+    status = machine.status()
+    assert status["state"] == "failed", describe(boots)
+    assert (
+        "refusing kubeadm init: this machine's cluster still runs on its peer"
+        in (status["last_error"])
+    )
+    reinstalled = [c for c in machine.calls() if c.boot > 2]
+    assert not {"kubeadm init", "kubeadm join"} & set(keys(reinstalled))
+    assert not machine.file("/var/lib/stubernetes/kubeadm.choice").exists()
+
+    machine.update_cluster(lambda c: c.update(api_host="c2", api="up"))
+    machine.file("/var/lib/stubernetes/failed").unlink()
+    restart = machine.restart_unit()
+    assert restart.exit_code == 0, restart.journal
+    assert_done(machine)
+    assert "kubeadm init" not in keys([c for c in machine.calls() if c.boot > 2])
+    assert set(machine.cluster()["nodes"]) == {"c1", "c2", "c3"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the only controller's etcd lived on the disk that was wiped: nothing is left to "
+    "join, and its unchanged Ignition's `kubeadm init` founds a new, empty cluster at the same "
+    "endpoint when it is network-booted by accident (install loop)",
+)
+def test_only_controller_reinstalled_from_the_same_ignition_keeps_the_cluster(
+    tmp_path: Path,
+    example_stack: StackConfig,
+    example_values: dict[str, Any],
+    material: ClusterMaterial,
+) -> None:
+    c1 = SimMachine.create(
+        tmp_path / "c1", config_for(example_stack, "c1", material), empty_cluster()
+    )
+    c1.boot_until_settled()
+    assert_done(c1)
+    worker = SimMachine.create(
+        tmp_path / "w1",
+        config_for(example_stack, "w1", material),
+        {**c1.cluster(), "tokens": [*c1.cluster()["tokens"], token("w1")]},
+    )
+    worker.boot_until_settled()
+    assert_done(worker)
+    c1.update_cluster(lambda c: c.update(worker.cluster()))
+    reinstall(c1, example_values, material, generation=1, clean=False)
+    c1.boot_until_settled()
+    assert "w1" in c1.cluster()["nodes"]
+
+
+# --------------------------------------------------------------------------------- 6. SELinux
+#
+# Fedora CoreOS enforces SELinux, and CRI-O runs an unprivileged container as container_t, which
+# may use a host directory only if it is labelled for containers: an unprivileged pod cannot
+# write a host path without that label (flannel-io/flannel#1202: flannel, container_t, denied
+# write on /run/flannel, container_var_run_t; fine as a privileged container, which is how the
+# pod network runs). kubeadm's etcd is such a pod: denied write on /var/lib/etcd, var_lib_t
+# (kubernetes/kubeadm#279), and on container_var_lib_t (kubernetes/kubernetes#49328); its
+# install docs only say to set SELinux permissive, "required to allow containers to access the
+# host filesystem" (kubernetes/website install-kubeadm.md). container-selinux's container.fc
+# labels neither /var/lib/etcd nor OpenEBS's directory for containers (/var/lib/kubelet is
+# container_var_lib_t, /etc/kubernetes kubernetes_file_t, which no container domain may read in
+# container.te; Typhoon's Fedora CoreOS controllers `chcon -R -t container_file_t` their PKI).
+# The stand-in kubeadm fails a control plane whose /etc/kubernetes/pki or /var/lib/etcd is not
+# container_file_t, with the audit records the journal would show.
+
+
+def label_calls(machine: SimMachine) -> list[CallRecord]:
+    return [c for c in machine.calls() if c.key == "chcon"]
+
+
+@pytest.mark.parametrize("name", ["c2", "w1"], ids=["controller", "worker"])
+def test_host_paths_are_labelled_for_containers_before_kubeadm(
+    make_machine: MachineFactory, name: str
+) -> None:
+    machine = make_machine(name)
     machine.boot_until_settled()
-    assert {"c2", "c3"} <= set(machine.cluster()["nodes"])
+    assert_done(machine)
+    calls = machine.calls()
+    kubeadm = next(c for c in calls if c.key == "kubeadm join")
+    labels = label_calls(machine)
+    assert labels and all(c.seq < kubeadm.seq for c in labels)
+    assert all(c.argv[:6] == ["chcon", "-R", "-t", "container_file_t", "-l", "s0"] for c in labels)
+    expected = ["/var/openebs/local"]
+    if name == "c2":
+        expected = ["/etc/kubernetes", "/var/lib/etcd", *expected]
+    assert [c.argv[6] for c in labels] == expected
+    selinux = machine.state()["selinux"]
+    assert selinux["labels"] == {
+        path: {"type": "container_file_t", "level": "s0"} for path in expected
+    }
+    assert machine.file("/var/openebs/local").is_dir()
+    assert machine.state()["etcd_level"] == ("s0" if name == "c2" else None)
+
+
+def test_without_the_labels_the_control_plane_cannot_start(make_machine: MachineFactory) -> None:
+    """The same controller with nothing to label (what a setup without this step did): its
+    static pods are denied /etc/kubernetes/pki and /var/lib/etcd, and the join fails."""
+    policy = SetupPolicy(max_attempts=1, backoff_base_seconds=0, backoff_max_seconds=0)
+    machine = make_machine("c2", policy)
+    env = machine.file("/etc/stubernetes/setup.env")
+    env.write_text(
+        env.read_text().replace(
+            "CONTAINER_FILE_PATHS='/etc/kubernetes /var/lib/etcd /var/openebs/local'",
+            "CONTAINER_FILE_PATHS=/var/openebs/local",
+        )
+    )
+    boots = machine.boot_until_settled(max_boots=3)
+    status = machine.status()
+    assert status["state"] == "failed", describe(boots)
+    assert "timeout waiting for etcd cluster to be available" in status["last_error"]
+    journal = "".join(b.journal for b in boots)
+    assert (
+        'comm="etcd" name="etcd"' in journal
+        and "tcontext=system_u:object_r:var_lib_t:s0" in journal
+    )
+    assert "tcontext=system_u:object_r:kubernetes_file_t:s0" in journal
+
+
+def test_a_failing_label_step_keeps_kubeadm_from_running(make_machine: MachineFactory) -> None:
+    machine = make_machine("c2")
+    failing = {
+        "do": "fail",
+        "rc": 1,
+        "stderr": ["chcon: failed to change context of '/etc/kubernetes'"],
+    }
+    machine.set_plan({"faults": {"chcon": [failing]}})
+    boots = machine.boot_until_settled()
+    assert_done(machine)
+    calls = machine.calls()
+    failed = next(c for c in calls if c.key == "chcon")
+    assert failed.rc == 1
+    kubeadm = next(c for c in calls if c.key == "kubeadm join")
+    assert kubeadm.status["attempts"] == "1"  # kubeadm ran only on the attempt after it
+    assert "chcon: failed to change context" in kubeadm.status["last_error"]
+    assert invariant_violations(machine, boots) == []
+
+
+def test_etcd_reads_its_data_after_a_reboot_only_at_a_fixed_level(
+    make_machine: MachineFactory,
+) -> None:
+    """After a reboot the etcd static pod is a new sandbox: at its fixed level (kubeadm's patch)
+    it reads what it wrote; at CRI-O's random categories (a config without the patch) it could
+    not, and the founding controller's API server would stay down."""
+    # At the fixed level: test_fresh_machine_is_done_after_two_boots boots it again.
+    machine = make_machine("c1")
+    machine.update_state(lambda state: state["facts"].update(etcd_selinux_level=None))
+    assert machine.boot().reboot_requested  # the packages
+    assert machine.boot().exit_code == 0  # kubeadm init
+    assert_done(machine)
+    assert machine.state()["etcd_level"] == "random"
+    assert machine.cluster()["api"] == "up"  # the etcd that wrote the data still runs
+    machine.boot()
+    assert machine.cluster()["api"] == "down"
+
+
+def test_without_selinux_nothing_is_labelled(make_machine: MachineFactory) -> None:
+    machine = make_machine("c2")
+    machine.update_state(lambda state: state["selinux"].update(enabled=False))
+    boots = machine.boot_until_settled()
+    assert_done(machine)
+    assert label_calls(machine) == []
+    assert "SELinux is disabled: no labels to set" in boots[1].journal
+
+
+# ----------------------------------------------------------------------- 7. exact versions
+#
+# rpm-ostree hands a package name to libdnf, whose subject forms include NEV (name-version):
+# libdnf HY_FORMS_MOST_SPEC (NEVRA, NA, NAME, NEVR, NEV), tried in order until one matches, so
+# "kubeadm-1.36.3" is version 1.36.3, any release (pkgs.k8s.io's 150500.1.1: kubernetes/release
+# cmd/krel/templates/latest/kubeadm/kubeadm.spec, Version = the release without "v"); rpm-ostree's
+# own test installs foo-1.0 this way (tests/vmcheck/test-layering-basic-1.sh). `rpm -q` takes
+# NAME-VERSION alike (rpm docs/man/rpm.8.scd, PACKAGE_NAME). The stand-ins resolve names the
+# same way against a model of the minor's repositories (patches 1.36.0 to 1.36.5).
+
+
+@pytest.mark.parametrize(
+    ("version", "kubernetes"), [("1.36.3", "1.36.3"), ("1.36", "1.36.5")], ids=["patch", "minor"]
+)
+def test_the_requested_kubernetes_version_is_layered(
+    tmp_path: Path,
+    example_values: dict[str, Any],
+    material: ClusterMaterial,
+    version: str,
+    kubernetes: str,
+) -> None:
+    values = copy.deepcopy(example_values)
+    values["cluster"]["kubernetesVersion"] = version
+    stack = parse_stack_config(values)
+    machine = SimMachine.create(
+        tmp_path / "w1", config_for(stack, "w1", material), cluster_for(stack, "w1", material)
+    )
+    machine.boot_until_settled()
+    assert_done(machine)
+    packages = set(machine.state()["deployments"]["booted"]["packages"])
+    release = "150500.1.1"
+    assert {f"{p}-{kubernetes}-{release}" for p in ("kubelet", "kubeadm", "kubectl")} <= packages
+    # CRI-O: the newest of its repository for the minor, whatever the Kubernetes patch.
+    assert f"cri-o-1.36.2-{release}" in packages
+    assert {"conntrack-tools-1.4.8-2.fc42", f"cri-tools-1.36.0-{release}"} <= packages
+    pinned = version if version.count(".") == 2 else None
+    names = [f"{p}-{pinned}" if pinned else p for p in ("kubelet", "kubeadm", "kubectl")]
+    expected = [*names, "cri-o", "conntrack-tools", "cri-tools"]
+    installs = [c for c in machine.calls() if c.key == "rpm-ostree install"]
+    assert [c.argv[4:] for c in installs] == [expected]
+    checks = [c for c in machine.calls() if c.key == "rpm"]
+    assert [c.argv[3:] for c in checks] == [expected, expected]
+    assert [c.rc for c in checks] == [len(expected), 0]
+
+
+def test_a_patch_the_repository_lacks_fails_the_layering(
+    tmp_path: Path, example_values: dict[str, Any], material: ClusterMaterial
+) -> None:
+    values = copy.deepcopy(example_values)
+    values["cluster"]["kubernetesVersion"] = "1.36.9"
+    stack = parse_stack_config(values)
+    policy = SetupPolicy(max_attempts=2, backoff_base_seconds=0, backoff_max_seconds=0)
+    machine = SimMachine.create(
+        tmp_path / "w1",
+        config_for(stack, "w1", material, policy),
+        cluster_for(stack, "w1", material),
+    )
+    boots = machine.boot_until_settled(max_boots=2)
+    status = machine.status()
+    assert (status["state"], status["phase"]) == ("failed", "packages"), describe(boots)
+    assert "Packages not found: kubelet-1.36.9, kubeadm-1.36.9, kubectl-1.36.9" in boots[0].journal
