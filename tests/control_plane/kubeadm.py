@@ -9,7 +9,7 @@ and nothing on the host is touched. That needs root (chroot(2)); the tests run a
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +41,19 @@ class KubeadmRun:
 
 
 def kubeadm(
-    args: Sequence[str], rootfs: Path | None = None, timeout: float = 180, check: bool = True
+    args: Sequence[str],
+    rootfs: Path | None = None,
+    timeout: float = 180,
+    check: bool = True,
+    wrap: Callable[[Sequence[str]], list[str]] | None = None,
 ) -> KubeadmRun:
-    """Run kubeadm (inside `rootfs` when given); raise with its whole output when it fails."""
+    """Run kubeadm (inside `rootfs` when given, through `wrap`, e.g. into a network namespace);
+    raise with its whole output when it fails."""
     argv = [str(kubeadm_binary()), *args]
     if rootfs is not None:
         argv.append(f"--rootfs={rootfs}")
+    if wrap is not None:
+        argv = wrap(argv)
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
     )

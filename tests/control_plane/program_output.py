@@ -113,6 +113,8 @@ class ProgramOutput:
     admin_kubeconfig: str
     releases: dict[str, dict[str, Any]]
     commands: dict[str, dict[str, Any]]
+    # Every kubeconfig the stack exports, by output name (`kubeconfig` is the admin's).
+    kubeconfigs: dict[str, str]
 
     @property
     def init_controller(self) -> MachineOutput:
@@ -158,6 +160,12 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
             releases[registration.name] = inputs
         elif registration.type == COMMAND:
             commands[registration.name] = inputs
-    kubeconfig = unwrap_secrets(run.stack_outputs["kubeconfig"])
-    assert isinstance(kubeconfig, str)
-    return ProgramOutput(stack, machines, secrets, kubeconfig, releases, commands)
+    kubeconfigs = {
+        name: unwrap_secrets(value)
+        for name, value in run.stack_outputs.items()
+        if name.lower().endswith("kubeconfig")
+    }
+    assert all(isinstance(v, str) for v in kubeconfigs.values())
+    return ProgramOutput(
+        stack, machines, secrets, kubeconfigs["kubeconfig"], releases, commands, kubeconfigs
+    )

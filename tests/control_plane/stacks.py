@@ -4,6 +4,7 @@ real kubeadm on this host needs it."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import Any
 
 from tool_cache import tool_version
@@ -31,28 +32,34 @@ def for_built_kubeadm(values: dict[str, Any]) -> dict[str, Any]:
     return changed
 
 
-def loopback_stack(values: dict[str, Any], api_port: int) -> dict[str, Any]:
-    """The example's machines plus a second controller, all on loopback, the API endpoint at
-    127.0.0.1:`api_port`: the init controller's advertise address, the controlPlaneEndpoint and
-    every join's discovery endpoint are this host's loopback."""
-    changed = for_built_kubeadm(values)
-    changed["cluster"]["apiEndpoint"] = f"127.0.0.1:{api_port}"
-    machines = changed["machines"]
+def _init_controller(machines: dict[str, Any]) -> str:
+    """The one marked `init`, else the first controller in file order (stackconfig/model.py)."""
     controllers = [n for n, m in machines.items() if m["role"] == "controller"]
-    # The init controller: the one marked `init`, else the first controller in file order.
-    init = next((n for n in controllers if machines[n].get("init")), controllers[0])
-    for index, (name, machine) in enumerate(machines.items()):
-        # No gateway or DNS on loopback; machines without an address keep DHCP.
-        machine.pop("gateway", None)
-        machine.pop("dns", None)
-        if name == init:
-            machine["address"] = "127.0.0.1/8"
-        elif "address" in machine:
-            machine["address"] = f"127.0.0.{10 + index}/8"
+    return next((n for n in controllers if machines[n].get("init")), controllers[0])
+
+
+def with_second_controller(values: dict[str, Any]) -> dict[str, Any]:
+    """The example's machines plus a second controller `c2` beside the init controller, and
+    the API endpoint at a virtual IP of their subnet (as kube-vip or keepalived would hold):
+    with two controllers the program refuses an endpoint at one controller's own address
+    (stackconfig/checks.py api_endpoint_problems)."""
+    changed = for_built_kubeadm(values)
+    machines = changed["machines"]
+    init = machines[_init_controller(machines)]
+    network = ipaddress.ip_interface(init["address"]).network
+    used = {
+        str(ipaddress.ip_interface(m["address"]).ip) for m in machines.values() if "address" in m
+    }
+    used |= {init.get("gateway", "")}
+    free = (str(host) for host in network.hosts() if str(host) not in used)
+    vip, second = next(free), next(free)
     machines["c2"] = {
         "mac": "52:54:00:a1:00:c2",
         "role": "controller",
         "installDisk": "/dev/sda",
-        "address": "127.0.0.2/8",
+        "address": f"{second}/{network.prefixlen}",
+        **{key: copy.deepcopy(init[key]) for key in ("gateway", "dns") if key in init},
     }
+    port = changed["cluster"]["apiEndpoint"].rpartition(":")[2]
+    changed["cluster"]["apiEndpoint"] = f"{vip}:{port}"
     return changed
