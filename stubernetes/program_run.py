@@ -89,13 +89,18 @@ def run_program(
 
 
 def run_under_mocks(
-    program: Callable[[], None], monitor: RecordingMonitor, stack: str, preview: bool = False
+    program: Callable[[], None],
+    monitor: RecordingMonitor,
+    stack: str,
+    preview: bool = False,
+    project: str = PROJECT,
 ) -> None:
-    """Run `program` inside a new root stack, as the language host does, under `monitor`."""
+    """Run `program` inside a new root stack, as the language host does, under `monitor`;
+    `project` is the Pulumi project's name (its config namespace)."""
     # The root stack resource outlives a run unless reset.
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(
-        monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor
+        monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor
     )
     settings.ROOT.set(None)
     _sync_await(run_in_stack(program))
