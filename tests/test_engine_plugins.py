@@ -14,6 +14,7 @@ import base64
 import datetime
 import hashlib
 import json
+import os
 import subprocess
 import threading
 import time
@@ -1073,3 +1074,154 @@ def test_matchbox_every_change_replaces_and_no_update_exists(matchbox: MatchboxS
     assert "has no update" in details
     _, failures = plugin.check(urn, {"kernel": "/k", "genericConfig": "x"})
     assert sorted(f.property for f in failures) == ["genericConfig", "name"]
+
+
+# --------------------------------------------------------------------- the real engine
+
+
+def _cli_root() -> Path | None:
+    from tool_cache import tool_bin
+
+    binary = tool_bin("pulumi", "pulumi")
+    return binary.parent.parent if binary is not None else None
+
+
+@dataclass
+class EngineRun:
+    """What one engine operation showed: its change summary, warnings and diagnostics."""
+
+    summary: dict[str, int]
+    warnings: list[str]
+    diagnostics: list[Any]
+    seconds: float
+
+
+@pytest.mark.engine
+def test_the_real_engine_drives_the_stand_ins(tmp_path: Path) -> None:
+    """Through the real Pulumi engine, an Automation API inline program with a RandomId, a
+    tls PrivateKey and a local Command: up; an unchanged preview shows no change; a keepers
+    and triggers change replaces both (create before delete: the old command's ``delete``
+    runs after the new one's ``create``); an environment change updates the command in place
+    (its ``update`` runs, with the previous stdout); destroy runs ``delete``."""
+    root = _cli_root()
+    if root is None:
+        pytest.skip("the Pulumi CLI is not built: run ./scripts/tools pulumi")
+    import pulumi
+    import pulumi_command as command_sdk
+    import pulumi_random as random_sdk
+    import pulumi_tls as tls_sdk
+    from pulumi import automation as auto
+
+    runs_log = tmp_path / "runs.log"
+    here = Path.cwd()
+    project = tmp_path / "project"
+    project.mkdir()
+    settings = {"keeper": "1", "trigger": 1, "env": "one"}
+
+    def program() -> None:
+        anchor = random_sdk.RandomId(
+            "anchor", byte_length=4, keepers={"k": str(settings["keeper"])}
+        )
+        key = tls_sdk.PrivateKey("key", algorithm="ECDSA", ecdsa_curve="P256")
+        step = command_sdk.local.Command(
+            "step",
+            create=f'echo "create $STEP $(pwd)" >> {runs_log}; echo created; echo note >&2',
+            update=f'echo "update $STEP $PULUMI_COMMAND_STDOUT" >> {runs_log}; echo updated',
+            delete=f'echo "delete $STEP $PULUMI_COMMAND_STDOUT" >> {runs_log}',
+            environment={"STEP": str(settings["env"])},
+            triggers=[settings["trigger"]],
+        )
+        pulumi.export("hex", anchor.hex)
+        pulumi.export("public_key", key.public_key_pem)
+        pulumi.export("private_key", key.private_key_pem)
+        pulumi.export("stdout", step.stdout)
+
+    env = {
+        "PULUMI_CONFIG_PASSPHRASE": "engine-plugins",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
+        # A home of its own: no installed plugin can stand in front of the ones on PATH.
+        "PULUMI_HOME": str(tmp_path / "pulumi-home"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    (tmp_path / "state").mkdir()
+    stack = auto.create_or_select_stack(
+        stack_name="engine-plugins",
+        project_name="engine-plugins",
+        program=program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(project),
+            pulumi_command=auto.PulumiCommand(root=str(root)),
+            env_vars=env,
+        ),
+    )
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+
+    def run(name: str, operation: Callable[..., Any]) -> EngineRun:
+        events: list[Any] = []
+        started = time.monotonic()
+        result = operation(on_event=events.append)
+        timings[name] = time.monotonic() - started
+        diagnostics = [e.diagnostic_event for e in events if e.diagnostic_event is not None]
+        summaries = [e.summary_event for e in events if e.summary_event is not None]
+        changes = summaries[-1].resource_changes if summaries else {}
+        if hasattr(result, "change_summary"):
+            changes = dict(result.change_summary)
+        warned = [d.message for d in diagnostics if d.severity == "warning"]
+        warnings.extend(f"{name}: {w.strip()}" for w in warned)
+        return EngineRun(dict(changes or {}), warned, diagnostics, timings[name])
+
+    def ran() -> list[str]:
+        return runs_log.read_text().splitlines() if runs_log.exists() else []
+
+    try:
+        first = run("up", stack.up)
+        assert first.summary == {"create": 4}, first.summary
+        outputs = stack.outputs()
+        assert outputs["stdout"].value == "created" and not outputs["stdout"].secret
+        assert outputs["private_key"].secret and not outputs["public_key"].secret
+        assert str(outputs["public_key"].value).startswith("-----BEGIN PUBLIC KEY-----")
+        old_hex = outputs["hex"].value
+        # `dir` unset: the engine's directory, which for an inline program is the program's
+        # `main`: the Automation API sets it to os.getcwd() (pulumi/automation/
+        # _local_workspace.py), not the work_dir.
+        assert ran() == [f"create one {here}"]
+        # The command's output reached the engine as ephemeral info diagnostics, by URN.
+        streamed = [
+            d
+            for d in first.diagnostics
+            if d.urn and d.urn.endswith("::step") and d.severity == "info"
+        ]
+        assert {d.message.strip() for d in streamed} >= {"created", "note"}, streamed
+        assert all(d.ephemeral for d in streamed)
+        # The engine's only warnings: each stand-in taken from PATH (workspace/plugins.go).
+        for name in ("random", "tls", "command"):
+            assert any(f"using pulumi-resource-{name} from $PATH" in w for w in first.warnings)
+        assert all("from $PATH" in w for w in first.warnings), first.warnings
+
+        unchanged = run("preview", stack.preview)
+        assert unchanged.summary == {"same": 4}, unchanged.summary
+        assert ran() == [f"create one {here}"]
+
+        settings.update(keeper="2", trigger=2)
+        replaced = run("up-replace", stack.up)
+        assert replaced.summary == {"replace": 2, "same": 2}, replaced.summary
+        assert stack.outputs()["hex"].value != old_hex
+        # Create before delete: the new command's create, then the old one's delete.
+        assert ran()[1:] == [f"create one {here}", "delete one created"]
+
+        settings.update(env="two")
+        updated = run("up-update", stack.up)
+        assert updated.summary == {"update": 1, "same": 3}, updated.summary
+        assert ran()[3:] == ["update two created"]
+        assert stack.outputs()["stdout"].value == "updated"
+
+        destroyed = run("destroy", stack.destroy)
+        assert destroyed.summary.get("delete") == 4, destroyed.summary
+        assert ran()[4:] == ["delete two updated"]
+    finally:
+        print("engine timings (s):", {k: round(v, 1) for k, v in timings.items()})
+        print("engine warnings:", *warnings, sep="\n  ")
+        stack.workspace.remove_stack("engine-plugins", force=True)
