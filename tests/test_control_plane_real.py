@@ -42,7 +42,7 @@ from control_plane.program_output import (
     ProgramOutput,
     render_program,
 )
-from control_plane.stacks import with_second_controller
+from control_plane.stacks import for_built_kubeadm, with_second_controller
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from real_process import RealProcess
@@ -298,6 +298,39 @@ def test_the_programs_admin_kubeconfigs_are_cluster_admin(
     assert {str(o.value) for o in organizations} <= set(info["groups"])
 
 
+def test_the_api_answers_at_a_single_controllers_own_api_endpoint(
+    example_values: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    running: list[RealProcess],
+) -> None:
+    """With one controller the program takes an apiEndpoint at that controller's own address,
+    with any port (stackconfig/checks.py api_endpoint_problems), and the nodes and the
+    operator reach the cluster there (README: `apiEndpoint`). kubeadm serves the API on
+    localAPIEndpoint.bindPort (`--secure-port`: kubernetes
+    `cmd/kubeadm/app/phases/controlplane/manifests.go` getAPIServerCommand) and points
+    admin.conf, cluster-info and every join at the controlPlaneEndpoint."""
+    values = for_built_kubeadm(example_values)
+    host, _, port = values["cluster"]["apiEndpoint"].rpartition(":")
+    values["cluster"]["apiEndpoint"] = f"{host}:{8443 if port != '8443' else 9443}"
+    output = render_program(values)
+    assert (
+        output.init_controller.kubeadm_documents()["ClusterConfiguration"]["controlPlaneEndpoint"]
+        == (values["cluster"]["apiEndpoint"])
+    )
+    plane = start_control_plane(output, tmp_path_factory.mktemp("single-controller"))
+    running.extend([*plane.processes, plane.namespace.holder])
+    try:
+        url = f"{plane.server}/readyz"
+        probe = ["curl", "--silent", "--show-error", "--cacert", str(plane.ca_file), url]
+        answer = plane.namespace.run(probe)
+        assert answer.stdout.strip() == "ok", (
+            f"{url}: {answer.stderr.strip()}; the API server listens on --secure-port="
+            f"{plane.pods['kube-apiserver'].flag('secure-port')}"
+        )
+    finally:
+        plane.stop()
+
+
 def test_each_machines_token_secret_authenticates_as_that_token(
     plane: ControlPlane, output: ProgramOutput, tokens_applied: dict[str, str]
 ) -> None:
@@ -357,6 +390,24 @@ def test_bootstrap_token_phase_publishes_signed_cluster_info(
     assert cluster["cluster"]["server"] == f"https://{output.stack.cluster.api_endpoint}"
     ca = base64.b64decode(cluster["cluster"]["certificate-authority-data"])
     assert ca == output.init_controller.shared_pki()["ca.crt"].contents
+
+
+def test_joins_get_the_kubelet_configuration_from_the_cluster(
+    plane: ControlPlane, output: ProgramOutput
+) -> None:
+    """A join ignores a KubeletConfiguration in its config file (kubernetes
+    `cmd/kubeadm/app/util/config/joinconfiguration.go`, "Ignored configuration document")
+    and downloads the kubelet-config ConfigMap that init's upload-config wrote from the init
+    controller's document (`cmd/kubeadm/app/phases/uploadconfig/uploadconfig.go`,
+    `cmd/kubeadm/app/componentconfigs/kubelet.go`): each joining machine's own document must
+    agree with it, or its settings would be lost without a word."""
+    got = plane.kubectl("get", "configmap", "kubelet-config", "-n", "kube-system", "-o", "json")
+    uploaded = yaml.safe_load(json.loads(got.stdout)["data"]["kubelet"])
+    init = output.init_controller.kubeadm_documents()["KubeletConfiguration"]
+    for machine in output.machines.values():
+        wanted = machine.kubeadm_documents().get("KubeletConfiguration", init)
+        differing = {k: (v, uploaded.get(k)) for k, v in wanted.items() if uploaded.get(k) != v}
+        assert not differing, f"{machine.name}: (its own, the cluster's) {differing}"
 
 
 # The preflight checks that look at this host, not at the cluster, and fail inside a scratch
