@@ -34,10 +34,21 @@ def _node_registration(machine: Machine) -> dict[str, Any]:
     return registration
 
 
-def _local_endpoint(machine: Machine) -> dict[str, Any]:
+def _local_endpoint(stack: StackConfig, machine: Machine) -> dict[str, Any]:
+    """Where this controller's API server listens: its address, at the apiEndpoint's port.
+
+    kubeadm serves the API on `localAPIEndpoint.bindPort` (`--secure-port`; kubernetes
+    cmd/kubeadm/app/phases/controlplane/manifests.go, getAPIServerCommand) and points every
+    kubeconfig and join at `controlPlaneEndpoint`: with a single controller at its own address,
+    or a virtual IP that moves between controllers, both must be the same port."""
     if machine.address is None:
         return {}
-    return {"localAPIEndpoint": {"advertiseAddress": str(machine.address.ip), "bindPort": 6443}}
+    return {
+        "localAPIEndpoint": {
+            "advertiseAddress": str(machine.address.ip),
+            "bindPort": stack.cluster.api_port,
+        }
+    }
 
 
 def kubernetes_version(stack: StackConfig) -> str:
@@ -121,7 +132,7 @@ def _join_configuration(
     if machine.is_controller:
         # No certificateKey: the shared CA material travels in the Ignition instead of
         # kubeadm's upload-certs secret, which expires after two hours.
-        join["controlPlane"] = _local_endpoint(machine)
+        join["controlPlane"] = _local_endpoint(stack, machine)
     return join
 
 
@@ -138,14 +149,17 @@ def kubeadm_config(stack: StackConfig, machine: Machine, token: str, ca_cert_has
                 # random token of its own that expires after 24 hours (v1beta4 defaults.go,
                 # SetDefaults_BootstrapTokens).
                 "nodeRegistration": _node_registration(machine),
-                **_local_endpoint(machine),
+                **_local_endpoint(stack, machine),
                 **_patches(machine),
             },
             _cluster_configuration(stack),
+            # Only init reads it: kubeadm uploads it as the kubelet-config ConfigMap, which
+            # every join downloads; a join ignores a KubeletConfiguration document with a
+            # warning (cmd/kubeadm/app/util/config/joinconfiguration.go).
+            KUBELET_CONFIGURATION,
         ]
     else:
         documents = [_join_configuration(stack, machine, token, ca_cert_hash)]
-    documents.append(KUBELET_CONFIGURATION)
     return dump_yaml(documents)
 
 
@@ -156,9 +170,7 @@ def kubeadm_join_config(
     None for every other machine (their kubeadm.yaml is a join already)."""
     if not stack.bootstraps_cluster(machine):
         return None
-    return dump_yaml(
-        [_join_configuration(stack, machine, token, ca_cert_hash), KUBELET_CONFIGURATION]
-    )
+    return dump_yaml([_join_configuration(stack, machine, token, ca_cert_hash)])
 
 
 # libyaml's emitter when PyYAML has it: the same text as the pure-Python one (a test holds

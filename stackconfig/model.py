@@ -250,6 +250,10 @@ class Cluster(StrictModel):
         return self.api_endpoint.rpartition(":")[0]
 
     @property
+    def api_port(self) -> int:
+        return int(self.api_endpoint.rpartition(":")[2])
+
+    @property
     def fleetlock_ip(self) -> ipaddress.IPv4Address:
         """The fixed Service IP of the fleet-lock server, which Zincati reaches before DNS."""
         return self.service_cidr.network_address + 15

@@ -112,7 +112,10 @@ def test_worker_joins_with_its_token_and_the_ca_hash(
     example_stack: StackConfig, material: ClusterMaterial
 ) -> None:
     docs = documents(example_stack, "w1", material)
-    assert set(docs) == {"JoinConfiguration", "KubeletConfiguration"}
+    # No KubeletConfiguration: a join ignores one with a warning and downloads the one init
+    # uploaded (kubernetes cmd/kubeadm/app/util/config/joinconfiguration.go; the real kubeadm
+    # test tests/test_kubeadm_real.py fails on any warning).
+    assert set(docs) == {"JoinConfiguration"}
     join = docs["JoinConfiguration"]
     assert join["discovery"]["bootstrapToken"] == {
         "token": TOKEN,
