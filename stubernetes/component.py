@@ -20,9 +20,9 @@ commands and the chart path would be resolved from that project's directory inst
 (`command:local:Command`, `dir`) and the core release (`chart`) at this checkout, and leaves
 every other resource alone.
 
-One stubernetes cluster per stack: it exports `kubeconfig`, `installed` and `machines`, and
-reads its own `installed` output back (a StackReference to the stack itself) to tell a
-reinstall from a first install.
+One stubernetes cluster per stack: it exports `kubeconfig`, `breakGlassKubeconfig`, `installed`
+and `machines`, and reads its own `installed` output back (a StackReference to the stack
+itself) to tell a reinstall from a first install.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class Cluster:
     """What the cluster exports, for your own program to use."""
 
     kubeconfig: pulumi.Output[Any]
+    break_glass_kubeconfig: pulumi.Output[Any]
     installed: pulumi.Output[Any]
     machines: pulumi.Output[Any]
 
@@ -86,6 +87,7 @@ def build_cluster(stack: StackConfig) -> Cluster:
     _build_cluster(stack, CHECKOUT)
     return Cluster(
         kubeconfig=_own_output("kubeconfig"),
+        break_glass_kubeconfig=_own_output("breakGlassKubeconfig"),
         installed=_own_output("installed"),
         machines=_own_output("machines"),
     )
