@@ -46,6 +46,8 @@ def test_render_writes_one_validated_ignition_per_machine(
     size = (ignition / "lab-w2.ign").stat().st_size
     assert rows[2][3:] == [f"{size:,}", "B"]
     assert any("never deploy" in line for line in printed)
+    assert any(line.startswith("wrote ") and "/machines, " in line for line in printed)
+    assert sorted(p.name for p in (tmp_path / "out/machines").iterdir()) == ["c1", "w1", "w2"]
     assert any("stand-in for secure value: stubernetes:matchbox.clientKey" in x for x in printed)
 
 
