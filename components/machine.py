@@ -47,6 +47,7 @@ class MachineArgs:
 
 class MachineResources(pulumi.ComponentResource):
     anchor: random.RandomId
+    clock: command.local.Command
     token: BootstrapToken
     ignition: pulumi.Output[str]
     profile: matchbox.Profile
@@ -68,9 +69,18 @@ class MachineResources(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         chain = pulumi.ResourceOptions(parent=self, replace_with=[self.anchor])
+        # When this install started, kept in the state: its credentials expire after it.
+        self.clock = self._step(
+            f"{object_id}-install-clock", "install-clock", {}, after=self.anchor
+        )
         self.token = BootstrapToken(
             f"{object_id}-token",
-            BootstrapTokenArgs(generation=machine.generation, anchor=self.anchor),
+            BootstrapTokenArgs(
+                generation=machine.generation,
+                anchor=self.anchor,
+                started=self.clock.stdout,
+                lifetime_hours=stack.cluster.install_credential_hours,
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         clean = self._step(

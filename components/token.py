@@ -1,17 +1,30 @@
-"""One kubeadm bootstrap token per machine: `[a-z0-9]{6}.[a-z0-9]{16}`, never expiring.
+"""One kubeadm bootstrap token per machine install: `[a-z0-9]{6}.[a-z0-9]{16}`, expiring.
 
-A permanent token is a permanent join credential, so each machine has its own, and a new one
-is made whenever the machine is reinstalled (its `generation` is a keeper, and the token is
-replaced with the machine's install anchor).
+A token is a join credential, and Matchbox serves it to anyone who knows the machine's MAC, so
+each machine has its own, a new one is made whenever the machine is reinstalled (its
+`generation` is a keeper, and the token is replaced with the machine's install anchor), and it
+expires `installCredentialHours` after its install started: the bootstrap token authenticator
+refuses an expired token and the controller manager's token cleaner deletes its Secret
+(kubernetes plugin/pkg/auth/authenticator/token/bootstrap/bootstrap.go,
+pkg/controller/bootstrap/tokencleaner.go; kubeadm enables the cleaner).
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def expiration_after(started: str, hours: int) -> str:
+    """The token's `expiration` (RFC 3339, UTC): `hours` after the install's recorded start."""
+    start = datetime.datetime.strptime(started.strip(), RFC3339).replace(tzinfo=datetime.UTC)
+    return (start + datetime.timedelta(hours=hours)).strftime(RFC3339)
 
 
 @dataclass(frozen=True)
@@ -19,11 +32,15 @@ class BootstrapTokenArgs:
     generation: int
     # Replacing this resource (a machine's install anchor) replaces the token too.
     anchor: pulumi.Resource
+    # When the install started (the install clock's output) and how long the token lives.
+    started: pulumi.Output[str]
+    lifetime_hours: int
 
 
 class BootstrapToken(pulumi.ComponentResource):
     token_id: pulumi.Output[str]
     token: pulumi.Output[str]
+    expiration: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: BootstrapTokenArgs, opts: pulumi.ResourceOptions | None = None
@@ -38,10 +55,12 @@ class BootstrapToken(pulumi.ComponentResource):
             f"{name}-secret", length=16, special=False, upper=False, keepers=keepers, opts=child
         )
         self.token_id = token_id.result
+        hours = args.lifetime_hours
+        self.expiration = args.started.apply(lambda started: expiration_after(started, hours))
         self.token = pulumi.Output.secret(
             pulumi.Output.concat(token_id.result, ".", token_secret.result)
         )
-        self.register_outputs({"token_id": self.token_id})
+        self.register_outputs({"token_id": self.token_id, "expiration": self.expiration})
 
 
 def bootstrap_token_secret(
@@ -71,6 +90,7 @@ def bootstrap_token_secret(
             "description": f"stubernetes: bootstrap token of machine {machine}",
             "token-id": token.token_id,
             "token-secret": token_secret,
+            "expiration": token.expiration,
             "usage-bootstrap-authentication": "true",
             "usage-bootstrap-signing": "true",
             "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token",

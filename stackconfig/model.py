@@ -208,6 +208,10 @@ class Cluster(StrictModel):
     """The household DNS domain, e.g. lab.home.arpa."""
     allow_cluster_rebuild: bool = False
     """Allow reinstalling the only controller, which wipes etcd, the cluster's whole state."""
+    install_credential_hours: int = Field(default=6, ge=1, le=168)
+    """How long a machine's bootstrap token works, counted from the start of its install:
+    long enough to PXE-boot, install and join (a manual network boot included), short enough
+    that an Ignition fetched from Matchbox later holds nothing that still opens the cluster."""
 
     @field_validator("api_endpoint")
     @classmethod

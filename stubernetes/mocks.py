@@ -6,6 +6,7 @@ Resource options (delete_before_replace, dependencies, replace_with, ...) are no
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ class StandInMocks(pulumi.runtime.Mocks):
     `previous_outputs` are what the stack's reference to itself reads (its last update's
     outputs; none for a new stack). `renewed_certs` names certificates to return as renewed:
     the same request signed again, as the tls provider does when it replaces one that is due.
+    `now` is when the stand-in world creates things (certificates start then, installs start
+    then): fixed by default so renders are reproducible; a test that hands the output to a
+    real API server passes the real time, or the year-long certificates have long expired.
     """
 
     def __init__(
@@ -58,10 +62,12 @@ class StandInMocks(pulumi.runtime.Mocks):
         seed: str,
         previous_outputs: dict[str, Any] | None = None,
         renewed_certs: frozenset[str] = frozenset(),
+        now: datetime.datetime = standin_pki.EPOCH,
     ) -> None:
         self.seed = seed
         self.previous_outputs = previous_outputs or {}
         self.renewed_certs = renewed_certs
+        self.now = now
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = unwrap_secrets(args.inputs)
@@ -69,12 +75,12 @@ class StandInMocks(pulumi.runtime.Mocks):
         if args.typ == "tls:index/privateKey:PrivateKey":
             outputs = standin_pki.private_key(self.seed, args.name)
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
-            outputs = standin_pki.self_signed_cert(args.name, inputs)
+            outputs = standin_pki.self_signed_cert(args.name, inputs, self.now)
         elif args.typ == "tls:index/certRequest:CertRequest":
             outputs = standin_pki.cert_request(inputs)
         elif args.typ == "tls:index/locallySignedCert:LocallySignedCert":
             label = f"{args.name}/renewed" if args.name in self.renewed_certs else args.name
-            outputs = standin_pki.locally_signed_cert(label, inputs)
+            outputs = standin_pki.locally_signed_cert(label, inputs, self.now)
         elif args.typ in (
             "random:index/randomString:RandomString",
             "random:index/randomPassword:RandomPassword",
@@ -86,6 +92,11 @@ class StandInMocks(pulumi.runtime.Mocks):
             outputs = {"hex": raw.hex(), "dec": str(int.from_bytes(raw))}
         elif args.typ == "pulumi:pulumi:StackReference":
             outputs = {"outputs": self.previous_outputs, "secretOutputNames": []}
+        elif args.typ == "command:local:Command" and inputs.get("create", "").endswith(
+            "/install-clock"
+        ):
+            # What the install clock prints (components/scripts/install-clock): the world's now.
+            outputs = {"stdout": self.now.strftime("%Y-%m-%dT%H:%M:%SZ"), "stderr": ""}
         elif args.typ == "command:local:Command":
             # Under mocks nothing runs; the output says so rather than faking a result.
             outputs = {"stdout": "not run (offline render)", "stderr": ""}

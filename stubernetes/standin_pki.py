@@ -46,7 +46,12 @@ def _pem(cert: x509.Certificate) -> str:
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key: Any, label: str, hours: float
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: Any,
+    label: str,
+    hours: float,
+    epoch: datetime.datetime,
 ) -> x509.CertificateBuilder:
     return (
         x509.CertificateBuilder()
@@ -54,8 +59,8 @@ def _builder(
         .issuer_name(issuer)
         .public_key(public_key)
         .serial_number(_serial(label))
-        .not_valid_before(EPOCH)
-        .not_valid_after(EPOCH + datetime.timedelta(hours=hours))
+        .not_valid_before(epoch)
+        .not_valid_after(epoch + datetime.timedelta(hours=hours))
     )
 
 
@@ -67,10 +72,14 @@ def private_key(seed: str, name: str) -> dict[str, str]:
     return {"privateKeyPem": key_pem(key), "publicKeyPem": public.decode()}
 
 
-def self_signed_cert(name: str, inputs: dict[str, Any]) -> dict[str, str]:
+def self_signed_cert(
+    name: str, inputs: dict[str, Any], epoch: datetime.datetime = EPOCH
+) -> dict[str, str]:
     key = _private_key(inputs["privateKeyPem"])
     subject = _name(inputs.get("subject"))
-    builder = _builder(subject, subject, key.public_key(), name, inputs["validityPeriodHours"])
+    builder = _builder(
+        subject, subject, key.public_key(), name, inputs["validityPeriodHours"], epoch
+    )
     if inputs.get("isCaCertificate"):
         builder = builder.add_extension(
             x509.BasicConstraints(ca=True, path_length=None), critical=True
@@ -89,12 +98,19 @@ def cert_request(inputs: dict[str, Any]) -> dict[str, str]:
     return {"certRequestPem": request.public_bytes(serialization.Encoding.PEM).decode()}
 
 
-def locally_signed_cert(name: str, inputs: dict[str, Any]) -> dict[str, str]:
+def locally_signed_cert(
+    name: str, inputs: dict[str, Any], epoch: datetime.datetime = EPOCH
+) -> dict[str, str]:
     request = x509.load_pem_x509_csr(inputs["certRequestPem"].encode())
     ca_cert = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
     ca_key = _private_key(inputs["caPrivateKeyPem"])
     builder = _builder(
-        request.subject, ca_cert.subject, request.public_key(), name, inputs["validityPeriodHours"]
+        request.subject,
+        ca_cert.subject,
+        request.public_key(),
+        name,
+        inputs["validityPeriodHours"],
+        epoch,
     )
     if "client_auth" in inputs.get("allowedUses", []):
         builder = builder.add_extension(

@@ -16,6 +16,8 @@ its end; a failing test gets every component's log.
 from __future__ import annotations
 
 import base64
+import copy
+import datetime
 import json
 import os
 import re
@@ -769,3 +771,44 @@ def test_core_release_installs_with_helm_and_is_deployed(
     assert daemonset and all(d["status"].get("numberReady") == len(machines) for d in daemonset), [
         d["status"] for d in daemonset
     ]
+
+
+def test_every_token_expires_after_its_install_and_the_cluster_forgets_it(
+    plane: ControlPlane, output: ProgramOutput, tokens_applied: dict[str, str]
+) -> None:
+    """A token's Secret carries `expiration`, installCredentialHours after its install began;
+    past it the bootstrap token authenticator refuses the token (kubernetes
+    `plugin/pkg/auth/authenticator/token/bootstrap/bootstrap.go`, isSecretExpired) and the
+    controller manager's token cleaner deletes the Secret (`pkg/controller/bootstrap/
+    tokencleaner.go`), which kubeadm's controller-manager flags enable."""
+    hours = output.stack.cluster.install_credential_hours
+    now = datetime.datetime.now(datetime.UTC)
+    for name, secret in sorted(output.token_secrets.items()):
+        expiration = datetime.datetime.strptime(
+            secret["stringData"]["expiration"], "%Y-%m-%dT%H:%M:%SZ"
+        ).replace(tzinfo=datetime.UTC)
+        # The install started at the stand-in clock's now, within the last few minutes.
+        assert datetime.timedelta(hours=hours - 1) < expiration - now <= datetime.timedelta(
+            hours=hours
+        ), name
+    # The same Secret for a machine whose install began longer ago than that.
+    name, secret = sorted(output.token_secrets.items())[0]
+    expired = copy.deepcopy(secret)
+    token_id = "zzzzzz"
+    expired["metadata"]["name"] = f"bootstrap-token-{token_id}"
+    expired["stringData"]["token-id"] = token_id
+    past = now - datetime.timedelta(hours=hours + 1)
+    expired["stringData"]["expiration"] = past.strftime("%Y-%m-%dT%H:%M:%SZ")
+    plane.apply([expired])
+    token = f"{token_id}.{expired['stringData']['token-secret']}"
+    refused = _whoami(plane, token)
+    assert refused.returncode != 0 and "Unauthorized" in refused.stderr, refused
+    deadline = time.monotonic() + 60
+    while True:
+        found = plane.kubectl(
+            "-n", "kube-system", "get", "secret", f"bootstrap-token-{token_id}", check=False
+        )
+        if "NotFound" in found.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert "NotFound" in found.stderr, "the token cleaner left the expired token's Secret"

@@ -71,9 +71,12 @@ def test_adding_a_controller_runs_only_the_new_machines_steps(
         "role": "controller",
         "installDisk": "/dev/sda",
         "address": "10.0.1.10/16",
+        "gateway": "10.0.0.1",
+        "dns": ["10.0.0.1"],
     }
     after = running_cluster(grown)
     assert steps_that_run(baseline, after) == {
+        "lab-c4-install-clock": "create",
         "lab-c4-clean": "create",
         "lab-c4-network-boot": "create",
         "lab-c4-rejoin": "create",

@@ -49,6 +49,7 @@ def chain(machine: str) -> set[tuple[str, str]]:
         ("random:index/randomPassword:RandomPassword", f"lab-{machine}-token-secret"),
         ("matchbox:index/profile:Profile", f"lab-{machine}"),  # the new Ignition
         ("kubernetes:core/v1:Secret", f"lab-{machine}-bootstrap-token"),
+        ("command:local:Command", f"lab-{machine}-install-clock"),
         ("command:local:Command", f"lab-{machine}-clean"),
         ("command:local:Command", f"lab-{machine}-network-boot"),
         ("command:local:Command", f"lab-{machine}-rejoin"),

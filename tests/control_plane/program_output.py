@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import gzip
 import hashlib
 import json
@@ -23,7 +24,7 @@ import yaml
 
 from components.machine import matchbox_id
 from stackconfig import StackConfig, parse_stack_config
-from stubernetes.mocks import Registration, unwrap_secrets
+from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks, unwrap_secrets
 from stubernetes.program_run import run_program
 
 PROFILE = "matchbox:index/profile:Profile"
@@ -135,7 +136,11 @@ def _manifest(inputs: Mapping[str, Any]) -> dict[str, Any]:
 def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests") -> ProgramOutput:
     """Run the program under mocks with `values` as the stack's config; read its output."""
     stack = parse_stack_config(dict(values))
-    run = run_program(values, SECRET_KEYS, seed=seed)
+    # The stand-in world's clock at the real time: the API server checks certificates' validity
+    # and bootstrap tokens' expiration against it.
+    now = datetime.datetime.now(datetime.UTC).replace(second=0, microsecond=0)
+    monitor = RecordingMonitor(StandInMocks(seed, now=now))
+    run = run_program(values, SECRET_KEYS, seed=seed, monitor=monitor)
     by_profile = {matchbox_id(stack, m): m for m in stack.machines}
     machines: dict[str, MachineOutput] = {}
     secrets: dict[str, dict[str, Any]] = {}
