@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ignition.assets import read_asset, render_template
+from ignition.cert_renewal import add_cert_renewal
 from ignition.entries import (
     MODE_0440,
     MODE_0600,
@@ -244,6 +245,7 @@ def machine_ignition(
         "storage": {"files": sorted(files, key=lambda f: f["path"])},
         "systemd": {"units": [unit_entry(SETUP_UNIT, read_asset(f"setup/{SETUP_UNIT}"))]},
     }
+    add_cert_renewal(config, machine)
     if machine.kernel_args:
         # The installed system's kernel arguments. On Fedora CoreOS, Ignition's kargs stage
         # applies them in the initramfs of the first boot and reboots once when they changed.
