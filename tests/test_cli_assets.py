@@ -37,11 +37,12 @@ def curl_lines(lines: list[str]) -> dict[str, str]:
     return found
 
 
-def test_fcos_42_names_have_a_dot_before_the_arch(
+def test_fcos_42_and_later_names_have_a_dot_before_the_arch(
     raw_values: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lines = assets(raw_values, tmp_path, capsys)
-    version = "42.20250721.3.0"
+    version = raw_values["os"]["version"]
+    assert int(version.split(".")[0]) >= 42
     base = f"{BUILDS}/stable/builds/{version}/x86_64"
     names = (
         f"fedora-coreos-{version}-live-kernel.x86_64",

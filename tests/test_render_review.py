@@ -202,7 +202,7 @@ def test_summary_of_the_init_controller(tmp_path: Path) -> None:
     assert "InitConfiguration, ClusterConfiguration" in lines[1]
     assert "or join --config /etc/stubernetes/kubeadm-join.yaml" in lines[2]
     assert (
-        "install: Fedora CoreOS 42.20250721.3.0 (stable) to /dev/disk/by-path/pci-0000:00:04.0"
+        "install: Fedora CoreOS 44.20260817.3.2 (stable) to /dev/disk/by-path/pci-0000:00:04.0"
         in lines
     )
     assert "user core-admin: groups wheel sudo; 1 SSH key(s); no password" in lines

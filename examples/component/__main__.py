@@ -33,7 +33,7 @@ stack = stack_config(
             "serviceCidr": "10.96.0.0/12",
             "domain": "home.arpa",
         },
-        "os": {"stream": "stable", "version": "42.20250721.3.0"},
+        "os": {"stream": "stable", "version": "44.20260817.3.2"},
         "matchbox": {
             "httpEndpoint": f"http://{matchbox_host}:8080",
             "rpcEndpoint": f"{matchbox_host}:8081",
