@@ -1,6 +1,14 @@
 #!/usr/bin/env python3
 """A stand-in kubectl for the operator-side scripts: a tiny cluster kept in a JSON file.
 
+Why a stand-in at all: the real kubectl against a real control plane runs these scripts'
+ordinary paths in tests/test_control_plane_real.py (the gates, a worker's clean and rejoin
+wait, a drain). What stays here are the faults a real cluster on this machine cannot be made to
+produce on demand or in bounded time: an API server that is down, forbidden or the wrong server
+mid-run, a PodDisruptionBudget that blocks a drain until its timeout (on a virtual clock, so a
+600 s timeout costs nothing), a NotReady Node whose pods stay Terminating, and a controller's
+`kubectl exec` into a peer's etcd (kwok runs no containers to exec into).
+
 State ($FAKE_CLUSTER/state.json):
   "api": "up", or "down", "forbidden", "wrong-server" (failures other than NotFound);
   "nodes": {name: {"bootID", "ready": "True"|"False"|"Unknown", "unschedulable"}};

@@ -1,4 +1,9 @@
-"""The readiness gate script, against a stand-in kubectl that plays a cluster coming up."""
+"""The readiness gate script, against a stand-in kubectl that plays a cluster coming up.
+
+The real kubectl runs the gates against a real control plane with kwok Nodes in
+tests/test_control_plane_real.py; this stand-in stays for what a real cluster does not do on
+cue: an API server that does not answer yet, Nodes that appear and turn Ready poll by poll.
+"""
 
 from __future__ import annotations
 
