@@ -693,6 +693,22 @@ class SimMachine:
             return Boot(number, ran=False, skipped=f"{unmet} failed")
         return self._run_unit(number, unit, timeout, trace=False)
 
+    def start_unit(self, name: str, timeout: float = BOOT_TIMEOUT_SECONDS) -> Boot:
+        """`systemctl start NAME` in the current boot, as a timer starts its service: its
+        conditions are checked and its commands run; a unit a timer starts needs no enabling."""
+        unit = parse_unit(self.file(f"/{UNIT_DIR}/{name}").read_text())
+        number = int(self.state()["boots"])
+        unmet = unit.unmet_condition(self.root)
+        if unmet is not None:
+            return Boot(number, ran=False, skipped=f"{unmet} failed")
+        return self._run_unit(number, unit, timeout, trace=False)
+
+    def set_certificate_expiry(self, expiry: dict[str, float]) -> None:
+        """Certificate renewal scenarios: when kubeadm's certificates expire (name as
+        `kubeadm certs check-expiration` lists it -> epoch seconds); the stand-in kubeadm
+        reports these, and a renewal replaces them (node_standin.py KUBEADM_CERTS)."""
+        self.update_state(lambda state: state.setdefault("certificates", {}).update(expiry))
+
     def boot_until_settled(self, max_boots: int = 8) -> list[Boot]:
         """Boot until a boot where the unit does not run at all, or `max_boots`."""
         boots = []

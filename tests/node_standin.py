@@ -239,6 +239,8 @@ def call_key(name: str, args: list[str]) -> str:
     if name in ("kubeadm", "rpm-ostree", "crictl") and words:
         if name == "kubeadm" and words[:2] == ["init", "phase"]:
             return " ".join([name, *words[:3]])
+        if name == "kubeadm" and words[:1] == ["certs"]:
+            return " ".join([name, *words[:2]])
         return f"{name} {words[0]}"
     if name == "kubectl" and "get" in args:
         return " ".join([name, *args[args.index("get") : args.index("get") + 2]])
@@ -981,6 +983,8 @@ def kubeadm(call: Call) -> int:
             kubeadm_join(call)
         elif words[:1] == ["reset"]:
             kubeadm_reset(call)
+        elif words[:1] == ["certs"]:
+            kubeadm_certs(call)
         else:
             return unmodeled(call)
     except KubeadmError as error:
@@ -999,7 +1003,305 @@ def unmodeled(call: Call) -> int:
     return 2
 
 
+# ------------------------------------------------------------------- kubeadm certs, crictl
+#
+# Modelled on kubernetes v1.36.3: `cmd/kubeadm/app/cmd/certs.go` (check-expiration builds an
+# output.kubeadm.k8s.io/v1alpha3 CertificateExpirationInfo, fetchCertificateExpirationInfo, and
+# prints it with the printer `-o` names; `renew <name>` is renewCert) and
+# `cmd/kubeadm/app/phases/certs/renewal/manager.go` (the certificates, sorted by name; a
+# certificate is externally managed when its CA's key is absent, certs.go UsingExternalCA).
+# A certificate's expiry is the machine state's `certificates[name]` (epoch seconds) when a test
+# set one, else one year after its file was written (constants.CertificateValidityPeriod);
+# a renewal makes it one year from now.
+
+CERTIFICATE_VALIDITY_SECONDS = 365 * 24 * 3600
+# name -> (file, CA base name, long name), from certsphase (certlist.go) and the manager's
+# kubeconfig list.
+KUBEADM_CERTS = {
+    "admin.conf": (
+        f"{K8S}/admin.conf",
+        "ca",
+        "certificate embedded in the kubeconfig file for the admin to use and for kubeadm itself",
+    ),
+    "apiserver": (f"{PKI}/apiserver.crt", "ca", "certificate for serving the Kubernetes API"),
+    "apiserver-etcd-client": (
+        f"{PKI}/apiserver-etcd-client.crt",
+        "etcd/ca",
+        "certificate the apiserver uses to access etcd",
+    ),
+    "apiserver-kubelet-client": (
+        f"{PKI}/apiserver-kubelet-client.crt",
+        "ca",
+        "certificate for the API server to connect to kubelet",
+    ),
+    "controller-manager.conf": (
+        f"{K8S}/controller-manager.conf",
+        "ca",
+        "certificate embedded in the kubeconfig file for the controller manager to use",
+    ),
+    "etcd-healthcheck-client": (
+        f"{PKI}/etcd/healthcheck-client.crt",
+        "etcd/ca",
+        "certificate for liveness probes to healthcheck etcd",
+    ),
+    "etcd-peer": (
+        f"{PKI}/etcd/peer.crt",
+        "etcd/ca",
+        "certificate for etcd nodes to communicate with each other",
+    ),
+    "etcd-server": (f"{PKI}/etcd/server.crt", "etcd/ca", "certificate for serving etcd"),
+    "front-proxy-client": (
+        f"{PKI}/front-proxy-client.crt",
+        "front-proxy-ca",
+        "certificate for the front proxy client",
+    ),
+    "scheduler.conf": (
+        f"{K8S}/scheduler.conf",
+        "ca",
+        "certificate embedded in the kubeconfig file for the scheduler manager to use",
+    ),
+    "super-admin.conf": (
+        f"{K8S}/super-admin.conf",
+        "ca",
+        "certificate embedded in the kubeconfig file for the super-admin",
+    ),
+}
+# The static pods' certificates, as `kubeadm upgrade` renews them for each component
+# (cmd/kubeadm/app/phases/upgrade/staticpods.go renewCertsByComponent): what a container
+# loaded when it started.
+COMPONENT_CERTS = {
+    "etcd": ("etcd-server", "etcd-peer", "etcd-healthcheck-client"),
+    "kube-apiserver": (
+        "apiserver",
+        "apiserver-kubelet-client",
+        "front-proxy-client",
+        "apiserver-etcd-client",
+    ),
+    "kube-controller-manager": ("controller-manager.conf",),
+    "kube-scheduler": ("scheduler.conf",),
+}
+CA_NAMES = {"ca": "ca", "etcd/ca": "etcd-ca", "front-proxy-ca": "front-proxy-ca"}
+
+
+def certificate_expiry(call: Call, name: str) -> float:
+    expiry = call.machine.get("certificates", {}).get(name)
+    if expiry is not None:
+        return float(expiry)
+    return os.stat(KUBEADM_CERTS[name][0]).st_mtime + CERTIFICATE_VALIDITY_SECONDS
+
+
+def expiration_info(call: Call) -> JSON:
+    """The CertificateExpirationInfo object (apis/output/v1alpha3 types.go), as JSON has it."""
+    certificates = []
+    for name in sorted(KUBEADM_CERTS):
+        path, ca, _long = KUBEADM_CERTS[name]
+        if not exists(path):
+            certificates.append(
+                {
+                    "name": name,
+                    "expirationDate": None,
+                    "residualTime": 0,
+                    "externallyManaged": False,
+                    "missing": True,
+                }
+            )
+            continue
+        expiry = certificate_expiry(call, name)
+        certificates.append(
+            {
+                "name": name,
+                "expirationDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry)),
+                "residualTime": int(expiry - time.time()),
+                "externallyManaged": not exists(f"{PKI}/{ca}.key"),
+                "caName": CA_NAMES[ca],
+                "missing": False,
+            }
+        )
+    return {
+        "kind": "CertificateExpirationInfo",
+        "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
+        "certificates": certificates,
+    }
+
+
+def jsonpath_value(value: object) -> str:
+    """How client-go's jsonpath prints a JSON value: strings bare, booleans and null as JSON."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    raise KubeadmError("check-expiration", f"stand-in: no model for printing {value!r}")
+
+
+def jsonpath(template: str, data: JSON) -> str:
+    """The part of client-go's jsonpath (k8s.io/client-go/util/jsonpath) that a template of
+    `{range .LIST[*]}`, `{.FIELD}`, `{"literal"}` and `{end}` uses; anything else is refused."""
+    tokens: list[tuple[str, str]] = []
+    rest = template
+    while rest:
+        start = rest.find("{")
+        if start != 0:
+            text = rest if start < 0 else rest[:start]
+            tokens.append(("text", text))
+            rest = rest[len(text) :]
+            continue
+        end = rest.find("}")
+        if end < 0:
+            raise KubeadmError("check-expiration", f"unclosed action in {template!r}")
+        tokens.append(("expr", rest[1:end]))
+        rest = rest[end + 1 :]
+    tree, position = jsonpath_tree(tokens, 0)
+    if position != len(tokens):
+        raise KubeadmError("check-expiration", "not in range, nothing to end")
+    output: list[str] = []
+    jsonpath_eval(tree, data, output)
+    return "".join(output)
+
+
+def jsonpath_tree(tokens: list[tuple[str, str]], position: int) -> tuple[list[Any], int]:
+    """The nodes up to the `{end}` that closes the range they are in (or the template's end)."""
+    nodes: list[Any] = []
+    while position < len(tokens):
+        kind, value = tokens[position]
+        position += 1
+        if (kind, value) == ("expr", "end"):
+            return nodes, position - 1
+        if kind == "expr" and value.startswith("range "):
+            body, position = jsonpath_tree(tokens, position)
+            if position >= len(tokens):
+                raise KubeadmError("check-expiration", "unclosed range")
+            position += 1
+            nodes.append(("range", value, body))
+        else:
+            nodes.append((kind, value, []))
+    return nodes, position
+
+
+def jsonpath_eval(nodes: list[Any], item: JSON, output: list[str]) -> None:
+    for kind, value, body in nodes:
+        if kind == "text":
+            output.append(value)
+        elif value.startswith('"') and value.endswith('"'):
+            output.append(value[1:-1].replace("\\t", "\t").replace("\\n", "\n"))
+        elif kind == "range" and value.startswith("range .") and value.endswith("[*]"):
+            items = item.get(value[len("range .") : -3])
+            if not isinstance(items, list):
+                raise KubeadmError("check-expiration", f"{value} is not found")
+            for element in items:
+                jsonpath_eval(body, element, output)
+        elif value.startswith(".") and value[1:].isalnum():
+            if value[1:] not in item:
+                raise KubeadmError("check-expiration", f"{value[1:]} is not found")
+            output.append(jsonpath_value(item[value[1:]]))
+        else:
+            raise KubeadmError("check-expiration", f"stand-in: no model for {{{value}}}")
+
+
+def kubeadm_certs(call: Call) -> None:
+    words = [a for a in call.args if not a.startswith("-")]
+    output = option(call.args, "-o") or option(call.args, "--output")
+    if words == ["certs", "check-expiration"] or (
+        words[:2] == ["certs", "check-expiration"] and words[2:] == [output]
+    ):
+        if output is None or not output.startswith("jsonpath="):
+            # The default table, and json/yaml, are not modelled: the script reads jsonpath.
+            raise KubeadmError("check-expiration", f"stand-in: unmodeled output {output!r}")
+        sys.stdout.write(jsonpath(output[len("jsonpath=") :], expiration_info(call)))
+        sys.stdout.flush()
+        call.step("check-expiration", last=True)
+        return
+    if words[:2] == ["certs", "renew"] and len(words) == 3 and len(call.args) == 3:
+        name = words[2]
+        if name not in KUBEADM_CERTS:
+            raise KubeadmError("renew", f'unknown command "{name}" for "kubeadm certs renew"')
+        path, ca, long_name = KUBEADM_CERTS[name]
+        # Before renewCert: "Reading configuration from the cluster" (getInternalCfg).
+        out(
+            '[renew] Reading configuration from the "kubeadm-config" ConfigMap in namespace '
+            '"kube-system"...',
+            "[renew] Use 'kubeadm init phase upload-config kubeadm --config your-config-file' "
+            "to re-upload it.",
+            "",
+        )
+        if not exists(path):
+            out(f"MISSING! {long_name}")
+            return
+        if not exists(f"{PKI}/{ca}.key"):
+            out(f"Detected external {ca}, {long_name} can't be renewed")
+            return
+        expiry = time.time() + CERTIFICATE_VALIDITY_SECONDS
+        call.machine.setdefault("certificates", {})[name] = expiry
+        with open(path, "a") as file:
+            file.write(f"# stand-in: renewed, expires {expiry:.0f}\n")
+        call.step("renew", last=True)
+        out(f"{long_name} renewed")
+        return
+    raise KubeadmError("certs", f"stand-in: unmodeled {call.args}")
+
+
+def static_pods(call: Call) -> dict[str, JSON]:
+    """The kubelet's view of the static pods by the time someone asks: a container for each
+    manifest in /etc/kubernetes/manifests while the kubelet runs; one that was stopped has been
+    restarted (restartPolicy Always) with whatever certificates are on disk now."""
+    containers: dict[str, JSON] = call.machine.setdefault("containers", {})
+    events: list[list[str]] = call.machine.setdefault("container_events", [])
+    if not call.machine["kubelet"]["running"]:
+        return {}
+    running = {}
+    for component, certs in COMPONENT_CERTS.items():
+        if not exists(f"{MANIFESTS}/{component}.yaml"):
+            continue
+        container = containers.get(component)
+        if container is None or container["state"] != "running":
+            import hashlib
+
+            starts = len(events) + 1
+            seed = f"{call.machine['incarnation']}/{component}/{starts}"
+            container = containers[component] = {
+                "id": hashlib.sha256(seed.encode()).hexdigest(),
+                "state": "running",
+                "loaded": {
+                    c: certificate_expiry(call, c) for c in certs if exists(KUBEADM_CERTS[c][0])
+                },
+            }
+            events.append(["start", component, container["id"]])
+        running[component] = container
+    return running
+
+
 def crictl(call: Call) -> int:
+    args = call.args
+    words = [a for a in args if not a.startswith("-")]
+    if words[:1] == ["ps"]:
+        pattern, state = option(args, "--name"), option(args, "--state")
+        if "-q" not in args or state != "running" or pattern is None:
+            return unmodeled(call)
+        if len(words) != 1 + len([a for a in (pattern, state) if a in words]):
+            return unmodeled(call)
+        import re
+
+        # crictl matches --name as a regular expression on the container's name.
+        ids = [c["id"] for n, c in static_pods(call).items() if re.search(pattern, n)]
+        call.step("ps", last=True)
+        out(*ids)
+        return 0
+    if words[:1] == ["stop"]:
+        timeout = option(args, "--timeout") or option(args, "-t")
+        ids = [w for w in words[1:] if w != timeout]
+        if len(ids) != 1:
+            return unmodeled(call)
+        running = static_pods(call)
+        found = [n for n, c in running.items() if c["id"] == ids[0]]
+        if not found:
+            err(f'rpc error: code = NotFound desc = could not find container "{ids[0]}"')
+            return 1
+        call.machine["containers"][found[0]]["state"] = "exited"
+        call.machine["container_events"].append(["stop", found[0], ids[0]])
+        call.step("stop", last=True)
+        out(ids[0])
+        return 0
     return unmodeled(call)
 
 
