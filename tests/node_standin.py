@@ -1090,32 +1090,40 @@ def certificate_expiry(call: Call, name: str) -> float:
     return os.stat(KUBEADM_CERTS[name][0]).st_mtime + CERTIFICATE_VALIDITY_SECONDS
 
 
+def certificate_entry(name: str, expiry: float | None, external: bool, ca_name: str) -> JSON:
+    """One certificate of CertificateExpirationInfo (apis/output/v1alpha3 types.go) as JSON
+    has it: a missing one (expiry None) has a null date and no caName (omitempty)."""
+    if expiry is None:
+        return {
+            "name": name,
+            "expirationDate": None,
+            "residualTime": 0,
+            "externallyManaged": False,
+            "missing": True,
+        }
+    return {
+        "name": name,
+        "expirationDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry)),
+        "residualTime": int(expiry - time.time()),
+        "externallyManaged": external,
+        "caName": ca_name,
+        "missing": False,
+    }
+
+
 def expiration_info(call: Call) -> JSON:
-    """The CertificateExpirationInfo object (apis/output/v1alpha3 types.go), as JSON has it."""
+    """The CertificateExpirationInfo object that check-expiration prints."""
     certificates = []
     for name in sorted(KUBEADM_CERTS):
         path, ca, _long = KUBEADM_CERTS[name]
-        if not exists(path):
-            certificates.append(
-                {
-                    "name": name,
-                    "expirationDate": None,
-                    "residualTime": 0,
-                    "externallyManaged": False,
-                    "missing": True,
-                }
-            )
-            continue
-        expiry = certificate_expiry(call, name)
+        present = exists(path)
         certificates.append(
-            {
-                "name": name,
-                "expirationDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expiry)),
-                "residualTime": int(expiry - time.time()),
-                "externallyManaged": not exists(f"{PKI}/{ca}.key"),
-                "caName": CA_NAMES[ca],
-                "missing": False,
-            }
+            certificate_entry(
+                name,
+                certificate_expiry(call, name) if present else None,
+                not exists(f"{PKI}/{ca}.key"),
+                CA_NAMES[ca],
+            )
         )
     return {
         "kind": "CertificateExpirationInfo",
