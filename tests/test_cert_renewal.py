@@ -183,6 +183,7 @@ def test_the_script_and_units_as_written(
     service = (root / "etc/systemd/system" / RENEWAL_SERVICE).read_text()
     assert "ConditionPathExists=/var/lib/stubernetes/done" in service.splitlines()
     assert "[Install]" not in service
+    assert "Environment=CONTAINER_RUNTIME_ENDPOINT=unix:///run/crio/crio.sock" in service
     script = root / RENEWAL_BIN.lstrip("/")
     assert script.stat().st_mode & 0o777 == 0o755
     assert f"RENEW_BEFORE_DAYS={RENEW_BEFORE_DAYS}" in script.read_text().splitlines()
@@ -347,6 +348,7 @@ def test_killed_mid_restart_the_next_run_restarts_the_rest(controller: SimMachin
     assert status == 0, journal
     assert renewed(controller, seq) == []
     assert restarts(events(controller)[before:]) == ORDER[1:]
+    assert f"still to restart from an earlier run: {' '.join(ORDER[1:])}" in journal
 
 
 def test_a_second_run_does_nothing(controller: SimMachine) -> None:
