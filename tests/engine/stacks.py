@@ -1,0 +1,138 @@
+"""Stacks for the real engine: a stack file's settings, adapted to the lab (tests/engine/lab.py).
+
+What the lab changes, and only that:
+
+* ``matchbox``: the lab's Matchbox (HTTP 127.0.0.1:8080, gRPC 127.0.0.1:8081) and its
+  mutual-TLS client credentials, set as secrets;
+* every machine network-boots through the lab (``pxeCommand``: tests/engine/pxe_boot.py) and
+  has no ``bmc`` (the lab has no BMCs);
+* ``cluster.kubernetesVersion``: the release of the kubeadm that the lab runs
+  (control_plane.stacks.for_built_kubeadm says why);
+* ``admin.passwordHash``: a crypt(3) SHA-512 hash, set as a secret (so the state holds a
+  password hash that must never show in plain text);
+* ``gates``: short timeouts and a one-second poll (the lab's machines "install" in seconds);
+* ``releases``: the default releases that come from the network are off; stubernetes-core
+  (a chart in this repository) stays.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+from control_plane.stacks import for_built_kubeadm
+
+from stackconfig.releases import CORE_RELEASE
+
+PXE_COMMAND = "python3 tests/engine/pxe_boot.py $name $mac"
+# The default releases whose charts come from a Helm repository on the network.
+NETWORK_RELEASES = ("openebs", "household-dns", "ingress-nginx")
+LAB_GATES = {
+    # Also the API server gate's: a first up that fails (see the tests) fails within it.
+    "registeredTimeoutSeconds": 90,
+    "readyTimeoutSeconds": 600,
+    "reinstallTimeoutSeconds": 600,
+    "drainTimeoutSeconds": 120,
+    "pollSeconds": 1,
+}
+# Config paths (under the project's namespace) set as secrets, and where their values come from.
+SECRET_FILES = {
+    "matchbox.caCert": "ca.crt",
+    "matchbox.clientCert": "client.crt",
+    "matchbox.clientKey": "client.key",
+}
+PASSWORD_HASH = "admin.passwordHash"
+_CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def lab_values(values: dict[str, Any], http: str, rpc: str) -> dict[str, Any]:
+    """The stack's (un-namespaced) settings for the lab; secrets are set apart
+    (:func:`lab_secrets`). Idempotent: adapting an adapted stack changes nothing."""
+    adapted = for_built_kubeadm(values)
+    matchbox = adapted.setdefault("matchbox", {})
+    matchbox["httpEndpoint"] = http
+    matchbox["rpcEndpoint"] = rpc
+    for key in ("clientCert", "clientKey", "caCert"):
+        matchbox.pop(key, None)
+    adapted.setdefault("admin", {}).pop("passwordHash", None)
+    for machine in adapted["machines"].values():
+        machine.pop("bmc", None)
+        machine["pxeCommand"] = PXE_COMMAND
+    adapted["gates"] = {**adapted.get("gates", {}), **LAB_GATES}
+    releases = adapted.setdefault("releases", {})
+    for name in NETWORK_RELEASES:
+        releases[name] = {**releases.get(name, {}), "enabled": False}
+    for name, release in list(releases.items()):
+        if name != CORE_RELEASE and release.get("repository"):
+            release["enabled"] = False
+    return adapted
+
+
+def crypt_sha512_like(rounds_salt: str | None = None) -> str:
+    """A password hash of crypt(3)'s SHA-512 form, ``$6$<salt>$<86 characters>`` (random: no
+    one logs in to the lab's machines; what matters is that it is a secret)."""
+    salt = rounds_salt or "".join(secrets.choice(_CRYPT_ALPHABET) for _ in range(16))
+    digest = "".join(secrets.choice(_CRYPT_ALPHABET) for _ in range(86))
+    return f"$6${salt}${digest}"
+
+
+def lab_secrets(tls_dir: Path) -> dict[str, str]:
+    """Config paths and their secret values: the Matchbox client's credentials, a password hash."""
+    found = {path: (tls_dir / name).read_text() for path, name in SECRET_FILES.items()}
+    found[PASSWORD_HASH] = crypt_sha512_like()
+    return found
+
+
+def namespace_addresses(values: dict[str, Any]) -> list[str]:
+    """The addresses the lab's loopback carries: every machine's own and the API endpoint's."""
+    addresses = {str(values["cluster"]["apiEndpoint"]).rpartition(":")[0]}
+    for machine in values["machines"].values():
+        if machine.get("address"):
+            addresses.add(str(ipaddress.ip_interface(machine["address"]).ip))
+    for address in addresses:
+        ipaddress.ip_address(address)  # the lab has no DNS: an IP address, or refuse
+    return sorted(addresses)
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """A stack file's settings, un-namespaced (``secure:`` values stay as they are written;
+    :func:`lab_values` replaces every one the lab sets)."""
+    document = yaml.safe_load(path.read_text()) or {}
+    config = document.get("config") or {}
+    values: dict[str, Any] = {}
+    for key, value in config.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace == "stubernetes" and name:
+            values[name] = copy.deepcopy(value)
+    return values
+
+
+def write_stack_file(path: Path, values: dict[str, Any]) -> None:
+    config = {f"stubernetes:{key}": value for key, value in values.items()}
+    path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+
+
+def unresolved_secure_values(values: Any, where: str = "") -> list[str]:
+    """Paths of ``secure:`` values the lab cannot decrypt (a stack file's placeholders)."""
+    if isinstance(values, dict):
+        if set(values) == {"secure"}:
+            return [where]
+        return [p for k, v in values.items() for p in unresolved_secure_values(v, f"{where}.{k}")]
+    if isinstance(values, list):
+        return [
+            p for i, v in enumerate(values) for p in unresolved_secure_values(v, f"{where}[{i}]")
+        ]
+    return []
+
+
+def mock_registrations(values: dict[str, Any]) -> set[tuple[str, str]]:
+    """``(type, name)`` of every resource the program registers for ``values`` under the SDK's
+    mocks, as the mocks tests run it (stubernetes.program_run), a new stack's."""
+    from stubernetes.program_run import run_program
+
+    run = run_program(values, ["matchbox", "admin"])
+    return {(r.type, r.name) for r in run.registrations}
