@@ -81,14 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     values = read_stack_file(args.stack_file)
     lab = lab_for(work, namespace_addresses(values))
     lab_seconds = round(time.monotonic() - started, 2)
-    action = {"bump": "bump", "replace": "replace"}.get(args.action, args.action)
 
     def echo(line: str) -> None:
         if not (line.startswith("{") and '"action"' in line):
             print(line, flush=True)
 
     run = run_action(
-        lab, name, action, args.machine, stack_file=args.stack_file.resolve(), echo=echo
+        lab, name, args.action, args.machine, stack_file=args.stack_file.resolve(), echo=echo
     )
     extra: dict[str, object] = {
         k: run.result[k] for k in ("urns", "generations", "export", "record") if k in run.result
@@ -101,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "replaced": run.replaced,
         "seconds": run.seconds,
         "lab_seconds": lab_seconds,
-        **{
-            k: run.result[k] for k in ("urns", "generations", "export", "record") if k in run.result
-        },
+        **extra,
     }
     if not run.ok and "error" in run.result:
         summary["error"] = str(run.result["error"])[-2000:]
