@@ -13,8 +13,6 @@ new install: the machine's install anchor (`replace_with`) and its generation (`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pulumi
 import pulumi_command as command
 
@@ -33,15 +31,11 @@ def install_step(
     environment: dict[str, pulumi.Input[str]],
     generation: int,
     anchor: pulumi.Resource,
-    after: pulumi.Resource | pulumi.Input[Sequence[pulumi.Resource]],
+    after: pulumi.Resource,
     parent: pulumi.Resource,
     delete: str | None = None,
 ) -> command.local.Command:
-    """Run `components/scripts/<script>` when its machine is (re)installed, and only then.
-
-    `after`: what it waits for, a resource or a list of them (an Output of one where the order
-    depends on what the stack's previous outputs say)."""
-    depends_on = [after] if isinstance(after, pulumi.Resource) else after
+    """Run `components/scripts/<script>` when its machine is (re)installed, and only then."""
     return command.local.Command(
         name,
         create=f"bash {SCRIPTS}/{script}",
@@ -49,5 +43,5 @@ def install_step(
         delete=delete,
         environment=environment,
         triggers=[generation],
-        opts=pulumi.ResourceOptions(parent=parent, replace_with=[anchor], depends_on=depends_on),
+        opts=pulumi.ResourceOptions(parent=parent, replace_with=[anchor], depends_on=[after]),
     )

@@ -1,18 +1,14 @@
 """One machine and its install chain.
 
 The chain, in order: an install anchor (replaced when `generation` changes, or with
-`pulumi up --target-replace` on it), a new bootstrap token (and, on a controller, a new
-certificate key), the cleaning of the old Node and etcd member, the Ignition (a secret) in a
-Matchbox profile, a Matchbox group by MAC; then (`boot`, once the program has made the token's
-Secret) on a controller the upload of the control-plane certificates for its join, a one-time
-network boot with a power cycle, on a controller the wait for its control-plane join (which
-deletes the upload), and the wait for the machine to rejoin. Every link is replaced with the
-anchor, and nothing outside this component is.
+`pulumi up --target-replace` on it), a new bootstrap token, the cleaning of the old Node and
+etcd member, the Ignition (a secret) in a Matchbox profile, a Matchbox group by MAC, a
+one-time network boot with a power cycle, and the wait for the machine to rejoin. Every link
+is replaced with the anchor, and nothing outside this component is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from string import Template
 
@@ -25,8 +21,6 @@ from components.install_step import install_step
 from components.previous import PreviousState
 from components.token import BootstrapToken, BootstrapTokenArgs
 from ignition import ClusterMaterial, machine_ignition_json
-from ignition.kubeadm import joins_with_certificate_key
-from ignition.kubeadm_certs import SECRET_NAME, certificate_key, kubeadm_certs_manifest
 from ignition.pxe import fcos_install_boot
 from ignition.validate import check_structure
 from stackconfig import Machine, StackConfig
@@ -51,39 +45,19 @@ class MachineArgs:
     previous: PreviousState
 
 
-@dataclass(frozen=True)
-class BootArgs:
-    """What the second half of the chain waits for, made by the program between the halves."""
-
-    # The machine's bootstrap-token Secret in the cluster (the upload's owner).
-    token_secret: pulumi.Resource
-    # The Role and RoleBinding that let a bootstrap token read the kubeadm-certs Secret.
-    certs_rbac: Sequence[pulumi.Resource]
-    # The previous controller's wait for its join: only one upload can exist at a time.
-    previous_join: pulumi.Resource | None
-
-
 class MachineResources(pulumi.ComponentResource):
     anchor: random.RandomId
     clock: command.local.Command
     token: BootstrapToken
-    # A controller's certificate key for this install (hex; a secret), else None.
-    certificate_key: pulumi.Output[str] | None
-    # Whether this install joins with the certificate key ("true"/"false"; stage dependent).
-    certificate_key_join: pulumi.Output[bool]
     ignition: pulumi.Output[str]
     profile: matchbox.Profile
     group: matchbox.Group
-    upload: command.local.Command | None
-    control_plane_joined: command.local.Command | None
-    network_boot: command.local.Command
     rejoined: command.local.Command
 
     def __init__(
         self, name: str, args: MachineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("stubernetes:machine:Machine", name, None, opts)
-        self._args = args
         stack, machine = args.stack, args.machine
         object_id = matchbox_id(stack, machine)
         self._generation = machine.generation
@@ -109,22 +83,6 @@ class MachineResources(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.certificate_key = None
-        if machine.is_controller:
-            # A new key for every install of a controller, like its token: it decrypts the
-            # control-plane certificates uploaded for that install's join only.
-            key_secret = random.RandomPassword(
-                f"{object_id}-certificate-key",
-                length=64,
-                special=False,
-                upper=False,
-                keepers=generation,
-                opts=chain,
-            )
-            self.certificate_key = pulumi.Output.secret(key_secret.result.apply(certificate_key))
-        self.certificate_key_join = args.previous.cluster_exists.apply(
-            lambda exists: joins_with_certificate_key(stack, machine, exists)
-        )
         clean = self._step(
             f"{object_id}-clean",
             "clean-before-rejoin",
@@ -142,21 +100,14 @@ class MachineResources(pulumi.ComponentResource):
             after=self.anchor,
         )
 
-        def render(material: ClusterMaterial, token: str, key: str | None, exists: bool) -> str:
-            config = machine_ignition_json(
-                stack, machine, material, token, certificate_key=key, cluster_exists=exists
-            )
+        def render(material: ClusterMaterial, token: str) -> str:
+            config = machine_ignition_json(stack, machine, material, token)
             # Matchbox serves even a config it failed to parse: refuse it before the upload.
             check_structure(f"machine '{machine.name}'", config)
             return config.decode()
 
         self.ignition = pulumi.Output.secret(
-            pulumi.Output.all(
-                args.material,
-                self.token.token,
-                self.certificate_key,
-                args.previous.cluster_exists,
-            ).apply(lambda v: render(v[0], v[1], v[2], v[3]))
+            pulumi.Output.all(args.material, self.token.token).apply(lambda v: render(v[0], v[1]))
         )
         boot = fcos_install_boot(stack, machine)
         # A Matchbox object's id is its name: a create-before-delete replacement would delete
@@ -181,77 +132,23 @@ class MachineResources(pulumi.ComponentResource):
             metadata={"stubernetes_machine": machine.name},
             opts=matchbox_opts,
         )
-        self._clean = clean
-        self.upload = self.control_plane_joined = None
-
-    def boot(self, boot: BootArgs) -> None:
-        """The second half of the chain: (controllers) the certificates' upload, the network
-        boot, (controllers) the wait for the control-plane join, the wait for the rejoin."""
-        args, stack, machine = self._args, self._args.stack, self._args.machine
-        object_id = matchbox_id(stack, machine)
-        gates = stack.gates
-        before_boot: pulumi.Input[Sequence[pulumi.Resource]] = [self.group]
-        if self.certificate_key is not None:
-            token_secret_name = pulumi.Output.concat("bootstrap-token-", self.token.token_id)
-            joins = self.certificate_key_join.apply(lambda j: str(j).lower())
-            manifest: pulumi.Output[str] = pulumi.Output.secret(
-                pulumi.Output.all(args.material, self.certificate_key, self.token.token_id).apply(
-                    lambda v: kubeadm_certs_manifest(v[0], v[1], v[2], machine.name)
-                )
-            )
-            previous = [boot.previous_join] if boot.previous_join is not None else []
-            self.upload = self._step(
-                f"{object_id}-upload-certs",
-                "upload-control-plane-certs",
-                {
-                    "KUBECONFIG_CONTENT": args.kubeconfig,
-                    "MACHINE": machine.name,
-                    "CERTIFICATE_KEY_JOIN": joins,
-                    "TOKEN_SECRET": token_secret_name,
-                    "CERTS_MANIFEST": manifest,
-                },
-                after=[boot.token_secret, *boot.certs_rbac, *previous],
-            )
-            upload = self.upload
-            # A joining controller boots once its certificates are there; the founding one's
-            # no-op upload waits for its own token, which waits for its cluster.
-            before_boot = self.certificate_key_join.apply(
-                lambda j: [self.group, upload] if j else [self.group]
-            )
-        self.network_boot = self._step(
+        network_boot = self._step(
             f"{object_id}-network-boot",
             "network-boot-once",
             boot_environment(machine),
-            after=before_boot,
+            after=self.group,
         )
-        if self.upload is not None:
-            self.control_plane_joined = self._step(
-                f"{object_id}-control-plane-joined",
-                "wait-for-control-plane-join",
-                {
-                    "KUBECONFIG_CONTENT": args.kubeconfig,
-                    "MACHINE": machine.name,
-                    "CERTIFICATE_KEY_JOIN": self.certificate_key_join.apply(
-                        lambda j: str(j).lower()
-                    ),
-                    "TOKEN_SECRET": pulumi.Output.concat("bootstrap-token-", self.token.token_id),
-                    "CERTS_SECRET": SECRET_NAME,
-                    "TIMEOUT_SECONDS": str(gates.reinstall_timeout_seconds),
-                    "POLL_SECONDS": str(gates.poll_seconds),
-                },
-                after=[self.network_boot, self.upload],
-            )
         self.rejoined = self._step(
             f"{object_id}-rejoin",
             "wait-for-rejoin",
             {
                 "KUBECONFIG_CONTENT": args.kubeconfig,
                 "MACHINE": machine.name,
-                "CLEAN_OUTPUT": self._clean.stdout,
-                "TIMEOUT_SECONDS": str(gates.reinstall_timeout_seconds),
-                "POLL_SECONDS": str(gates.poll_seconds),
+                "CLEAN_OUTPUT": clean.stdout,
+                "TIMEOUT_SECONDS": str(stack.gates.reinstall_timeout_seconds),
+                "POLL_SECONDS": str(stack.gates.poll_seconds),
             },
-            after=self.network_boot,
+            after=network_boot,
         )
         self.register_outputs({"profile": self.profile.name, "group": self.group.name})
 
@@ -260,7 +157,7 @@ class MachineResources(pulumi.ComponentResource):
         name: str,
         script: str,
         environment: dict[str, pulumi.Input[str]],
-        after: pulumi.Resource | pulumi.Input[Sequence[pulumi.Resource]],
+        after: pulumi.Resource,
     ) -> command.local.Command:
         return install_step(
             name, script, environment, self._generation, self.anchor, after, parent=self

@@ -16,10 +16,6 @@ import pulumi
 
 # The stack output that lists the machines that joined, with the install anchor that did it.
 INSTALLED_OUTPUT = "installed"
-# The stack output that says the cluster's API server answered (the API gate passed) during an
-# update that completed: from the next update on, nobody founds the cluster again and no
-# Ignition carries its CA keys.
-CLUSTER_EXISTS_OUTPUT = "clusterExists"
 
 
 def own_stack_name() -> str:
@@ -37,9 +33,6 @@ class PreviousState:
         self._installed: pulumi.Output[Mapping[str, Any]] = reference.get_output(
             INSTALLED_OUTPUT
         ).apply(lambda value: value if isinstance(value, Mapping) else {})
-        self.cluster_exists: pulumi.Output[bool] = reference.get_output(
-            CLUSTER_EXISTS_OUTPUT
-        ).apply(lambda value: value is True)
 
     def installed_before(self, machine: str) -> pulumi.Output[str]:
         """'true' when `machine` had joined the cluster by the end of an earlier update."""

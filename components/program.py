@@ -11,12 +11,11 @@ import pulumiverse_matchbox as matchbox
 from components.cluster import Cluster
 from components.config import load_stack_config
 from components.gates import ReadinessGate, ReadinessGateArgs
-from components.machine import BootArgs, MachineArgs, MachineResources, matchbox_id
-from components.previous import CLUSTER_EXISTS_OUTPUT, INSTALLED_OUTPUT, PreviousState
+from components.machine import MachineArgs, MachineResources, matchbox_id
+from components.previous import INSTALLED_OUTPUT, PreviousState
 from components.releases import chart_version, helm_release
-from components.token import bootstrap_token_secret, kubeadm_certs_rbac
-from ignition.kubeadm import founds_cluster
-from stackconfig import Machine, StackConfig
+from components.token import bootstrap_token_secret
+from stackconfig import StackConfig
 from stackconfig.releases import CORE_CHART_PATH, core_release, system_releases
 
 
@@ -75,33 +74,19 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         depends_on=[machines[stack.init_controller.name].group],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
-    certs_rbac = kubeadm_certs_rbac(name, kubernetes, parent=cluster, depends_on=[api.command])
-    # Controllers join one at a time, in the stack's order: the kubeadm-certs Secret has one
-    # name, so each upload waits until the controller before has joined with its own.
-    previous_join: pulumi.Resource | None = None
     for machine in stack.machines:
         resources = machines[machine.name]
-
-        def token_after(exists: bool, machine: Machine = machine) -> list[pulumi.Resource]:
-            # A machine that founds the cluster does not need its token to come up, and on a
-            # rebuild the old API server is gone until it is back: its token waits for it.
-            # Every other machine's token is there before its join needs it. (Called once the
-            # program has made every resource, so `rejoined` exists.)
-            if founds_cluster(stack, machine, exists):
-                return [api.command, machines[machine.name].rejoined]
-            return [api.command]
-
-        token_secret = bootstrap_token_secret(
+        # A machine that founds the cluster does not need its token to come up, and on a rebuild
+        # the old API server is gone until it is back: its token waits for it.
+        founding = [resources.rejoined] if stack.bootstraps_cluster(machine) else []
+        bootstrap_token_secret(
             f"{name}-{machine.name}-bootstrap-token",
             machine.name,
             resources.token,
             kubernetes,
             parent=resources,
-            depends_on=previous.cluster_exists.apply(token_after),
+            depends_on=[api.command, *founding],
         )
-        resources.boot(BootArgs(token_secret, certs_rbac, previous_join))
-        if resources.control_plane_joined is not None:
-            previous_join = resources.control_plane_joined
     registered = ReadinessGate(
         f"{name}-registered",
         ReadinessGateArgs(
@@ -140,9 +125,6 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         helm_release(spec, kubernetes, gate, parent=cluster)
 
     pulumi.export("kubeconfig", kubeconfig)
-    # Read back by the next update: once the API gate has passed, the cluster exists, and no
-    # machine's Ignition founds it (or carries its CA keys) again.
-    pulumi.export(CLUSTER_EXISTS_OUTPUT, api.command.stdout.apply(lambda _: True))
     # system:masters, outside RBAC: for when RBAC itself is broken. Keep it out of daily use.
     pulumi.export("breakGlassKubeconfig", cluster.pki.break_glass_kubeconfig)
     # Known only once each machine's install chain has finished; read back by PreviousState.
