@@ -109,20 +109,29 @@ def as_the_language_host_runs_it() -> None:
 
 
 def open_stack(
-    work: Path, stack_name: str, stack_file: Path | None, bare_program: bool = False
+    work: Path,
+    stack_name: str,
+    stack_file: Path | None,
+    bare_program: bool = False,
+    floor: Path | None = None,
 ) -> Any:
     """The lab stack in DIR/project, created from ``stack_file`` (adapted to the lab) the first
-    time; its settings live in DIR/project/Pulumi.<stack>.yaml from then on."""
+    time; its settings live in DIR/project/Pulumi.<stack>.yaml from then on. With ``floor``
+    (a spec: engine.floor), the benchmark's floor program instead, which takes no config."""
     from pulumi import automation as auto
 
     from components.program import pulumi_program
 
-    program = pulumi_program if bare_program else as_the_language_host_runs_it
+    program: Callable[[], None] = pulumi_program if bare_program else as_the_language_host_runs_it
+    if floor is not None:
+        from engine.floor import floor_program, read_spec
+
+        program = floor_program(read_spec(floor))
     cli = require_tool("pulumi", "pulumi")
     project_dir = work / "project"
     project_dir.mkdir(parents=True, exist_ok=True)
     settings = stack_settings_file(work, stack_name)
-    new = not settings.exists()
+    new = not settings.exists() and floor is None
     if new and stack_file is None:
         raise SystemExit(f"stack {stack_name!r} is new in {work}: give --stack-file")
     stack = auto.create_or_select_stack(
@@ -256,7 +265,14 @@ def _event_record(event: Any) -> dict[str, Any] | None:
     return None
 
 
-def run(work: Path, stack_name: str, stack_file: Path | None, action: str, machine: str) -> int:
+def run(
+    work: Path,
+    stack_name: str,
+    stack_file: Path | None,
+    action: str,
+    machine: str,
+    floor: Path | None = None,
+) -> int:
     from pulumi import automation as auto
 
     started = time.monotonic()
@@ -280,7 +296,9 @@ def run(work: Path, stack_name: str, stack_file: Path | None, action: str, machi
     ok = True
     undo: str | None = None
     try:
-        stack = open_stack(work, stack_name, stack_file, bare_program=action == "preview-bare")
+        stack = open_stack(
+            work, stack_name, stack_file, bare_program=action == "preview-bare", floor=floor
+        )
         common: dict[str, Any] = {"on_output": on_output, "on_event": on_event, "color": "never"}
         operation: Callable[..., Any]
         if action in ("preview", "preview-bare"):
@@ -348,13 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--stack-file", type=Path)
+    parser.add_argument("--floor", type=Path, help="run the benchmark's floor program (its spec)")
     parser.add_argument("action")
     parser.add_argument("machine", nargs="?", default="")
     args = parser.parse_args(argv)
     needs_machine = args.action in MACHINE_ACTIONS
     if needs_machine != bool(args.machine):
         parser.error(f"{args.action}: {'a MACHINE' if needs_machine else 'no MACHINE'} expected")
-    return run(args.work, args.stack, args.stack_file, args.action, args.machine)
+    return run(args.work, args.stack, args.stack_file, args.action, args.machine, args.floor)
 
 
 if __name__ == "__main__":

@@ -87,12 +87,15 @@ def run_action(
     stack_file: Path | None = None,
     echo: Callable[[str], None] | None = None,
     timeout: float = 1800,
+    floor: Path | None = None,
 ) -> EngineRun:
     """The driver for one action, inside the lab's network namespace, from the repository's
     root; its output echoed line by line when ``echo`` is given."""
     argv = [sys.executable, "-m", "engine.driver", "--work", str(lab.work), "--stack", stack]
     if stack_file is not None:
         argv += ["--stack-file", str(stack_file)]
+    if floor is not None:
+        argv += ["--floor", str(floor)]
     argv += [action, *([machine] if machine else [])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)])}
     process = subprocess.Popen(
