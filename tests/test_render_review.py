@@ -120,8 +120,13 @@ def test_each_machine_tree_is_what_ignition_writes(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "machines").iterdir()) == ["c1", "w1", "w2"]
     for machine in ("c1", "w1", "w2"):
         assert_tree_matches_ignition(out, machine, f"lab-{machine}", tmp_path)
+    # A controller also enables its certificate-renewal timer; a worker only the setup service.
     preset = out / "machines/c1/etc/systemd/system-preset/20-ignition.preset"
-    assert preset.read_text() == "enable stubernetes-setup.service\n"
+    assert preset.read_text() == (
+        "enable stubernetes-setup.service\nenable stubernetes-cert-renewal.timer\n"
+    )
+    worker_preset = out / "machines/w1/etc/systemd/system-preset/20-ignition.preset"
+    assert worker_preset.read_text() == "enable stubernetes-setup.service\n"
 
 
 SNIPPETS = [
