@@ -222,6 +222,9 @@ def _units(config: Mapping[str, Any], touched: set[str], review: _Review) -> lis
             presets.append(f"enable {name}")
         elif unit.get("enabled") is False:
             presets.append(f"disable {name}")
+    # Ignition writes the preset file sorted by unit name (coreos/ignition
+    # internal/exec/stages/files/units.go, createSystemdPresetFile).
+    presets.sort(key=lambda line: line.partition(" ")[2])
     if presets:
         review.entries[PRESET_FILE] = _Entry(
             PRESET_FILE, "file", 0o644, "root:root", "".join(f"{p}\n" for p in presets).encode()
