@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from engine.plugins.server import urn_type
+
 from stubernetes.mocks import Registration, unwrap_secrets
 
 Action = Literal["create", "replace", "update", "same"]
@@ -96,12 +98,6 @@ def commands_that_run(
     return running
 
 
-def _parent_type(registration: Registration) -> str:
-    """The type of a resource's parent: its URN's type part, after the parents' types."""
-    parts = registration.parent.split("::")
-    return parts[-2].split("$")[-1] if len(parts) >= 2 else ""
-
-
 def install_steps(after: list[Registration]) -> set[str]:
     """Names of the Commands in machines' install chains (children of a Machine component)."""
-    return {r.name for r in after if r.type == COMMAND and _parent_type(r) == MACHINE}
+    return {r.name for r in after if r.type == COMMAND and urn_type(r.parent) == MACHINE}
