@@ -6,7 +6,12 @@ import json
 from typing import Any
 
 import pulumi
-from pulumi.runtime.config import get_config_env, get_config_secret_keys_env, is_config_secret
+from pulumi.runtime.config import (
+    CONFIG,
+    get_config_env,
+    get_config_secret_keys_env,
+    is_config_secret,
+)
 
 from stackconfig import ConfigError, StackConfig, parse_stack_config
 from stackconfig.parse import split_namespace
@@ -30,10 +35,20 @@ def _secret_keys(config: dict[str, Any]) -> list[str]:
     return sorted(listed | {key for key in config if is_config_secret(key)})
 
 
+def runtime_config() -> dict[str, Any]:
+    """The stack's config wherever the runtime put it. The Python language host passes it in
+    the `PULUMI_CONFIG` environment variable; an Automation API inline program's in-process
+    runtime puts it into `pulumi.runtime.config.CONFIG` (set_all_config, called from
+    `pulumi/automation/_server.py`) and sets no variable (pulumi/pulumi sdk/python
+    `lib/pulumi/runtime/config.py`). `pulumi.runtime.config.get_config` reads both, in that
+    order, one key at a time; the program needs every key of its namespace at once."""
+    return {**get_config_env(), **CONFIG.get()}
+
+
 def load_stack_config() -> StackConfig:
     """Parse `stubernetes:*` config, or stop the program before it registers anything; log
     each warning about it."""
-    config = get_config_env()
+    config = runtime_config()
     values = {key: _decode(text) for key, text in split_namespace(config).items()}
     try:
         stack = parse_stack_config(values)

@@ -1,7 +1,7 @@
 """One machine and its install chain.
 
 The chain, in order: an install anchor (replaced when `generation` changes, or with
-`pulumi up --target-replace` on it), a new bootstrap token, the cleaning of the old Node and
+`pulumi up --replace` of it), a new bootstrap token, the cleaning of the old Node and
 etcd member, the Ignition (a secret) in a Matchbox profile, a Matchbox group by MAC, a
 one-time network boot with a power cycle, and the wait for the machine to rejoin. Every link
 is replaced with the anchor, and nothing outside this component is.
@@ -53,6 +53,7 @@ class MachineResources(pulumi.ComponentResource):
     profile: matchbox.Profile
     group: matchbox.Group
     rejoined: command.local.Command
+    installed_before: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: MachineArgs, opts: pulumi.ResourceOptions | None = None
@@ -83,6 +84,8 @@ class MachineResources(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # Whether this install replaces one that had joined: recorded in the stack's outputs.
+        self.installed_before = args.previous.installed_before(machine.name, self.anchor.hex)
         clean = self._step(
             f"{object_id}-clean",
             "clean-before-rejoin",
@@ -94,7 +97,7 @@ class MachineResources(pulumi.ComponentResource):
                 "ALLOW_CLUSTER_REBUILD": str(stack.cluster.allow_cluster_rebuild).lower(),
                 # Whether an earlier update saw this machine join: then an API server that does
                 # not answer is a failure, never a first install.
-                "INSTALLED_BEFORE": args.previous.installed_before(machine.name),
+                "INSTALLED_BEFORE": self.installed_before,
                 "DRAIN_TIMEOUT_SECONDS": str(stack.gates.drain_timeout_seconds),
             },
             after=self.anchor,

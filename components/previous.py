@@ -1,10 +1,15 @@
 """What the stack knew at the end of its last successful update: its own previous outputs.
 
 A machine's install steps must know whether that machine ever joined the cluster (a reinstall
-must not take an unanswered question for a first install), and only the stack's own history can
-say so. The program reads its own outputs through a StackReference to itself; the engine reads
-them from the last checkpoint, whose outputs are those of the last update that completed. A new
-stack has none, so everything is a first install.
+must not take an unanswered question for a first install), and refusals (removing controllers)
+must be decided before any resource is registered; only the stack's own history can say either.
+The program reads its own outputs once, at its start, through the engine's builtin invoke
+`pulumi:pulumi:readStackOutputs` (pulumi/pulumi `pkg/resource/deploy/builtins.go`, the invoke
+behind a StackReference; the Node.js SDK's `StackReference` calls it synchronously in
+`sdk/nodejs/stackReference.ts`). The engine answers from the stack's last checkpoint, whose
+outputs are those of the last update that completed; a new stack has none. So they are plain
+values: a decision made from them is known at preview and the same at every run of an unchanged
+stack.
 """
 
 from __future__ import annotations
@@ -13,9 +18,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
+from pulumi.runtime import rpc
 
 # The stack output that lists the machines that joined, with the install anchor that did it.
 INSTALLED_OUTPUT = "installed"
+# The stack output that says, for each machine in INSTALLED_OUTPUT, whether that install was a
+# reinstall over an earlier one (what its clean step was told).
+REINSTALLED_OUTPUT = "installedOverEarlier"
+
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
 
 def own_stack_name() -> str:
@@ -23,17 +34,56 @@ def own_stack_name() -> str:
     return f"{organization}/{pulumi.get_project()}/{pulumi.get_stack()}"
 
 
+def _plain(value: Any) -> Any:
+    """A value read back from the engine with every secret marker removed: the program only
+    decides from these values and never exports them again as they are."""
+    if rpc.is_rpc_secret(value):
+        return _plain(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def read_previous_outputs() -> dict[str, Any]:
+    """The outputs of this stack's last completed update ({} for a new stack)."""
+    result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": own_stack_name()})
+    value = _plain(result.value) if result.value is not None else {}
+    outputs = value.get("outputs") if isinstance(value, Mapping) else None
+    return dict(outputs) if isinstance(outputs, Mapping) else {}
+
+
 class PreviousState:
-    """The stack's previous outputs, read once per program run."""
+    """The stack's previous outputs, read once per program run, as plain values."""
 
-    def __init__(self, parent: pulumi.Resource | None = None) -> None:
-        reference = pulumi.StackReference(
-            own_stack_name(), opts=pulumi.ResourceOptions(parent=parent)
+    def __init__(self, outputs: Mapping[str, Any] | None = None) -> None:
+        self.outputs: Mapping[str, Any] = (
+            read_previous_outputs() if outputs is None else dict(outputs)
         )
-        self._installed: pulumi.Output[Mapping[str, Any]] = reference.get_output(
-            INSTALLED_OUTPUT
-        ).apply(lambda value: value if isinstance(value, Mapping) else {})
 
-    def installed_before(self, machine: str) -> pulumi.Output[str]:
-        """'true' when `machine` had joined the cluster by the end of an earlier update."""
-        return self._installed.apply(lambda installed: str(machine in installed).lower())
+    def output(self, name: str) -> Any | None:
+        return self.outputs.get(name)
+
+    def _mapping(self, name: str) -> Mapping[str, Any]:
+        value = self.outputs.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    def installed_before(self, machine: str, anchor_hex: pulumi.Output[str]) -> pulumi.Output[str]:
+        """'true' when the install anchored by `anchor_hex` is a reinstall: `machine` had joined
+        the cluster with an earlier install by the end of an earlier update.
+
+        Stable per install: once this install has finished, the stack records its anchor in
+        INSTALLED_OUTPUT and this answer in REINSTALLED_OUTPUT, and a later run of the same
+        install (same anchor) gets the recorded answer back, so an unchanged stack passes the
+        same value to the install's steps as the update that ran them.
+        """
+        installed = self._mapping(INSTALLED_OUTPUT)
+        reinstalled = self._mapping(REINSTALLED_OUTPUT)
+
+        def answer(anchor: str) -> str:
+            if installed.get(machine) == anchor:
+                return str(reinstalled.get(machine) is True).lower()
+            return str(machine in installed).lower()
+
+        return anchor_hex.apply(answer)

@@ -12,7 +12,7 @@ from components.cluster import Cluster
 from components.config import load_stack_config
 from components.gates import ReadinessGate, ReadinessGateArgs
 from components.machine import MachineArgs, MachineResources, matchbox_id
-from components.previous import INSTALLED_OUTPUT, PreviousState
+from components.previous import INSTALLED_OUTPUT, REINSTALLED_OUTPUT, PreviousState
 from components.releases import chart_version, helm_release
 from components.token import bootstrap_token_secret
 from stackconfig import StackConfig
@@ -36,7 +36,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     material = cluster.pki.material
     kubeconfig = cluster.pki.admin_kubeconfig
     provider = matchbox_provider(stack)
-    previous = PreviousState(parent=cluster)
+    previous = PreviousState()
     machines = {
         machine.name: MachineResources(
             matchbox_id(stack, machine),
@@ -55,14 +55,6 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     node_names = [machine.name for machine in stack.machines]
     gates = stack.gates
 
-    kubernetes = k8s.Provider(
-        "cluster",
-        kubeconfig=kubeconfig,
-        # Only a different cluster replaces the provider (and with it every release); a renewed
-        # admin certificate in the kubeconfig is an update.
-        cluster_identifier=f"stubernetes-{name}",
-        opts=pulumi.ResourceOptions(parent=cluster),
-    )
     # The API server comes with the init controller alone; every machine's token is added as
     # soon as it answers, the init controller's too: kubeadm init does not need it, but a
     # reinstalled or accidentally network-booted init controller joins its cluster with it.
@@ -73,6 +65,18 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         ),
         depends_on=[machines[stack.init_controller.name].group],
         opts=pulumi.ResourceOptions(parent=cluster),
+    )
+    kubernetes = k8s.Provider(
+        "cluster",
+        kubeconfig=kubeconfig,
+        # Only a different cluster replaces the provider (and with it every release); a renewed
+        # admin certificate in the kubeconfig is an update.
+        cluster_identifier=f"stubernetes-{name}",
+        # Not before the API server answers: pulumi-kubernetes reads the server's schema when
+        # it is configured and, finding no server, keeps the cluster unreachable for the whole
+        # update (every resource through it then fails; pulumi/pulumi-kubernetes
+        # provider/pkg/provider/provider.go Configure, `clusterUnreachable`).
+        opts=pulumi.ResourceOptions(parent=cluster, depends_on=[api.command]),
     )
     for machine in stack.machines:
         resources = machines[machine.name]
@@ -132,6 +136,15 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         INSTALLED_OUTPUT,
         {
             name: pulumi.Output.all(m.rejoined.stdout, m.anchor.hex).apply(lambda v: v[1])
+            for name, m in machines.items()
+        },
+    )
+    pulumi.export(
+        REINSTALLED_OUTPUT,
+        {
+            name: pulumi.Output.all(m.rejoined.stdout, m.installed_before).apply(
+                lambda v: v[1] == "true"
+            )
             for name, m in machines.items()
         },
     )

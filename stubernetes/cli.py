@@ -80,9 +80,10 @@ def _parser() -> argparse.ArgumentParser:
 
     urn = commands.add_parser(
         "urn",
-        help="print the URN of a machine's install anchor, for `pulumi up --target-replace`",
+        help="print the URN of a machine's install anchor, for `pulumi up --replace`",
         description="Replacing a machine's install anchor reinstalls that machine from scratch: "
-        'pulumi up --target-replace "$(stubernetes urn --stack-file F --machine NAME)"',
+        'pulumi up --replace "$(stubernetes urn --stack-file F --machine NAME)" '
+        "(not --target-replace, which replaces the anchor alone)",
     )
     urn.add_argument("--stack-file", type=Path, required=True, help=STACK_FILE_HELP)
     urn.add_argument("--machine", required=True, help="the machine's name (its key in machines)")

@@ -20,9 +20,9 @@ commands and the chart path would be resolved from that project's directory inst
 (`command:local:Command`, `dir`) and the core release (`chart`) at this checkout, and leaves
 every other resource alone.
 
-One stubernetes cluster per stack: it exports `kubeconfig`, `breakGlassKubeconfig`, `installed`
-and `machines`, and reads its own `installed` output back (a StackReference to the stack
-itself) to tell a reinstall from a first install.
+One stubernetes cluster per stack: it exports `kubeconfig`, `breakGlassKubeconfig`, `installed`,
+`installedOverEarlier` and `machines`, and reads its own outputs back at its start (the engine's
+`pulumi:pulumi:readStackOutputs`, components/previous.py) to tell a reinstall from a first install.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def _random_text(seed: str, name: str, inputs: dict[str, Any], length: int) -> s
 class StandInMocks(pulumi.runtime.Mocks):
     """Outputs a real engine would compute, derived from a seed so renders are reproducible.
 
-    `previous_outputs` are what the stack's reference to itself reads (its last update's
+    `previous_outputs` are what the program reads of its own stack (its last update's
     outputs; none for a new stack). `renewed_certs` names certificates to return as renewed:
     the same request signed again, as the tls provider does when it replaces one that is due.
     `now` is when the stand-in world creates things (certificates start then, installs start
@@ -90,8 +90,6 @@ class StandInMocks(pulumi.runtime.Mocks):
         elif args.typ == "random:index/randomId:RandomId":
             raw = _random_bytes(self.seed, args.name, inputs)[: int(inputs["byteLength"])]
             outputs = {"hex": raw.hex(), "dec": str(int.from_bytes(raw))}
-        elif args.typ == "pulumi:pulumi:StackReference":
-            outputs = {"outputs": self.previous_outputs, "secretOutputNames": []}
         elif args.typ == "command:local:Command" and inputs.get("create", "").endswith(
             "/install-clock"
         ):
@@ -105,7 +103,13 @@ class StandInMocks(pulumi.runtime.Mocks):
     def call(
         self, args: pulumi.runtime.MockCallArgs
     ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        if args.token == "pulumi:pulumi:readStackOutputs":
+            # As the engine's builtin provider answers it (pulumi/pulumi
+            # pkg/resource/deploy/builtins.go readStackOutputs): the stack's name, the outputs of
+            # its last completed update, and which of them are secret.
+            name = args.args.get("name", "")
+            return {"name": name, "outputs": self.previous_outputs, "secretOutputNames": []}, []
+        return {}, []
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""URNs as the Pulumi engine builds them, for commands a user types (`--target-replace`)."""
+"""URNs as the Pulumi engine builds them, for commands a user types (`pulumi up --replace`)."""
 
 from __future__ import annotations
 

@@ -75,3 +75,29 @@ def test_bmc_efi_boot_and_installer_arguments(example_values: dict[str, Any]) ->
     profiles = {r.name: r for r in run.registrations if r.type == PROFILE}
     assert "console=ttyS0,115200n8" in profiles["lab-w1"].inputs["args"]
     assert "console=ttyS0,115200n8" not in profiles["lab-w2"].inputs["args"]
+
+
+def test_the_outputs_of_an_update_fed_back_change_no_input(example_values: dict[str, Any]) -> None:
+    """What the real engine does after an update: the next run reads that update's outputs
+    (components/previous.py, `pulumi:pulumi:readStackOutputs`). An unchanged stack must then
+    register every resource with the same inputs, the reinstall's `INSTALLED_BEFORE` included,
+    or an unchanged stack previews changes after every update."""
+    first_previous = {"installed": {"w1": "0a1b2c3d"}}
+    first = run_program(
+        example_values,
+        SECRET_KEYS,
+        monitor=RecordingMonitor(StandInMocks("tests", previous_outputs=first_previous)),
+    )
+    assert environment(by_name(first.registrations)["lab-w1-clean"])["INSTALLED_BEFORE"] == "true"
+    recorded = unwrap_secrets(first.stack_outputs)
+    assert recorded["installedOverEarlier"] == {"c1": False, "w1": True, "w2": False}
+    second = run_program(
+        example_values,
+        SECRET_KEYS,
+        monitor=RecordingMonitor(StandInMocks("tests", previous_outputs=recorded)),
+    )
+    before, after = by_name(first.registrations), by_name(second.registrations)
+    assert set(before) == set(after)
+    changed = [n for n in before if before[n].inputs_in_place != after[n].inputs_in_place]
+    assert changed == []
+    assert environment(after["lab-w1-clean"])["INSTALLED_BEFORE"] == "true"

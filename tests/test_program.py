@@ -192,3 +192,15 @@ def test_provider_identity_is_known_even_at_preview(example_values: dict[str, An
     provider = one(run, "pulumi:providers:kubernetes", "cluster")
     assert provider.inputs["clusterIdentifier"] == "stubernetes-lab"
     assert len(of_type(run, RELEASE)) == 4
+
+
+def test_the_kubernetes_provider_waits_for_the_api_server(program: tuple[int, ProgramRun]) -> None:
+    """pulumi-kubernetes reads the API server's schema when it is configured and, with no
+    server there, marks the cluster unreachable for the rest of the update, failing every
+    resource through it (pulumi/pulumi-kubernetes provider/pkg/provider/provider.go,
+    Configure and `clusterUnreachable`): the first up of a new cluster configures it only
+    after the API gate passed. Found by the real engine (tests/test_engine_stack.py)."""
+    _, run = program
+    gate = one(run, COMMAND, "lab-api-server")
+    provider = one(run, "pulumi:providers:kubernetes", "cluster")
+    assert gate.urn in provider.dependencies
