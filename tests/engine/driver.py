@@ -86,33 +86,10 @@ def stack_settings_file(work: Path, stack: str) -> Path:
     return work / "project" / f"Pulumi.{stack}.yaml"
 
 
-def as_the_language_host_runs_it() -> None:
-    """``pulumi_program()`` with the stack's config where the program reads it.
-
-    The real Python language host (``pulumi-language-python``, which ``pulumi up`` of
-    ``__main__.py`` runs) hands the program its config in the ``PULUMI_CONFIG`` and
-    ``PULUMI_CONFIG_SECRET_KEYS`` environment variables, and ``components/config.py`` reads
-    exactly those (``get_config_env``). The SDK's in-process language runtime of an inline
-    program sets neither: it puts the config into ``pulumi.runtime.config.CONFIG`` and the
-    secret keys into ``_SECRET_KEYS`` (pulumi ``runtime/config.py`` set_all_config, called
-    from ``automation/_server.py``). So the inline program first puts them where the language
-    host would; without this the program sees no config at all (a defect:
-    test_engine_stack.py test_the_inline_program_reads_its_config_as_the_runtime_gives_it).
-    """
-    from pulumi.runtime import config as runtime_config
-
-    from components.program import pulumi_program
-
-    os.environ["PULUMI_CONFIG"] = json.dumps(dict(runtime_config.CONFIG.get()))
-    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(sorted(runtime_config._SECRET_KEYS.get()))
-    pulumi_program()
-
-
 def open_stack(
     work: Path,
     stack_name: str,
     stack_file: Path | None,
-    bare_program: bool = False,
     floor: Path | None = None,
 ) -> Any:
     """The lab stack in DIR/project, created from ``stack_file`` (adapted to the lab) the first
@@ -122,7 +99,8 @@ def open_stack(
 
     from components.program import pulumi_program
 
-    program: Callable[[], None] = pulumi_program if bare_program else as_the_language_host_runs_it
+    # The program exactly as `__main__.py` runs it (components/program.py).
+    program: Callable[[], None] = pulumi_program
     if floor is not None:
         from engine.floor import floor_program, read_spec
 
@@ -297,11 +275,11 @@ def run(
     undo: str | None = None
     try:
         stack = open_stack(
-            work, stack_name, stack_file, bare_program=action == "preview-bare", floor=floor
+            work, stack_name, stack_file, floor=floor
         )
         common: dict[str, Any] = {"on_output": on_output, "on_event": on_event, "color": "never"}
         operation: Callable[..., Any]
-        if action in ("preview", "preview-bare"):
+        if action == "preview":
             operation = stack.preview
         elif action == "preview-bump":
             undo, result["generations"] = bump_generation(work, stack_name, names)
