@@ -17,7 +17,9 @@ State ($FAKE_CLUSTER/state.json):
             "stops_after" (seconds its kubelet takes to stop it, default 1),
             "deletion" (its DeletionTimestamp, in seconds from now, when it is terminating)}];
   "pdbs": [{"name", "namespace", "app", "desiredHealthy", "currentHealthy"}];
-  "etcd": [member names], "etcd_down": [controllers];
+  "etcd": [member names], "etcd_down": [controllers] (a member removed through `member remove`
+  joins them: its etcd stops itself, etcd-io/etcd server/etcdserver/server.go applyAll, "the
+  member has been permanently removed from the cluster");
   "rejoin_after": polls, "rejoin_as": {"bootID", "ready"}.
 Every call is appended to calls.jsonl with the kubeconfig file's mode.
 
@@ -295,12 +297,20 @@ elif rest[:3] == ["-n", "kube-system", "exec"]:
         sys.exit(f"error: unable to upgrade connection: container not found (etcd-{peer})")
     command = rest[rest.index("--") + 1 :]
     members = state["etcd"]
+    # Member IDs are fixed when a member is added and never reused, as etcd's are: numbered
+    # here in the order first listed, and kept in the state.
+    ids = state.setdefault("etcd_ids", {})
+    for name in members:
+        ids.setdefault(name, max(ids.values(), default=0) + 1)
+    save()
     if command[-2:] == ["member", "list"]:
-        for index, name in enumerate(members):
+        for name in members:
             urls = f"https://{name}:2380, https://{name}:2379"
-            print(f"{index + 1:016x}, started, {name}, {urls}, false")
+            print(f"{ids[name]:016x}, started, {name}, {urls}, false")
     elif command[-3:-1] == ["member", "remove"]:
-        removed = members.pop(int(command[-1], 16) - 1)
+        (removed,) = [name for name in members if ids[name] == int(command[-1], 16)]
+        members.remove(removed)
+        state.setdefault("etcd_down", []).append(removed)
         save()
         print(f"Member {command[-1]} removed ({removed})")
 else:
