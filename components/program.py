@@ -12,6 +12,7 @@ from components.cluster import Cluster
 from components.config import load_stack_config
 from components.gates import ReadinessGate, ReadinessGateArgs
 from components.machine import MachineArgs, MachineResources, matchbox_id
+from components.membership import membership_steps
 from components.previous import INSTALLED_OUTPUT, REINSTALLED_OUTPUT, PreviousState
 from components.releases import chart_version, helm_release
 from components.token import bootstrap_token_secret
@@ -51,6 +52,12 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         )
         for machine in stack.machines
     }
+    membership_steps(
+        stack,
+        kubeconfig,
+        {name: m.rejoined for name, m in machines.items()},
+        {name: m for name, m in machines.items()},
+    )
     groups: list[pulumi.Resource] = [m.group for m in machines.values()]
     node_names = [machine.name for machine in stack.machines]
     gates = stack.gates
@@ -151,7 +158,14 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     pulumi.export(
         "machines",
         {
-            m.name: {"mac": m.mac, "role": m.role, "matchbox_id": matchbox_id(stack, m)}
+            m.name: {
+                "mac": m.mac,
+                "role": m.role,
+                "matchbox_id": matchbox_id(stack, m),
+                # Read back by the next update's removal rules (stackconfig/removal.py).
+                "generation": m.generation,
+                "init": m.init,
+            }
             for m in stack.machines
         },
     )

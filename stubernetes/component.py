@@ -72,7 +72,8 @@ def in_checkout(
 ) -> pulumi.ResourceTransformationResult | None:
     """Point stubernetes's own steps and chart at this checkout; nothing else changes."""
     props = dict(args.props)
-    if args.type_ == COMMAND and _ours(props.get("create")) and not props.get("dir"):
+    ours = _ours(props.get("create")) or _ours(props.get("delete"))
+    if args.type_ == COMMAND and ours and not props.get("dir"):
         props["dir"] = str(CHECKOUT)
     elif args.type_ == RELEASE and props.get("chart") == str(CORE_CHART_PATH):
         props["chart"] = str(CHECKOUT / CORE_CHART_PATH)
