@@ -82,6 +82,10 @@ def membership_steps(
     for machine in stack.machines:
         if not machine.is_controller:
             steps[machine.name] = membership_step(
-                stack, machine, kubeconfig, [rejoined[machine.name], *previous], parents[machine.name]
+                stack,
+                machine,
+                kubeconfig,
+                [rejoined[machine.name], *previous],
+                parents[machine.name],
             )
     return steps

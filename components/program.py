@@ -15,6 +15,7 @@ from components.machine import MachineArgs, MachineResources, matchbox_id
 from components.membership import membership_steps
 from components.previous import INSTALLED_OUTPUT, REINSTALLED_OUTPUT, PreviousState
 from components.releases import chart_version, helm_release
+from components.removals import refuse_unsafe_removals
 from components.token import bootstrap_token_secret
 from stackconfig import StackConfig
 from stackconfig.releases import CORE_CHART_PATH, core_release, system_releases
@@ -33,11 +34,12 @@ def matchbox_provider(stack: StackConfig) -> matchbox.Provider:
 
 def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     name = stack.cluster.name
+    previous = PreviousState()
+    refuse_unsafe_removals(stack, previous.outputs)
     cluster = Cluster(name, stack)
     material = cluster.pki.material
     kubeconfig = cluster.pki.admin_kubeconfig
     provider = matchbox_provider(stack)
-    previous = PreviousState()
     machines = {
         machine.name: MachineResources(
             matchbox_id(stack, machine),

@@ -101,3 +101,51 @@ def commands_that_run(
 def install_steps(after: list[Registration]) -> set[str]:
     """Names of the Commands in machines' install chains (children of a Machine component)."""
     return {r.name for r in after if r.type == COMMAND and urn_type(r.parent) == MACHINE}
+
+
+def _provider_urn(reference: str) -> str:
+    """A provider reference is `<urn>::<id>`."""
+    return reference.rsplit("::", 1)[0] if reference else ""
+
+
+def deleted(before: list[Registration], after: list[Registration]) -> list[Registration]:
+    """The resources of `before` that `after` no longer registers: the engine deletes them once
+    the program has finished (pulumi/pulumi pkg/resource/deploy/step_generator.go,
+    GenerateDeletes)."""
+    registered = {r.urn for r in after}
+    return [r for r in before if r.urn not in registered]
+
+
+def delete_waves(before: list[Registration], after: list[Registration]) -> list[list[str]]:
+    """The deleted resources' names in the order the engine deletes them, wave by wave: a
+    resource goes only after every deleted resource that depends on it (its dependencies,
+    property dependencies, parent or provider) is gone, and each wave runs in parallel
+    (step_generator.go ScheduleDeletes: antichains of the previous state's dependency graph,
+    reversed so that nothing is deleted while something depends on it)."""
+    condemned = {r.urn: r for r in deleted(before, after)}
+
+    def needs(registration: Registration) -> set[str]:
+        urns = {*registration.dependencies, registration.parent}
+        urns |= {u for deps in registration.property_dependencies.values() for u in deps}
+        urns.add(_provider_urn(registration.provider))
+        return urns & condemned.keys()
+
+    waves: list[list[str]] = []
+    left = dict(condemned)
+    while left:
+        depended_on = {urn for r in left.values() for urn in needs(r)}
+        wave = [urn for urn in left if urn not in depended_on]
+        assert wave, "a dependency cycle among deleted resources"
+        waves.append(sorted(left[urn].name for urn in wave))
+        for urn in wave:
+            del left[urn]
+    return waves
+
+
+def deletes_that_run(before: list[Registration], after: list[Registration]) -> set[str]:
+    """Deleted Commands that have a `delete` command, by name: the provider runs it with the
+    inputs recorded in the state (pulumi/pulumi-command provider/pkg/provider/local/
+    commandController.go, Delete); a Command without one is dropped from the state, nothing run."""
+    return {
+        r.name for r in deleted(before, after) if r.type == COMMAND and _inputs(r).get("delete")
+    }

@@ -73,13 +73,16 @@ def test_steps_and_chart_are_found_in_the_checkout(monkeypatch: pytest.MonkeyPat
     release its chart: they are pointed at the stubernetes checkout, and nothing else is."""
     run, _ = run_example(monkeypatch)
     commands = [r for r in run.registrations if r.type == COMMAND]
-    # Each machine's install steps and the three gates.
+    # Each machine's install and membership steps and the three gates.
     steps = {r.name for r in commands if r.name.startswith("home-c1-")}
     assert len(steps) >= 3 and len(commands) == 2 * len(steps) + 3
     for command in commands:
         inputs = unwrap_secrets(command.inputs_in_place)
         assert inputs["dir"] == str(CHECKOUT), command.name
-        script = inputs["create"].split()[1]
+        # The script it runs: its create's, or for the membership step, its delete's.
+        ours = [inputs[k] for k in ("create", "delete") if inputs.get(k, "").startswith("bash ")]
+        assert ours, command.name
+        script = ours[0].split()[1]
         assert (CHECKOUT / script).is_file(), script
     (core,) = [r for r in run.registrations if r.type == RELEASE and r.name == "stubernetes-core"]
     chart = Path(core.inputs_in_place["chart"])

@@ -80,6 +80,9 @@ def test_adding_a_controller_runs_only_the_new_machines_steps(
         "lab-c4-clean": "create",
         "lab-c4-network-boot": "create",
         "lab-c4-rejoin": "create",
+        # Created once it joined; every other machine's membership step only records the new
+        # list of controllers (an update that re-runs nothing).
+        "lab-c4-membership": "create",
     }
     # The gates wait for the new machine: their triggers are the machines' names.
     assert gates_that_run(baseline, after) == {"lab-registered", "lab-ready"}

@@ -66,8 +66,9 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
         # Every machine's token, the init controller's too: it joins with it when booted again.
         "kubernetes:core/v1:Secret": machines,
         "stubernetes:cluster:ReadinessGate": 3,
-        # Three gates, and each machine's install clock, clean, network-boot and rejoin steps.
-        COMMAND: 3 + 4 * machines,
+        # Three gates, each machine's install clock, clean, network-boot and rejoin steps, and
+        # its membership step.
+        COMMAND: 3 + 5 * machines,
         "random:index/randomId:RandomId": machines,  # each machine's install anchor
         RELEASE: 4,
     }

@@ -1,0 +1,24 @@
+"""Refuse, before any resource is registered, an update that would take too much of the cluster.
+
+The rules are pure (stackconfig/removal.py); this applies them to the stack's previous outputs,
+which the program reads at its start (components/previous.py), and stops the program with one
+line per problem, every problem at once, as a bad stack config does (components/config.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+
+from stackconfig import StackConfig
+from stackconfig.removal import stack_removal_problems
+
+
+def refuse_unsafe_removals(stack: StackConfig, previous_outputs: Mapping[str, Any]) -> None:
+    problems = stack_removal_problems(previous_outputs, stack)
+    if problems:
+        raise pulumi.RunError(
+            "refusing this update of the machines:\n" + "\n".join(str(p) for p in problems)
+        )
