@@ -17,6 +17,7 @@ from stackconfig.warnings import stack_warnings
 from stubernetes.assets import DEFAULT_ASSETS_PATH, assets_text
 from stubernetes.certs import instructions, make_certificates
 from stubernetes.render import Render, render_files, render_stack
+from stubernetes.render_outputs import previous_outputs, refusals
 from stubernetes.resources import check_text, resource_tree
 from stubernetes.urns import install_anchor_urn
 
@@ -74,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         required=True,
         help="the folder to write; replaced whole, so it must be absent, empty or an earlier "
-        "render",
+        "render, whose outputs.json is then the stack's previous state: removals it would "
+        "refuse are refused here, and the earlier render is left as it was",
     )
     render.add_argument("--seed", default="stubernetes", help=SEED_HELP)
 
@@ -164,10 +166,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 render = render_files(loaded, args.seed)
                 print(_check_output(args.stack_file, render, args.resources))
             else:
-                print(render_stack(loaded, args.out, args.seed))
+                return _render(loaded, args.out, args.seed)
     except (ValueError, OSError, pulumi.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _render(loaded: LoadedStack, out: Path, seed: str) -> int:
+    """Render into `out`, an earlier render's outputs there taken as the previous state: a
+    refused update is bad input, and the earlier render stays as it was."""
+    try:
+        previous = previous_outputs(out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    refused = refusals(loaded.config, previous)
+    for line in refused:
+        print(f"error: {line}", file=sys.stderr)
+    if refused:
+        return EXIT_BAD_INPUT
+    print(render_stack(loaded, out, seed, previous))
     return 0
 
 

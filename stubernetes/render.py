@@ -25,9 +25,10 @@ from components.machine import matchbox_id
 from ignition.validate import check_with_ignition_validate, have_ignition_validate
 from stackconfig import LoadedStack, Machine, StackConfig
 from stackconfig.stackfile import SECURE_STAND_IN
-from stubernetes.mocks import Registration, unwrap_secrets
+from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks, unwrap_secrets
 from stubernetes.output import write_tree
 from stubernetes.program_run import run_program
+from stubernetes.render_outputs import OUTPUTS_FILE, outputs_document
 from stubernetes.review import MachineFacts, NamedSecret, review_tree
 
 PROFILE = "matchbox:index/profile:Profile"
@@ -219,15 +220,21 @@ class Render:
     registrations: list[Registration]
 
 
-def render_files(loaded: LoadedStack, seed: str) -> Render:
-    """Run the program under mocks, check every Ignition config, build every file."""
+def render_files(
+    loaded: LoadedStack, seed: str, previous: dict[str, Any] | None = None
+) -> Render:
+    """Run the program under mocks, check every Ignition config, build every file.
+
+    `previous`: the stack's previous outputs (an earlier render's), none for a new stack."""
     values, stack_secrets = distinct_stand_ins(loaded)
-    run = run_program(values, secret_keys=_secret_keys(loaded), seed=seed)
+    monitor = RecordingMonitor(StandInMocks(seed, previous_outputs=previous))
+    run = run_program(values, secret_keys=_secret_keys(loaded), seed=seed, monitor=monitor)
     registrations = sorted(run.registrations, key=lambda r: (r.type, r.name))
     files = {
         **matchbox_files(registrations),
         **release_files(registrations),
         Path("resources.json"): _json([resource_record(r) for r in registrations]),
+        OUTPUTS_FILE: outputs_document(run.stack_outputs),
     }
     if have_ignition_validate():
         for path, contents in files.items():
@@ -247,11 +254,16 @@ def machine_rows(render: Render) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def render_stack(loaded: LoadedStack, out: Path, seed: str) -> str:
-    render = render_files(loaded, seed)
+def render_stack(
+    loaded: LoadedStack, out: Path, seed: str, previous: dict[str, Any] | None = None
+) -> str:
+    render = render_files(loaded, seed, previous)
     write_tree(render.files, out)
     table = _table(("MACHINE", "ROLE", "MAC", "IGNITION"), machine_rows(render))
-    return table + _notes(loaded, out)
+    notes = _notes(loaded, out)
+    if previous is not None:
+        notes += f"\nprevious state: the earlier render's {out / OUTPUTS_FILE}"
+    return table + notes
 
 
 def _secret_keys(loaded: LoadedStack) -> list[str]:
@@ -271,7 +283,8 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 
 def _notes(loaded: LoadedStack, out: Path) -> str:
     notes = [
-        f"\nwrote {out}/matchbox, {out}/machines, {out}/releases and {out}/resources.json",
+        f"\nwrote {out}/matchbox, {out}/machines, {out}/releases, {out}/resources.json and "
+        f"{out}/{OUTPUTS_FILE}",
         "stand-in PKI and tokens derived from --seed: for review only, never deploy",
     ]
     notes += [f"stand-in for secure value: {path}" for path in loaded.secure_paths]
