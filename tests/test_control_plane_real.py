@@ -686,6 +686,45 @@ def test_a_workers_reinstall_steps_clean_and_wait_for_its_new_boot(
     plane.kubectl("delete", "deployment", "drain-me", "-n", "default", "--wait=true")
 
 
+def test_a_removed_workers_membership_delete_drains_and_deletes_its_node(
+    plane: ControlPlane, output: ProgramOutput, kwok: RealProcess, real_kubectl_path: str
+) -> None:
+    """remove-machine, the delete of a worker's membership step, with the real kubectl: the
+    command provider runs `delete` as it runs `create` (`/bin/sh -c`, the recorded environment:
+    pulumi/pulumi-command provider/pkg/provider/local/commandController.go Delete)."""
+    all_machines = list(output.machines.values())
+    _register(plane, all_machines)
+    _wait_ready(plane, [m.name for m in all_machines])
+    worker = _machines(output, "worker")[0]
+    plane.apply([_pinned_deployment(worker.name)])
+    plane.kubectl(
+        "wait",
+        "--for=condition=Available",
+        "deployment/drain-me",
+        "-n",
+        "default",
+        "--timeout=120s",
+    )
+    (membership,) = [
+        c
+        for c in output.commands.values()
+        if str(c.get("delete", "")) == "bash components/scripts/remove-machine"
+        and c["environment"]["MACHINE"] == worker.name
+    ]
+    removed = _run_command(plane, {**membership, "create": membership["delete"]}, real_kubectl_path)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert f"{worker.name} left the cluster: drained and deleted its Node" in removed.stdout
+    assert removed.stdout.splitlines()[-1].startswith(f"not done to {worker.name}: its disk")
+    assert "evicting pod default/drain-me-" in removed.stderr, removed.stderr
+    assert worker.name not in _node_names(plane)
+    # Run again (a retried destroy): the Node is already gone, which is fine.
+    again = _run_command(plane, {**membership, "create": membership["delete"]}, real_kubectl_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"no Node {worker.name} to drain or delete" in again.stdout
+    plane.kubectl("delete", "deployment", "drain-me", "-n", "default", "--wait=true")
+    _register(plane, [worker], boot="boot-3")
+
+
 def _pinned_deployment(node: str) -> dict[str, Any]:
     labels = {"app": "drain-me"}
     return {
