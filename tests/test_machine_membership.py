@@ -24,6 +24,7 @@ from engine_rules import (
 from program_stacks import sized_stack
 from pulumi.runtime import rpc
 
+from components.install_step import KEEP_LAST_OUTPUT
 from stubernetes.mocks import RecordingMonitor, StandInMocks, unwrap_secrets
 from stubernetes.program_run import ProgramRun, run_program
 
@@ -279,3 +280,25 @@ def test_refusals_come_before_anything_is_registered(
     assert lines[1].startswith("machine 'c2': field 'generation': reinstalled: taking c2, c3")
     assert lines[2].startswith("machine 'c3': removed: taking c2, c3 out of etcd")
     assert monitor.registrations == []
+
+
+def test_a_renewed_admin_certificate_is_recorded_for_the_deletes_and_runs_nothing(
+    values: dict[str, Any], baseline: ProgramRun
+) -> None:
+    """A delete runs with the inputs of the last update (commandController.go Delete): every
+    membership step records the renewed kubeconfig by an update that re-runs nothing."""
+    outputs = unwrap_secrets(baseline.stack_outputs)
+    mocks = StandInMocks("tests", previous_outputs=outputs, renewed_certs=frozenset({"lab-admin"}))
+    after = run_program(values, SECRET_KEYS, monitor=RecordingMonitor(mocks))
+    actions = plan(baseline.registrations, after.registrations)
+    ran = commands_that_run(baseline.registrations, after.registrations)
+    for machine in values["machines"]:
+        name = f"lab-{machine}-membership"
+        old, new = by_name(baseline, name), by_name(after, name)
+        assert actions[new.urn] == "update"
+        assert ran[name] == "update"  # its `update`, which prints the last output again
+        assert new.inputs["update"] == KEEP_LAST_OUTPUT
+        assert environment(new)["KUBECONFIG_CONTENT"] != environment(old)["KUBECONFIG_CONTENT"]
+        assert environment(new)["KUBECONFIG_CONTENT"] == unwrap_secrets(
+            after.stack_outputs["kubeconfig"]
+        )
