@@ -143,8 +143,7 @@ def removal_problems(
 
 def stack_removal_problems(outputs: Mapping[str, Any], stack: StackConfig) -> list[Problem]:
     """The refusals for applying `stack` to a stack whose last update output `outputs`."""
+    # A machine joins only a cluster that answers: any entry in `installed` says it did.
     installed = outputs.get(INSTALLED_OUTPUT)
-    answered = bool(outputs.get("clusterExists")) or (
-        isinstance(installed, Mapping) and len(installed) > 0
-    )
+    answered = isinstance(installed, Mapping) and len(installed) > 0
     return removal_problems(previous_machines(outputs), current_machines(stack), answered)
