@@ -16,6 +16,7 @@ at least a majority of them stays untouched.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +51,14 @@ class CurrentMachine:
     generation: int
 
 
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    """c2 before c10: the order of names, their numbers as numbers."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
+
+
 def previous_machines(outputs: Mapping[str, Any]) -> list[PreviousMachine]:
-    """The last update's machines from its outputs; none for a new stack."""
+    """The last update's machines from its outputs, by name (a stack output is a map, whose
+    order the engine does not keep); none for a new stack."""
     listed = outputs.get(MACHINES_OUTPUT)
     installed = outputs.get(INSTALLED_OUTPUT)
     joined = set(installed) if isinstance(installed, Mapping) else set()
@@ -71,7 +78,7 @@ def previous_machines(outputs: Mapping[str, Any]) -> list[PreviousMachine]:
                 installed=name in joined,
             )
         )
-    return machines
+    return sorted(machines, key=lambda m: _natural(m.name))
 
 
 def current_machines(stack: StackConfig) -> list[CurrentMachine]:
@@ -83,7 +90,7 @@ def removal_problems(
     current: Sequence[CurrentMachine],
     cluster_answered: bool = False,
 ) -> list[Problem]:
-    """Every refusal at once, one problem per machine and rule, in the last update's order.
+    """Every refusal at once, one problem per machine and rule, in the order of `previous`.
 
     `cluster_answered`: the last update saw the cluster answer (any machine in `installed`).
     """

@@ -160,6 +160,9 @@ def test_the_previous_machines_from_the_stack_outputs() -> None:
         PreviousMachine("w1", "worker", None, False, False),
     ]
     assert previous_machines({}) == []
+    # A map's order is not kept: by name, numbers as numbers.
+    shuffled = {"machines": {n: {"role": "controller"} for n in ("c10", "c2", "w1", "c1")}}
+    assert [m.name for m in previous_machines(shuffled)] == ["c1", "c2", "c10", "w1"]
     assert previous_machines({"machines": "not a map"}) == []
 
 
