@@ -173,3 +173,16 @@ def test_a_malformed_drain_timeout_is_refused_before_anything(tmp_path: Path) ->
     assert result.returncode == 2
     assert "DRAIN_TIMEOUT_SECONDS" in result.stderr
     assert steps(tmp_path) == []
+
+
+def test_a_second_run_after_a_complete_one_finds_nothing_left_and_succeeds(tmp_path: Path) -> None:
+    """A retried `pulumi up` or destroy runs the delete again: nothing left is fine."""
+    first = run(tmp_path, "remove-machine", CONTROLLER, cluster())
+    assert first.returncode == 0, first.stderr
+    again = run(tmp_path, "remove-machine", CONTROLLER)
+    assert again.returncode == 0, again.stderr
+    assert (
+        "c3 left the cluster: no Node c3 to drain or delete; no etcd member named c3 (checked "
+        "through c1)"
+    ) in again.stdout
+    assert state_of(tmp_path)["etcd"] == ["c1", "c2"]
