@@ -30,6 +30,9 @@ def _without_secrets(value: Any) -> Any:
         return {k: _without_secrets(v) for k, v in kept}
     if isinstance(value, list):
         return [_without_secrets(v) for v in value if not rpc.is_rpc_secret(v)]
+    # The wire holds numbers as doubles: a generation is 1, not 1.0, as in resources.json.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 

@@ -49,6 +49,7 @@ def test_outputs_are_written_without_secrets(
         "role": "controller",
     }
     assert set(outputs["installed"]) == set(three["machines"])
+    assert '"generation": 1,' in (out / "outputs.json").read_text()
 
 
 def test_an_unchanged_render_into_its_own_folder_is_byte_identical(
