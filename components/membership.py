@@ -13,7 +13,10 @@ controllers of the last update that had it.
 It is outside the install chain on purpose: no `replace_with` the install anchor and no
 generation among its triggers. A reinstall replaces the chain create-before-delete, so its old
 links are deleted after the new ones rejoined; a membership step in the chain would drain and
-delete the freshly rejoined machine. Its triggers are the machine's name and role alone.
+delete the freshly rejoined machine. For the same reason it has no triggers: a replacement would
+create its successor and then run the old one's delete on a machine that stays. Every change
+of its inputs (a role, a kubeconfig, the controllers) is an in-place update that only records
+them for the delete.
 
 The controllers' membership steps depend on each other in the stack's order, and every worker's
 on the last controller's: the engine deletes dependents before what they depend on, so in a
@@ -59,7 +62,6 @@ def membership_step(
             "CONTROLLERS": " ".join(m.name for m in stack.controllers),
             "DRAIN_TIMEOUT_SECONDS": str(stack.gates.drain_timeout_seconds),
         },
-        triggers=[machine.name, machine.role],
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)),
     )
 
