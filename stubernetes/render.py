@@ -220,9 +220,7 @@ class Render:
     registrations: list[Registration]
 
 
-def render_files(
-    loaded: LoadedStack, seed: str, previous: dict[str, Any] | None = None
-) -> Render:
+def render_files(loaded: LoadedStack, seed: str, previous: dict[str, Any] | None = None) -> Render:
     """Run the program under mocks, check every Ignition config, build every file.
 
     `previous`: the stack's previous outputs (an earlier render's), none for a new stack."""
