@@ -32,7 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ignition.material import ClusterMaterial
+from ignition.material import ClusterMaterial, standin_certificate_secret
 
 SECRET_NAME = "kubeadm-certs"
 NAMESPACE = "kube-system"
@@ -133,3 +133,9 @@ def kubeadm_certs_manifest(
     """The Secret as one line of JSON, what the upload step applies."""
     secret = kubeadm_certs_secret(material, hex_key, token_id, machine)
     return json.dumps(secret, sort_keys=True, separators=(",", ":"))
+
+
+def standin_certificate_key(seed: str, machine: str) -> str:
+    """A render's or a test's certificate key for `machine`, derived from the seed as the
+    mocks derive the per-install random secret it comes from."""
+    return certificate_key(standin_certificate_secret(seed, machine))
