@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         "render",
     )
     render.add_argument("--seed", default="stubernetes", help=SEED_HELP)
+    render.add_argument(
+        "--cluster-exists",
+        action="store_true",
+        help="render the stage after the first update that saw the cluster answer: the "
+        "founding controller's Ignition is a join with a certificate key, no CA key in any "
+        "(default: a new stack's first update)",
+    )
 
     urn = commands.add_parser(
         "urn",
@@ -164,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 render = render_files(loaded, args.seed)
                 print(_check_output(args.stack_file, render, args.resources))
             else:
-                print(render_stack(loaded, args.out, args.seed))
+                print(render_stack(loaded, args.out, args.seed, args.cluster_exists))
     except (ValueError, OSError, pulumi.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

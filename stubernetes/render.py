@@ -22,10 +22,11 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.machine import matchbox_id
+from components.previous import CLUSTER_EXISTS_OUTPUT
 from ignition.validate import check_with_ignition_validate, have_ignition_validate
 from stackconfig import LoadedStack, Machine, StackConfig
 from stackconfig.stackfile import SECURE_STAND_IN
-from stubernetes.mocks import Registration, unwrap_secrets
+from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks, unwrap_secrets
 from stubernetes.output import write_tree
 from stubernetes.program_run import run_program
 from stubernetes.review import MachineFacts, NamedSecret, review_tree
@@ -219,10 +220,19 @@ class Render:
     registrations: list[Registration]
 
 
-def render_files(loaded: LoadedStack, seed: str) -> Render:
-    """Run the program under mocks, check every Ignition config, build every file."""
+def stage_outputs(cluster_exists: bool) -> dict[str, Any]:
+    """The previous outputs a render's program reads (components/previous.py): none, as for a
+    new stack; or, with `cluster_exists`, those of an update that saw the cluster answer, when
+    no machine founds the cluster any more (ignition.kubeadm.founds_cluster)."""
+    return {CLUSTER_EXISTS_OUTPUT: True} if cluster_exists else {}
+
+
+def render_files(loaded: LoadedStack, seed: str, cluster_exists: bool = False) -> Render:
+    """Run the program under mocks, check every Ignition config, build every file.
+    `cluster_exists`: render the stage after the first update that saw the cluster answer."""
     values, stack_secrets = distinct_stand_ins(loaded)
-    run = run_program(values, secret_keys=_secret_keys(loaded), seed=seed)
+    monitor = RecordingMonitor(StandInMocks(seed, previous_outputs=stage_outputs(cluster_exists)))
+    run = run_program(values, secret_keys=_secret_keys(loaded), seed=seed, monitor=monitor)
     registrations = sorted(run.registrations, key=lambda r: (r.type, r.name))
     files = {
         **matchbox_files(registrations),
@@ -247,11 +257,12 @@ def machine_rows(render: Render) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def render_stack(loaded: LoadedStack, out: Path, seed: str) -> str:
-    render = render_files(loaded, seed)
+def render_stack(loaded: LoadedStack, out: Path, seed: str, cluster_exists: bool = False) -> str:
+    render = render_files(loaded, seed, cluster_exists)
     write_tree(render.files, out)
     table = _table(("MACHINE", "ROLE", "MAC", "IGNITION"), machine_rows(render))
-    return table + _notes(loaded, out)
+    stage = [CLUSTER_EXISTS_NOTE] if cluster_exists else []
+    return table + _notes(loaded, out, stage)
 
 
 def _secret_keys(loaded: LoadedStack) -> list[str]:
@@ -269,10 +280,17 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     )
 
 
-def _notes(loaded: LoadedStack, out: Path) -> str:
+CLUSTER_EXISTS_NOTE = (
+    "stage: the cluster exists (an earlier update saw it answer): every controller joins with "
+    "a certificate key, and no Ignition carries a private key"
+)
+
+
+def _notes(loaded: LoadedStack, out: Path, stage: Sequence[str] = ()) -> str:
     notes = [
         f"\nwrote {out}/matchbox, {out}/machines, {out}/releases and {out}/resources.json",
         "stand-in PKI and tokens derived from --seed: for review only, never deploy",
+        *stage,
     ]
     notes += [f"stand-in for secure value: {path}" for path in loaded.secure_paths]
     return "\n".join(notes)
