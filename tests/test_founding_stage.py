@@ -68,7 +68,7 @@ def with_private_keys(files: dict[str, bytes]) -> list[str]:
 def kubeadm_kind(files: dict[str, bytes]) -> str:
     first = files[KUBEADM_CONFIG].decode().split("\n---\n")[0]
     (kind,) = re.findall(r"^kind: (\w+)$", first, re.MULTILINE)
-    return kind
+    return str(kind)
 
 
 def step_environment(program: ProgramRun, name: str) -> dict[str, str]:
