@@ -934,13 +934,13 @@ def kubeadm_join(call: Call) -> None:
     if errors:
         raise preflight_error(errors)
     discovery(call)
-    if control_plane and facts.get("certificate_key"):
-        # With a certificate key, preflight does not look for the shared CA material
-        # (kubernetes cmd/kubeadm/app/cmd/phases/join/preflight.go,
-        # checkIfReadyForAdditionalControlPlane with hasCertificateKey): control-plane-prepare's
-        # first phase downloads it.
-        download_certs(call)
-    elif control_plane:
+    if control_plane:
+        if facts.get("certificate_key"):
+            # With a certificate key, preflight does not look for the shared CA material
+            # (kubernetes cmd/kubeadm/app/cmd/phases/join/preflight.go,
+            # checkIfReadyForAdditionalControlPlane with hasCertificateKey):
+            # control-plane-prepare's first phase downloads it.
+            download_certs(call)
         missing = [f"{PKI}/{name}" for name in SHARED_CA if not exists(f"{PKI}/{name}")]
         if missing:
             raise KubeadmError(
