@@ -325,6 +325,36 @@ def test_joining_controller_gets_the_ca_material_from_kubeadm_certs(
     assert join.steps[0] == "control-plane-prepare/download-certs"
 
 
+def test_founding_controller_joins_with_its_key_once_the_cluster_exists(
+    tmp_path: Path, ha_stack: StackConfig, material: ClusterMaterial
+) -> None:
+    """Its Ignition after the update that saw the cluster answer (`cluster_exists`): a join with
+    its certificate key, no CA material; booted into the cluster its peers keep, it joins it."""
+    config = machine_ignition_json(
+        ha_stack,
+        ha_stack.machine("c1"),
+        material,
+        token("c1"),
+        FAST,
+        certificate_key=certificate_key("c1"),
+        cluster_exists=True,
+    )
+    controllers = {"c2": ADDRESSES["c2"], "c3": ADDRESSES["c3"]}
+    cluster = running_cluster(
+        material.ca_cert_hash, [token(m.name) for m in ha_stack.machines], controllers, "c2"
+    )
+    upload_kubeadm_certs(cluster, material, certificate_key("c1"), token("c1"), "c1")
+    machine = SimMachine.create(tmp_path / "c1", config, cluster)
+    assert not machine.file("/etc/stubernetes/pki").exists()
+    assert machine.state()["facts"]["kind"] == "JoinConfiguration"
+    machine.boot_until_settled()
+    assert_done(machine)
+    assert machine.file("/etc/kubernetes/pki/ca.key").read_text() == material.ca.key_pem
+    (join,) = [c for c in machine.calls() if c.key == "kubeadm join"]
+    assert join.steps[0] == "control-plane-prepare/download-certs"
+    assert machine.cluster()["etcd"][f"https://{ADDRESSES['c1']}:2380"]["started"]
+
+
 def test_the_founding_controller_and_workers_download_nothing(
     make_machine: MachineFactory,
 ) -> None:
