@@ -13,6 +13,8 @@ new install: the machine's install anchor (`replace_with`) and its generation (`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_command as command
 
@@ -31,11 +33,14 @@ def install_step(
     environment: dict[str, pulumi.Input[str]],
     generation: int,
     anchor: pulumi.Resource,
-    after: pulumi.Resource,
+    after: pulumi.Resource | Sequence[pulumi.Resource],
     parent: pulumi.Resource,
     delete: str | None = None,
 ) -> command.local.Command:
-    """Run `components/scripts/<script>` when its machine is (re)installed, and only then."""
+    """Run `components/scripts/<script>` when its machine is (re)installed, and only then.
+
+    `after`: what it waits for, a resource or a list of them."""
+    depends_on = [after] if isinstance(after, pulumi.Resource) else list(after)
     return command.local.Command(
         name,
         create=f"bash {SCRIPTS}/{script}",
@@ -43,5 +48,5 @@ def install_step(
         delete=delete,
         environment=environment,
         triggers=[generation],
-        opts=pulumi.ResourceOptions(parent=parent, replace_with=[anchor], depends_on=[after]),
+        opts=pulumi.ResourceOptions(parent=parent, replace_with=[anchor], depends_on=depends_on),
     )

@@ -26,6 +26,11 @@ INSTALLED_OUTPUT = "installed"
 # reinstall over an earlier one (what its clean step was told).
 REINSTALLED_OUTPUT = "installedOverEarlier"
 
+# The stack output that says the cluster's API server answered (the API gate passed) during an
+# update that completed: from the next update on, nobody founds the cluster again and no
+# Ignition carries its CA keys.
+CLUSTER_EXISTS_OUTPUT = "clusterExists"
+
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
 
@@ -64,6 +69,11 @@ class PreviousState:
 
     def output(self, name: str) -> Any | None:
         return self.outputs.get(name)
+
+    @property
+    def cluster_exists(self) -> bool:
+        """Whether the cluster answered during an earlier update that completed."""
+        return self.output(CLUSTER_EXISTS_OUTPUT) is True
 
     def _mapping(self, name: str) -> Mapping[str, Any]:
         value = self.outputs.get(name)

@@ -11,12 +11,18 @@ import pulumiverse_matchbox as matchbox
 from components.cluster import Cluster
 from components.config import load_stack_config
 from components.gates import ReadinessGate, ReadinessGateArgs
-from components.machine import MachineArgs, MachineResources, matchbox_id
+from components.machine import BootArgs, MachineArgs, MachineResources, matchbox_id
 from components.membership import membership_steps
-from components.previous import INSTALLED_OUTPUT, REINSTALLED_OUTPUT, PreviousState
+from components.previous import (
+    CLUSTER_EXISTS_OUTPUT,
+    INSTALLED_OUTPUT,
+    REINSTALLED_OUTPUT,
+    PreviousState,
+)
 from components.releases import chart_version, helm_release
 from components.removals import refuse_unsafe_removals
-from components.token import bootstrap_token_secret
+from components.token import bootstrap_token_secret, kubeadm_certs_rbac
+from ignition.kubeadm import founds_cluster
 from stackconfig import StackConfig
 from stackconfig.releases import CORE_CHART_PATH, core_release, system_releases
 
@@ -54,12 +60,6 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         )
         for machine in stack.machines
     }
-    membership_steps(
-        stack,
-        kubeconfig,
-        {name: m.rejoined for name, m in machines.items()},
-        {name: m for name, m in machines.items()},
-    )
     groups: list[pulumi.Resource] = [m.group for m in machines.values()]
     node_names = [machine.name for machine in stack.machines]
     gates = stack.gates
@@ -87,19 +87,44 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         # provider/pkg/provider/provider.go Configure, `clusterUnreachable`).
         opts=pulumi.ResourceOptions(parent=cluster, depends_on=[api.command]),
     )
+    certs_rbac = kubeadm_certs_rbac(name, kubernetes, parent=cluster, depends_on=[api.command])
+    # Controllers join one at a time, in the stack's order: the kubeadm-certs Secret has one
+    # name, so each upload waits until the controller before has joined with its own.
+    previous_join: pulumi.Resource | None = None
     for machine in stack.machines:
         resources = machines[machine.name]
-        # A machine that founds the cluster does not need its token to come up, and on a rebuild
-        # the old API server is gone until it is back: its token waits for it.
-        founding = [resources.rejoined] if stack.bootstraps_cluster(machine) else []
-        bootstrap_token_secret(
-            f"{name}-{machine.name}-bootstrap-token",
-            machine.name,
-            resources.token,
-            kubernetes,
-            parent=resources,
-            depends_on=[api.command, *founding],
-        )
+
+        def token_secret(
+            after: list[pulumi.Resource], machine: str = machine.name
+        ) -> pulumi.Resource:
+            return bootstrap_token_secret(
+                f"{name}-{machine}-bootstrap-token",
+                machine,
+                machines[machine].token,
+                kubernetes,
+                parent=machines[machine],
+                depends_on=[api.command, *after],
+            )
+
+        if founds_cluster(stack, machine, previous.cluster_exists):
+            # A machine that founds the cluster does not need its token to come up, and on a
+            # rebuild the old API server is gone until it is back: its token waits for it. Its
+            # certificates' upload is a no-op (its Ignition has the CA material).
+            resources.boot(BootArgs(None, certs_rbac, previous_join))
+            token_secret([resources.rejoined])
+        else:
+            # Every other machine's token is there before its join needs it (and before a
+            # controller's upload, which its token's Secret owns).
+            resources.boot(BootArgs(token_secret([]), certs_rbac, previous_join))
+        if resources.control_plane_joined is not None:
+            previous_join = resources.control_plane_joined
+    # After each machine's install chain (boot() above made its rejoin step).
+    membership_steps(
+        stack,
+        kubeconfig,
+        {name: m.rejoined for name, m in machines.items()},
+        {name: m for name, m in machines.items()},
+    )
     registered = ReadinessGate(
         f"{name}-registered",
         ReadinessGateArgs(
@@ -140,6 +165,14 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     pulumi.export("kubeconfig", kubeconfig)
     # system:masters, outside RBAC: for when RBAC itself is broken. Keep it out of daily use.
     pulumi.export("breakGlassKubeconfig", cluster.pki.break_glass_kubeconfig)
+    # Read back by the next update: once the API gate has passed in an update that completed,
+    # the cluster exists, and no machine's Ignition founds it (or carries its CA keys) again
+    # unless the stack allows a rebuild of its only controller (ignition.kubeadm.founds_cluster).
+    # Once true it stays true, a plain value.
+    pulumi.export(
+        CLUSTER_EXISTS_OUTPUT,
+        True if previous.cluster_exists else api.command.stdout.apply(lambda _: True),
+    )
     # Known only once each machine's install chain has finished; read back by PreviousState.
     pulumi.export(
         INSTALLED_OUTPUT,

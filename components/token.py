@@ -12,11 +12,14 @@ pkg/controller/bootstrap/tokencleaner.go; kubeadm enables the cleaner).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+
+from ignition.kubeadm_certs import BOOTSTRAP_TOKEN_GROUP, NAMESPACE, RBAC_NAME, SECRET_NAME
 
 RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -69,7 +72,7 @@ def bootstrap_token_secret(
     token: BootstrapToken,
     provider: pulumi.ProviderResource,
     parent: pulumi.Resource,
-    depends_on: list[pulumi.Resource],
+    depends_on: Sequence[pulumi.Resource],
 ) -> k8s.core.v1.Secret:
     """The token as kubeadm's own `bootstrap-token-<id>` Secret, so the machine can join.
 
@@ -95,5 +98,48 @@ def bootstrap_token_secret(
             "usage-bootstrap-signing": "true",
             "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token",
         },
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=depends_on),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
     )
+
+
+def kubeadm_certs_rbac(
+    cluster: str,
+    provider: pulumi.ProviderResource,
+    parent: pulumi.Resource,
+    depends_on: list[pulumi.Resource],
+) -> list[pulumi.Resource]:
+    """What kubeadm's upload-certs phase creates beside the kubeadm-certs Secret, so that a
+    joining controller's bootstrap token may read it: a Role `kubeadm:kubeadm-certs` allowing
+    `get` on that one Secret, bound to the node bootstrap token group (kubernetes
+    cmd/kubeadm/app/phases/copycerts/copycerts.go createRBAC). `kubeadm init` without
+    --upload-certs creates neither."""
+    opts = pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=depends_on)
+    metadata = k8s.meta.v1.ObjectMetaArgs(
+        name=RBAC_NAME,
+        namespace=NAMESPACE,
+        labels={"app.kubernetes.io/managed-by": "stubernetes"},
+    )
+    role = k8s.rbac.v1.Role(
+        f"{cluster}-kubeadm-certs",
+        metadata=metadata,
+        rules=[
+            k8s.rbac.v1.PolicyRuleArgs(
+                verbs=["get"], api_groups=[""], resources=["secrets"], resource_names=[SECRET_NAME]
+            )
+        ],
+        opts=opts,
+    )
+    binding = k8s.rbac.v1.RoleBinding(
+        f"{cluster}-kubeadm-certs",
+        metadata=metadata,
+        role_ref=k8s.rbac.v1.RoleRefArgs(
+            api_group="rbac.authorization.k8s.io", kind="Role", name=RBAC_NAME
+        ),
+        subjects=[
+            k8s.rbac.v1.SubjectArgs(
+                kind="Group", name=BOOTSTRAP_TOKEN_GROUP, api_group="rbac.authorization.k8s.io"
+            )
+        ],
+        opts=opts.merge(pulumi.ResourceOptions(depends_on=[role])),
+    )
+    return [role, binding]

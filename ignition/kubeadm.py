@@ -104,9 +104,30 @@ def kubeadm_patches(machine: Machine) -> dict[str, str]:
     return {"etcd+strategic.yaml": dump_yaml([ETCD_PATCH])}
 
 
-def kubeadm_command(stack: StackConfig, machine: Machine) -> str:
+def founds_cluster(stack: StackConfig, machine: Machine, cluster_exists: bool = False) -> bool:
+    """Whether this machine's Ignition is the founding one: `kubeadm init`, with the cluster's CA
+    material in it. Until the cluster has answered, that is the init controller (on its first
+    install, or on a rebuild as the only controller: `StackConfig.bootstraps_cluster`). Once it
+    has, only a rebuild the stack allows (`allowClusterRebuild`, one controller) needs it again;
+    every other install joins the cluster that exists."""
+    if not stack.bootstraps_cluster(machine):
+        return False
+    return not cluster_exists or (
+        len(stack.controllers) == 1 and stack.cluster.allow_cluster_rebuild
+    )
+
+
+def joins_with_certificate_key(
+    stack: StackConfig, machine: Machine, cluster_exists: bool = False
+) -> bool:
+    """A controller that does not found the cluster joins it with kubeadm's certificate key: it
+    downloads the shared CA material from the `kubeadm-certs` Secret (ignition.kubeadm_certs)."""
+    return machine.is_controller and not founds_cluster(stack, machine, cluster_exists)
+
+
+def kubeadm_command(stack: StackConfig, machine: Machine, cluster_exists: bool = False) -> str:
     """`init` on the founding controller (which joins instead when its cluster answers)."""
-    return "init" if stack.bootstraps_cluster(machine) else "join"
+    return "init" if founds_cluster(stack, machine, cluster_exists) else "join"
 
 
 def _patches(machine: Machine) -> dict[str, Any]:
@@ -114,7 +135,11 @@ def _patches(machine: Machine) -> dict[str, Any]:
 
 
 def _join_configuration(
-    stack: StackConfig, machine: Machine, token: str, ca_cert_hash: str
+    stack: StackConfig,
+    machine: Machine,
+    token: str,
+    ca_cert_hash: str,
+    certificate_key: str | None = None,
 ) -> dict[str, Any]:
     join: dict[str, Any] = {
         "apiVersion": API_VERSION,
@@ -130,16 +155,28 @@ def _join_configuration(
         **_patches(machine),
     }
     if machine.is_controller:
-        # No certificateKey: the shared CA material travels in the Ignition instead of
-        # kubeadm's upload-certs secret, which expires after two hours.
-        join["controlPlane"] = _local_endpoint(stack, machine)
+        control_plane = _local_endpoint(stack, machine)
+        if certificate_key is not None:
+            # kubeadm's download-certs phase fetches the kubeadm-certs Secret with the token and
+            # decrypts it with this key (v1beta4 JoinControlPlane.certificateKey; kubernetes
+            # cmd/kubeadm/app/cmd/phases/join/controlplaneprepare.go). Without it (the founding
+            # controller's own join) the CA material is the Ignition's.
+            control_plane["certificateKey"] = certificate_key
+        join["controlPlane"] = control_plane
     return join
 
 
-def kubeadm_config(stack: StackConfig, machine: Machine, token: str, ca_cert_hash: str) -> str:
+def kubeadm_config(
+    stack: StackConfig,
+    machine: Machine,
+    token: str,
+    ca_cert_hash: str,
+    certificate_key: str | None = None,
+    cluster_exists: bool = False,
+) -> str:
     """The multi-document YAML that `kubeadm init|join --config` reads on this machine."""
     documents: list[dict[str, Any]]
-    if stack.bootstraps_cluster(machine):
+    if founds_cluster(stack, machine, cluster_exists):
         documents = [
             {
                 "apiVersion": API_VERSION,
@@ -159,16 +196,24 @@ def kubeadm_config(stack: StackConfig, machine: Machine, token: str, ca_cert_has
             KUBELET_CONFIGURATION,
         ]
     else:
-        documents = [_join_configuration(stack, machine, token, ca_cert_hash)]
+        if joins_with_certificate_key(stack, machine, cluster_exists) and not certificate_key:
+            raise ValueError(
+                f"machine '{machine.name}': a joining controller needs its certificate key"
+            )
+        documents = [_join_configuration(stack, machine, token, ca_cert_hash, certificate_key)]
     return dump_yaml(documents)
 
 
 def kubeadm_join_config(
-    stack: StackConfig, machine: Machine, token: str, ca_cert_hash: str
+    stack: StackConfig,
+    machine: Machine,
+    token: str,
+    ca_cert_hash: str,
+    cluster_exists: bool = False,
 ) -> str | None:
     """The founding controller's control-plane join, for when its cluster already answers;
     None for every other machine (their kubeadm.yaml is a join already)."""
-    if not stack.bootstraps_cluster(machine):
+    if not founds_cluster(stack, machine, cluster_exists):
         return None
     return dump_yaml([_join_configuration(stack, machine, token, ca_cert_hash)])
 

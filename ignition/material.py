@@ -144,3 +144,10 @@ def standin_bootstrap_token(seed: str, machine: str) -> str:
     digest = hashlib.sha256(f"stubernetes-standin/{seed}/token/{machine}".encode()).digest()
     chars = "".join(TOKEN_ALPHABET[b % len(TOKEN_ALPHABET)] for b in digest[:22])
     return f"{chars[:6]}.{chars[6:22]}"
+
+
+def standin_certificate_secret(seed: str, machine: str) -> str:
+    """Stand-in for a controller install's random secret, from which its certificate key is
+    derived (ignition.kubeadm_certs.certificate_key)."""
+    label = f"stubernetes-standin/{seed}/certificate-key/{machine}"
+    return hashlib.sha256(label.encode()).hexdigest()

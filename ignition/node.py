@@ -26,6 +26,7 @@ from ignition.kubeadm import (
     KUBEADM_CONFIG,
     KUBEADM_JOIN_CONFIG,
     KUBEADM_PATCHES,
+    founds_cluster,
     kubeadm_command,
     kubeadm_config,
     kubeadm_join_config,
@@ -137,9 +138,11 @@ def container_file_paths(machine: Machine) -> tuple[str, ...]:
     return (*controller, OPENEBS_HOSTPATH_DIR)
 
 
-def peer_api_endpoints(stack: StackConfig, machine: Machine) -> tuple[str, ...]:
+def peer_api_endpoints(
+    stack: StackConfig, machine: Machine, cluster_exists: bool = False
+) -> tuple[str, ...]:
     """The founding controller's peers' own API servers: the controllers with an address."""
-    if not stack.bootstraps_cluster(machine):
+    if not founds_cluster(stack, machine, cluster_exists):
         return ()
     return tuple(
         f"{peer.address.ip}:6443"
@@ -148,14 +151,18 @@ def peer_api_endpoints(stack: StackConfig, machine: Machine) -> tuple[str, ...]:
     )
 
 
-def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> list[dict[str, Any]]:
+def _setup_files(
+    stack: StackConfig, machine: Machine, policy: SetupPolicy, cluster_exists: bool
+) -> list[dict[str, Any]]:
     env = render_template(
         "setup.env",
         name=shlex.quote(machine.name),
         role=machine.role,
-        kubeadm_command=kubeadm_command(stack, machine),
+        kubeadm_command=kubeadm_command(stack, machine, cluster_exists),
         api_endpoint=shlex.quote(stack.cluster.api_endpoint),
-        peer_api_endpoints=shlex.quote(" ".join(peer_api_endpoints(stack, machine))),
+        peer_api_endpoints=shlex.quote(
+            " ".join(peer_api_endpoints(stack, machine, cluster_exists))
+        ),
         minor=shlex.quote(stack.cluster.kubernetes_minor),
         packages=shlex.quote(" ".join(layered_packages(stack))),
         container_file_paths=shlex.quote(" ".join(container_file_paths(machine))),
@@ -179,23 +186,38 @@ def _setup_files(stack: StackConfig, machine: Machine, policy: SetupPolicy) -> l
 
 
 def _kubernetes_files(
-    stack: StackConfig, machine: Machine, material: ClusterMaterial, token: str
+    stack: StackConfig,
+    machine: Machine,
+    material: ClusterMaterial,
+    token: str,
+    certificate_key: str | None,
+    cluster_exists: bool,
 ) -> list[dict[str, Any]]:
+    founding = founds_cluster(stack, machine, cluster_exists)
     files = [
         file_entry(
             KUBEADM_CONFIG,
-            kubeadm_config(stack, machine, token, material.ca_cert_hash),
+            kubeadm_config(
+                stack,
+                machine,
+                token,
+                material.ca_cert_hash,
+                None if founding else certificate_key,
+                cluster_exists,
+            ),
             MODE_0600,
         )
     ]
-    join = kubeadm_join_config(stack, machine, token, material.ca_cert_hash)
+    join = kubeadm_join_config(stack, machine, token, material.ca_cert_hash, cluster_exists)
     if join is not None:
         files.append(file_entry(KUBEADM_JOIN_CONFIG, join, MODE_0600))
     files += [
         file_entry(f"{KUBEADM_PATCHES}/{name}", text)
         for name, text in kubeadm_patches(machine).items()
     ]
-    if machine.is_controller:
+    # Only the founding controller carries the CA material (its init needs it); every other
+    # controller downloads it with its certificate key (ignition.kubeadm_certs).
+    if founding:
         pki = f"{SETUP_CONF}/pki"
         files += [
             file_entry(f"{pki}/{name}", pem, MODE_0600)
@@ -220,7 +242,11 @@ def machine_ignition(
     material: ClusterMaterial,
     token: str,
     policy: SetupPolicy | None = None,
+    certificate_key: str | None = None,
+    cluster_exists: bool = False,
 ) -> dict[str, Any]:
+    """`certificate_key`: a joining controller's (ignored for others); `cluster_exists`: whether
+    the cluster has answered an earlier update (then nobody founds it again)."""
     if not is_bootstrap_token(token):
         # Never print it: it is a join credential.
         raise ValueError(
@@ -232,8 +258,8 @@ def machine_ignition(
         sudoers,
         *_network_files(stack, machine),
         *_os_files(stack),
-        *_setup_files(stack, machine, policy),
-        *_kubernetes_files(stack, machine, material, token),
+        *_setup_files(stack, machine, policy, cluster_exists),
+        *_kubernetes_files(stack, machine, material, token, certificate_key, cluster_exists),
     ]
     ignition: dict[str, Any] = {"version": SPEC_VERSION}
     merges = _merged_snippets(machine)
@@ -259,5 +285,9 @@ def machine_ignition_json(
     material: ClusterMaterial,
     token: str,
     policy: SetupPolicy | None = None,
+    certificate_key: str | None = None,
+    cluster_exists: bool = False,
 ) -> bytes:
-    return dumps(machine_ignition(stack, machine, material, token, policy))
+    return dumps(
+        machine_ignition(stack, machine, material, token, policy, certificate_key, cluster_exists)
+    )

@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         "refuse are refused here, and the earlier render is left as it was",
     )
     render.add_argument("--seed", default="stubernetes", help=SEED_HELP)
+    render.add_argument(
+        "--cluster-exists",
+        action="store_true",
+        help="render the stage after the first update that saw the cluster answer: the "
+        "founding controller's Ignition is a join with a certificate key, no CA key in any "
+        "(default: a new stack's first update)",
+    )
 
     urn = commands.add_parser(
         "urn",
@@ -166,16 +173,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 render = render_files(loaded, args.seed)
                 print(_check_output(args.stack_file, render, args.resources))
             else:
-                return _render(loaded, args.out, args.seed)
+                return _render(loaded, args.out, args.seed, args.cluster_exists)
     except (ValueError, OSError, pulumi.RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-def _render(loaded: LoadedStack, out: Path, seed: str) -> int:
+def _render(loaded: LoadedStack, out: Path, seed: str, cluster_exists: bool) -> int:
     """Render into `out`, an earlier render's outputs there taken as the previous state: a
-    refused update is bad input, and the earlier render stays as it was."""
+    refused update is bad input, and the earlier render stays as it was. `cluster_exists`
+    adds what an update that saw the cluster answer records (the second stage)."""
     try:
         previous = previous_outputs(out)
     except ValueError as error:
@@ -186,7 +194,7 @@ def _render(loaded: LoadedStack, out: Path, seed: str) -> int:
         print(f"error: {line}", file=sys.stderr)
     if refused:
         return EXIT_BAD_INPUT
-    print(render_stack(loaded, out, seed, previous))
+    print(render_stack(loaded, out, seed, previous, cluster_exists))
     return 0
 
 

@@ -22,6 +22,7 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.machine import matchbox_id
+from components.previous import CLUSTER_EXISTS_OUTPUT
 from ignition.validate import check_with_ignition_validate, have_ignition_validate
 from stackconfig import LoadedStack, Machine, StackConfig
 from stackconfig.stackfile import SECURE_STAND_IN
@@ -220,12 +221,31 @@ class Render:
     registrations: list[Registration]
 
 
-def render_files(loaded: LoadedStack, seed: str, previous: dict[str, Any] | None = None) -> Render:
+def stage_outputs(previous: dict[str, Any] | None, cluster_exists: bool) -> dict[str, Any]:
+    """The previous outputs a render's program reads (components/previous.py): an earlier
+    render's, or none, as for a new stack; with `cluster_exists`, also what an update that saw
+    the cluster answer records, when no machine founds the cluster any more
+    (ignition.kubeadm.founds_cluster)."""
+    outputs = dict(previous or {})
+    if cluster_exists:
+        outputs[CLUSTER_EXISTS_OUTPUT] = True
+    return outputs
+
+
+def render_files(
+    loaded: LoadedStack,
+    seed: str,
+    previous: dict[str, Any] | None = None,
+    cluster_exists: bool = False,
+) -> Render:
     """Run the program under mocks, check every Ignition config, build every file.
 
-    `previous`: the stack's previous outputs (an earlier render's), none for a new stack."""
+    `previous`: the stack's previous outputs (an earlier render's), none for a new stack;
+    `cluster_exists`: render the stage after the first update that saw the cluster answer."""
     values, stack_secrets = distinct_stand_ins(loaded)
-    monitor = RecordingMonitor(StandInMocks(seed, previous_outputs=previous))
+    monitor = RecordingMonitor(
+        StandInMocks(seed, previous_outputs=stage_outputs(previous, cluster_exists))
+    )
     run = run_program(values, secret_keys=_secret_keys(loaded), seed=seed, monitor=monitor)
     registrations = sorted(run.registrations, key=lambda r: (r.type, r.name))
     files = {
@@ -253,12 +273,17 @@ def machine_rows(render: Render) -> list[tuple[str, str, str, str]]:
 
 
 def render_stack(
-    loaded: LoadedStack, out: Path, seed: str, previous: dict[str, Any] | None = None
+    loaded: LoadedStack,
+    out: Path,
+    seed: str,
+    previous: dict[str, Any] | None = None,
+    cluster_exists: bool = False,
 ) -> str:
-    render = render_files(loaded, seed, previous)
+    render = render_files(loaded, seed, previous, cluster_exists)
     write_tree(render.files, out)
     table = _table(("MACHINE", "ROLE", "MAC", "IGNITION"), machine_rows(render))
-    notes = _notes(loaded, out)
+    stage = [CLUSTER_EXISTS_NOTE] if cluster_exists else []
+    notes = _notes(loaded, out, stage)
     if previous is not None:
         notes += f"\nprevious state: the earlier render's {out / OUTPUTS_FILE}"
     return table + notes
@@ -279,11 +304,18 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     )
 
 
-def _notes(loaded: LoadedStack, out: Path) -> str:
+CLUSTER_EXISTS_NOTE = (
+    "stage: the cluster exists (an earlier update saw it answer): every controller joins with "
+    "a certificate key, and no Ignition carries a private key"
+)
+
+
+def _notes(loaded: LoadedStack, out: Path, stage: Sequence[str] = ()) -> str:
     notes = [
         f"\nwrote {out}/matchbox, {out}/machines, {out}/releases, {out}/resources.json and "
         f"{out}/{OUTPUTS_FILE}",
         "stand-in PKI and tokens derived from --seed: for review only, never deploy",
+        *stage,
     ]
     notes += [f"stand-in for secure value: {path}" for path in loaded.secure_paths]
     return "\n".join(notes)

@@ -20,7 +20,11 @@ State ($FAKE_CLUSTER/state.json):
   "etcd": [member names], "etcd_down": [controllers] (a member removed through `member remove`
   joins them: its etcd stops itself, etcd-io/etcd server/etcdserver/server.go applyAll, "the
   member has been permanently removed from the cluster");
-  "rejoin_after": polls, "rejoin_as": {"bootID", "ready"}.
+  "rejoin_after": polls, "rejoin_as": {"bootID", "ready"};
+  "secrets": {"<namespace>/<name>": a Secret as created, with its metadata.uid}
+  (a node counts as a control-plane one when its "labels" hold
+  node-role.kubernetes.io/control-plane; "control_plane_after": polls of that list before
+  the machine named "joining" gets the label, as its kubeadm join's mark-control-plane does).
 Every call is appended to calls.jsonl with the kubeconfig file's mode.
 
 `kubectl drain` is modelled on kubernetes/kubectl v0.36.3 (Kubernetes 1.36), run against a
@@ -313,5 +317,55 @@ elif rest[:3] == ["-n", "kube-system", "exec"]:
         state.setdefault("etcd_down", []).append(removed)
         save()
         print(f"Member {command[-1]} removed ({removed})")
+elif rest[:3] == ["-n", "kube-system", "get"] and rest[3] == "secret":
+    # kubectl get secret NAME -o jsonpath=...: NotFound as the API server says it
+    # (apimachinery pkg/api/errors NewNotFound: `secrets "<name>" not found`).
+    secret = state.get("secrets", {}).get(f"kube-system/{rest[4]}")
+    if secret is None:
+        sys.exit(f'Error from server (NotFound): secrets "{rest[4]}" not found')
+    query = rest[rest.index("-o") + 1].removeprefix("jsonpath=")
+    values = {
+        "{.metadata.uid}": secret["metadata"]["uid"],
+        "{.metadata.ownerReferences[0].name}": (
+            (secret["metadata"].get("ownerReferences") or [{}])[0].get("name", "")
+        ),
+    }
+    if query not in values:
+        sys.exit(f"fake kubectl: JSONPath not modelled: {query}")
+    print(values[query], end="")
+elif rest[:4] == ["-n", "kube-system", "delete", "secret"]:
+    # With --ignore-not-found a missing object is no error (kubectl pkg/cmd/delete).
+    name = rest[4]
+    found = state.get("secrets", {}).pop(f"kube-system/{name}", None)
+    if found is None and "--ignore-not-found" not in rest:
+        sys.exit(f'Error from server (NotFound): secrets "{name}" not found')
+    save()
+    if found is not None:
+        print(f'secret "{name}" deleted')
+elif rest[:2] == ["create", "-f"]:
+    # One object; AlreadyExists as the API server refuses a second create
+    # (apimachinery pkg/api/errors NewAlreadyExists).
+    document = json.loads(Path(rest[2]).read_text())
+    metadata = document["metadata"]
+    key = f"{metadata['namespace']}/{metadata['name']}"
+    secrets = state.setdefault("secrets", {})
+    if key in secrets:
+        sys.exit(f'Error from server (AlreadyExists): secrets "{metadata["name"]}" already exists')
+    metadata["uid"] = f"uid-of-{metadata['name']}"
+    secrets[key] = document
+    save()
+    print(f"secret/{metadata['name']} created")
+elif rest[:4] == ["get", "nodes", "-l", "node-role.kubernetes.io/control-plane"]:
+    # kubectl get nodes -l <label> --field-selector metadata.name=<n> -o name
+    wanted = rest[rest.index("--field-selector") + 1].removeprefix("metadata.name=")
+    state["polls"] = state.get("polls", 0) + 1
+    if "control_plane_after" in state and state["polls"] > state["control_plane_after"]:
+        state["nodes"][state["joining"]].setdefault("labels", {})[
+            "node-role.kubernetes.io/control-plane"
+        ] = ""
+    save()
+    node = state["nodes"].get(wanted)
+    if node is not None and "node-role.kubernetes.io/control-plane" in node.get("labels", {}):
+        print(f"node/{wanted}")
 else:
     sys.exit(f"fake kubectl: unexpected {rest}")

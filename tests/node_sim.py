@@ -46,10 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cryptography
 import yaml
 from ignition_root import apply_ignition
 
-from ignition.material import ca_cert_hash
+from ignition.kubeadm_certs import NAMESPACE, RBAC_NAME, SECRET_NAME, kubeadm_certs_secret
+from ignition.material import ClusterMaterial, ca_cert_hash
 
 JSON = dict[str, Any]
 
@@ -58,6 +60,7 @@ UNIT_DIR = "etc/systemd/system"
 PRESET_DIR = "etc/systemd/system-preset"
 DEFAULT_TARGET = "multi-user.target"
 STANDIN_SOURCE = Path(__file__).with_name("node_standin.py")
+CRYPTOGRAPHY_PATH = Path(cryptography.__file__).resolve().parent.parent
 STANDINS = (
     "rpm",
     "rpm-ostree",
@@ -347,6 +350,30 @@ def running_cluster(
     return cluster
 
 
+KUBEADM_CERTS_RBAC = (
+    f"role/{NAMESPACE}/{RBAC_NAME}",
+    f"rolebinding/{NAMESPACE}/{RBAC_NAME}",
+)
+
+
+def upload_kubeadm_certs(
+    cluster: JSON, material: ClusterMaterial, hex_key: str, token: str, machine: str
+) -> None:
+    """What the program's upload step for `machine`'s join does to the cluster
+    (components/scripts/upload-control-plane-certs): the kubeadm-certs Secret exactly as the
+    program makes it (ignition/kubeadm_certs.py), owned by the machine's token Secret, in place
+    of any earlier one; kubeadm's Role and RoleBinding that let a bootstrap token get it."""
+    secret = kubeadm_certs_secret(material, hex_key, token.split(".")[0], machine)
+    cluster["objects"] = [
+        *cluster["objects"],
+        *(o for o in KUBEADM_CERTS_RBAC if o not in cluster["objects"]),
+    ]
+    cluster.setdefault("secrets", {})[f"{NAMESPACE}/{SECRET_NAME}"] = {
+        "owner": secret["metadata"]["ownerReferences"][0]["name"],
+        "data": dict(secret["data"]),
+    }
+
+
 # ------------------------------------------------------------------------------------- results
 
 
@@ -417,6 +444,7 @@ def _config_facts(root: Path, path: str) -> JSON:
             control_plane=True,
             endpoint_local=first.get("localAPIEndpoint", {}),
             pinned=None,
+            certificate_key=None,
         )
     else:
         bootstrap = first["discovery"]["bootstrapToken"]
@@ -426,6 +454,9 @@ def _config_facts(root: Path, path: str) -> JSON:
             control_plane="controlPlane" in first,
             endpoint_local=(first.get("controlPlane") or {}).get("localAPIEndpoint", {}),
             pinned=list(bootstrap["caCertHashes"]),
+            # A controller that joins with kubeadm's certificate key (v1beta4
+            # JoinControlPlane.certificateKey) downloads the CA material from kubeadm-certs.
+            certificate_key=(first.get("controlPlane") or {}).get("certificateKey"),
         )
     facts["patches"] = (first.get("patches") or {}).get("directory")
     return facts
@@ -478,6 +509,7 @@ def kubeadm_facts(root: Path) -> JSON:
         "ca_cert_hashes": main["pinned"],
         "ca_hash": own_ca_hash,
         "control_plane": main["control_plane"],
+        "certificate_key": main["certificate_key"],
         "advertise_address": main["endpoint_local"].get("advertiseAddress", registration["name"]),
         "peer_endpoints": env.get("PEER_API_ENDPOINTS", "").split(),
         "kubernetes_minor": env["KUBERNETES_MINOR"],
@@ -517,6 +549,9 @@ class SimMachine:
             f"#!{sys.executable} -IS\n"
             "import sys\n"
             f"sys.path.insert(0, {str(STANDIN_SOURCE.parent)!r})\n"
+            # Last, so that it costs nothing unless a stand-in imports what only it has: the
+            # AES-GCM of kubeadm's download-certs (the cryptography package).
+            f"sys.path.append({str(CRYPTOGRAPHY_PATH)!r})\n"
             "from node_standin import main\n"
             "sys.exit(main())\n"
         )

@@ -580,6 +580,7 @@ def check_config(call: Call) -> None:
         "endpoint": facts["endpoint"],
         "ca_cert_hashes": facts["pinned"],
         "control_plane": facts["control_plane"],
+        "certificate_key": facts.get("certificate_key"),
     }
 
 
@@ -827,6 +828,90 @@ def kubeadm_init_phase(call: Call) -> None:
     out(f"[{phase}] done")
 
 
+CERTS_SECRET = "kube-system/kubeadm-certs"
+KUBEADM_CERTS_ROLE = "role/kube-system/kubeadm:kubeadm-certs"
+NONCE_BYTES = 12
+
+
+def download_certs(call: Call) -> None:
+    """`kubeadm join` control-plane-prepare's download-certs phase: with the bootstrap token, get
+    the kubeadm-certs Secret, decrypt every entry with the certificate key and write the shared
+    CA material under /etc/kubernetes/pki (kubernetes cmd/kubeadm/app/cmd/phases/join/
+    controlplaneprepare.go runControlPlanePrepareDownloadCertsPhaseLocal; cmd/kubeadm/app/
+    phases/copycerts/copycerts.go DownloadCerts, getSecret, getDataFromSecret,
+    certOrKeyNameToSecretName; the AES-GCM of cmd/kubeadm/app/util/crypto/crypto.go
+    DecryptBytes, the nonce first). Its errors are kubeadm's, wrapped as it wraps them."""
+    phase = "control-plane-prepare/download-certs"
+    out(
+        '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the '
+        '"kube-system" Namespace'
+    )
+    try:
+        key = bytes.fromhex(call.facts["certificate_key"])
+    except ValueError:
+        raise KubeadmError(
+            phase, "error downloading certs: error decoding certificate key: invalid byte"
+        ) from None
+    token_id = call.facts["token"].split(".")[0]
+    if KUBEADM_CERTS_ROLE not in call.cluster["objects"]:
+        # Without kubeadm's Role and RoleBinding (copycerts.go createRBAC) a bootstrap token
+        # may not read the Secret.
+        raise KubeadmError(
+            phase,
+            'error downloading certs: error downloading the secret: secrets "kubeadm-certs" is '
+            f'forbidden: User "system:bootstrap:{token_id}" cannot get resource "secrets" in '
+            'API group "" in the namespace "kube-system"',
+        )
+    secret = call.cluster.get("secrets", {}).get(CERTS_SECRET)
+    if secret is None:
+        raise KubeadmError(
+            phase,
+            'error downloading certs: error downloading the secret: Secret "kubeadm-certs" was '
+            'not found in the "kube-system" Namespace. This Secret might have expired. Please, '
+            "run `kubeadm init phase upload-certs --upload-certs` on a control plane to "
+            "generate a new one",
+        )
+    import base64
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if len(key) not in (16, 24, 32):
+        raise KubeadmError(
+            phase,
+            "error downloading certs: error decoding secret data with provided key: "
+            f"crypto/aes: invalid key size {len(key)}",
+        )
+    plain = {}
+    for entry, value in secret["data"].items():
+        sealed = base64.b64decode(value)
+        if len(sealed) < NONCE_BYTES:
+            raise KubeadmError(
+                phase,
+                "error downloading certs: error decoding secret data with provided key: "
+                "size of data is less than the nonce",
+            )
+        try:
+            plain[entry] = AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], None)
+        except InvalidTag:
+            raise KubeadmError(
+                phase,
+                "error downloading certs: error decoding secret data with provided key: "
+                "cipher: message authentication failed",
+            ) from None
+    for name in SHARED_CA:
+        data = plain.get(name.replace("/", "-"))
+        if data is None:
+            raise KubeadmError(
+                phase,
+                "error downloading certs: the Secret does not include the required certificate "
+                f"or key - name: {name}, path: {PKI}/{name}",
+            )
+        # keyutil.WriteKey (0600) for a private key, certutil.WriteCert (0644) otherwise.
+        write_file(f"{PKI}/{name}", data.decode(), 0o600 if name.endswith(".key") else 0o644)
+    call.step("control-plane-prepare/download-certs")
+
+
 def kubeadm_join(call: Call) -> None:
     facts = call.facts
     control_plane = bool(facts["control_plane"])
@@ -850,6 +935,12 @@ def kubeadm_join(call: Call) -> None:
         raise preflight_error(errors)
     discovery(call)
     if control_plane:
+        if facts.get("certificate_key"):
+            # With a certificate key, preflight does not look for the shared CA material
+            # (kubernetes cmd/kubeadm/app/cmd/phases/join/preflight.go,
+            # checkIfReadyForAdditionalControlPlane with hasCertificateKey):
+            # control-plane-prepare's first phase downloads it.
+            download_certs(call)
         missing = [f"{PKI}/{name}" for name in SHARED_CA if not exists(f"{PKI}/{name}")]
         if missing:
             raise KubeadmError(

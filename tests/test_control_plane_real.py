@@ -462,8 +462,9 @@ def test_join_discovery_validates_the_published_cluster_info(
     """`kubeadm join phase preflight` with the machine's rendered JoinConfiguration runs token
     discovery (`cmd/kubeadm/app/cmd/phases/join/preflight.go` runPreflight -> joinData.InitCfg
     -> `cmd/kubeadm/app/discovery/discovery.go` For), then fetches the cluster's
-    InitConfiguration with the token; for a controller, it checks that the shared CA material
-    the Ignition carries is all there (checkIfReadyForAdditionalControlPlane)."""
+    InitConfiguration with the token. A controller's Ignition carries no CA material but its
+    certificate key, so checkIfReadyForAdditionalControlPlane does not look for the material
+    (hasCertificateKey): control-plane-prepare downloads it (tests/test_cert_upload.py)."""
     machine = _machines(output, role)[0]
     root = machine_root(machine, tmp_path / "root")
     ignored = [*HOST_CHECKS, *_shared_namespace_ports(machine)]

@@ -73,9 +73,12 @@ def test_steps_and_chart_are_found_in_the_checkout(monkeypatch: pytest.MonkeyPat
     release its chart: they are pointed at the stubernetes checkout, and nothing else is."""
     run, _ = run_example(monkeypatch)
     commands = [r for r in run.registrations if r.type == COMMAND]
-    # Each machine's install and membership steps and the three gates.
+    # Each machine's install and membership steps (a controller's two certificate steps besides
+    # a worker's) and the three gates.
     steps = {r.name for r in commands if r.name.startswith("home-c1-")}
-    assert len(steps) >= 3 and len(commands) == 2 * len(steps) + 3
+    worker_steps = {r.name for r in commands if r.name.startswith("home-w1-")}
+    assert len(worker_steps) >= 3 and len(steps) == len(worker_steps) + 2
+    assert len(commands) == len(steps) + len(worker_steps) + 3
     for command in commands:
         inputs = unwrap_secrets(command.inputs_in_place)
         assert inputs["dir"] == str(CHECKOUT), command.name

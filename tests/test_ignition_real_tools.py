@@ -15,6 +15,7 @@ from real_tools import ignition_validate, shellcheck, systemd_verify, visudo_che
 from repo_paths import TEST_SEED
 
 from ignition import machine_ignition_json, standin_bootstrap_token
+from ignition.kubeadm_certs import standin_certificate_key
 from ignition.material import ClusterMaterial
 from ignition.node import SETUP_UNIT
 from stackconfig import Machine, StackConfig, parse_stack_config
@@ -41,7 +42,11 @@ SHARED_PKI = (
 
 def render(stack: StackConfig, machine: Machine, material: ClusterMaterial) -> bytes:
     return machine_ignition_json(
-        stack, machine, material, standin_bootstrap_token(TEST_SEED, machine.name)
+        stack,
+        machine,
+        material,
+        standin_bootstrap_token(TEST_SEED, machine.name),
+        certificate_key=standin_certificate_key(TEST_SEED, machine.name),
     )
 
 
@@ -96,10 +101,14 @@ def check_applied_tree(stack: StackConfig, machine: Machine, root: Path) -> None
     assert etcd_patch.exists() == machine.is_controller
     drop_in = root / "etc/crio/crio.conf.d/20-stubernetes-cni-plugin-dirs.conf"
     assert "[crio.network]" in drop_in.read_text()
+    # Only the founding controller carries the CA material; a joining one downloads it with its
+    # certificate key (kubernetes cmd/kubeadm/app/phases/copycerts/copycerts.go DownloadCerts).
     pki = root / "etc/stubernetes/pki"
     assert sorted(str(p.relative_to(pki)) for p in pki.rglob("*") if p.is_file()) == (
-        sorted(SHARED_PKI) if machine.is_controller else []
+        sorted(SHARED_PKI) if machine.init else []
     )
+    if machine.is_controller and not machine.init:
+        assert "certificateKey: " in kubeadm
     assert (root / "etc/zincati/config.d/90-stubernetes-hold-updates.toml").exists()
 
 

@@ -78,7 +78,10 @@ def test_adding_a_controller_runs_only_the_new_machines_steps(
     assert steps_that_run(baseline, after) == {
         "lab-c4-install-clock": "create",
         "lab-c4-clean": "create",
+        # A new controller's certificates, uploaded for its join, and the wait for that join.
+        "lab-c4-upload-certs": "create",
         "lab-c4-network-boot": "create",
+        "lab-c4-control-plane-joined": "create",
         "lab-c4-rejoin": "create",
         # Created once it joined; every other machine's membership step only records the new
         # list of controllers (an update that re-runs nothing).
@@ -134,4 +137,4 @@ def test_without_update_commands_the_same_changes_rerun_install_steps(
     rerun = steps_that_run(before, running_cluster(changed))
     assert rerun == {f"lab-{m}-rejoin": "create" for m in seven["machines"]} | {
         "lab-w1-network-boot": "create"
-    }
+    } | {f"lab-{m}-control-plane-joined": "create" for m in ("c1", "c2", "c3")}

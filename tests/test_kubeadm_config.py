@@ -22,10 +22,11 @@ from ignition.material import ClusterMaterial
 from stackconfig import StackConfig, parse_stack_config
 
 TOKEN = "abcdef.0123456789abcdef"
+CERTIFICATE_KEY = "0f" * 32
 
 
 def documents(stack: StackConfig, name: str, material: ClusterMaterial) -> dict[str, Any]:
-    text = kubeadm_config(stack, stack.machine(name), TOKEN, material.ca_cert_hash)
+    text = kubeadm_config(stack, stack.machine(name), TOKEN, material.ca_cert_hash, CERTIFICATE_KEY)
     return {d["kind"]: d for d in yaml.safe_load_all(text)}
 
 
@@ -135,11 +136,15 @@ def test_other_controllers_join_the_control_plane(
     values["machines"]["c2"]["taints"] = [{"key": "dedicated", "effect": "NoSchedule"}]
     stack = parse_stack_config(values)
     join = documents(stack, "c2", material)["JoinConfiguration"]
+    # The shared CA material comes from the kubeadm-certs Secret, decrypted with this install's
+    # certificate key (v1beta4 JoinControlPlane.certificateKey), never from the Ignition.
     assert join["controlPlane"] == {
-        "localAPIEndpoint": {"advertiseAddress": "10.0.0.3", "bindPort": 6443}
+        "localAPIEndpoint": {"advertiseAddress": "10.0.0.3", "bindPort": 6443},
+        "certificateKey": CERTIFICATE_KEY,
     }
     assert join["nodeRegistration"]["taints"] == [{"key": "dedicated", "effect": "NoSchedule"}]
-    assert "certificateKey" not in join["controlPlane"]  # the CA material travels in Ignition
+    with pytest.raises(ValueError, match="machine 'c2': a joining controller needs its"):
+        kubeadm_config(stack, stack.machine("c2"), TOKEN, material.ca_cert_hash)
     assert join["patches"] == {"directory": KUBEADM_PATCHES}
 
 
@@ -153,7 +158,7 @@ def test_libyaml_and_pure_python_emitters_agree(
     values["machines"]["w2"]["taints"] = [{"key": "k", "value": "v", "effect": "NoExecute"}]
     stack = parse_stack_config(values)
     for machine in stack.machines:
-        text = kubeadm_config(stack, machine, TOKEN, material.ca_cert_hash)
+        text = kubeadm_config(stack, machine, TOKEN, material.ca_cert_hash, CERTIFICATE_KEY)
         assert dump_yaml(list(yaml.safe_load_all(text)), yaml.SafeDumper) == text, machine.name
 
 

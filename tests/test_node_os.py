@@ -14,6 +14,7 @@ import pytest
 from repo_paths import TEST_SEED
 
 from ignition import machine_ignition, standin_bootstrap_token
+from ignition.kubeadm_certs import standin_certificate_key
 from ignition.material import ClusterMaterial
 from ignition.node import CRIO_CNI_DROP_IN, container_file_paths, peer_api_endpoints
 from ignition.packages import layered_packages
@@ -24,7 +25,13 @@ from stackconfig.node_paths import NODE_CNI_BIN_DIR, OPENEBS_HOSTPATH_DIR
 
 def config_of(stack: StackConfig, name: str, material: ClusterMaterial) -> dict[str, Any]:
     machine = stack.machine(name)
-    return machine_ignition(stack, machine, material, standin_bootstrap_token(TEST_SEED, name))
+    return machine_ignition(
+        stack,
+        machine,
+        material,
+        standin_bootstrap_token(TEST_SEED, name),
+        certificate_key=standin_certificate_key(TEST_SEED, name),
+    )
 
 
 def file_text(config: dict[str, Any], path: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 from program_stacks import sized_stack
 from pulumi.runtime import rpc
 
+from ignition.kubeadm_certs import BOOTSTRAP_TOKEN_GROUP
 from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks, unwrap_secrets
 from stubernetes.program_run import ProgramRun, run_program
 from stubernetes.render import resource_record
@@ -46,6 +47,8 @@ def one(run: ProgramRun, type_: str, name: str) -> Registration:
 
 def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
     machines, run = program
+    controllers = sum(1 for r in run.registrations if r.name.endswith("-certificate-key"))
+    assert controllers == (1 if machines == 3 else 3)
     counts = Counter(r.type for r in run.registrations)
     assert counts == {
         "stubernetes:cluster:Cluster": 1,
@@ -57,7 +60,8 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
         "tls:index/locallySignedCert:LocallySignedCert": 2,
         "stubernetes:cluster:BootstrapToken": machines,
         "random:index/randomString:RandomString": machines,
-        "random:index/randomPassword:RandomPassword": machines,
+        # Each machine's token secret, and each controller's certificate key.
+        "random:index/randomPassword:RandomPassword": machines + controllers,
         "stubernetes:machine:Machine": machines,
         PROFILE: machines,
         GROUP: machines,
@@ -66,9 +70,13 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
         # Every machine's token, the init controller's too: it joins with it when booted again.
         "kubernetes:core/v1:Secret": machines,
         "stubernetes:cluster:ReadinessGate": 3,
-        # Three gates, each machine's install clock, clean, network-boot and rejoin steps, and
-        # its membership step.
-        COMMAND: 3 + 5 * machines,
+        # Three gates, and each machine's install clock, clean, network-boot and rejoin
+        # steps and its membership step; each controller's upload of its certificates and
+        # wait for its join.
+        COMMAND: 3 + 5 * machines + 2 * controllers,
+        # What lets a bootstrap token read the kubeadm-certs Secret (kubeadm's createRBAC).
+        "kubernetes:rbac.authorization.k8s.io/v1:Role": 1,
+        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 1,
         "random:index/randomId:RandomId": machines,  # each machine's install anchor
         RELEASE: 4,
     }
@@ -158,6 +166,10 @@ def test_no_secret_value_appears_in_plain_text(program: tuple[int, ProgramRun]) 
     secrets |= set(secret_strings(run.stack_outputs))
     # Short strings (an empty stdout, "true") say nothing about a secret.
     secrets = {s for s in secrets if len(s) >= 12}
+    # Nor does kubeadm's group name, which a token Secret carries beside its secret and the
+    # kubeadm-certs RoleBinding names (kubernetes cmd/kubeadm/app/constants.go
+    # NodeBootstrapTokenAuthGroup).
+    secrets.discard(BOOTSTRAP_TOKEN_GROUP)
     assert len(secrets) > 10
     tokens = [s for s in secrets if len(s) == 16 and s.isalnum()]
     assert tokens, "the token secrets are among the secret values"

@@ -42,8 +42,15 @@ def changed_resources(before: dict[str, Any], after: dict[str, Any]) -> set[tupl
 
 
 def chain(machine: str) -> set[tuple[str, str]]:
-    """What a reinstall of `machine` changes in the recorded inputs: exactly its own chain."""
-    return {
+    """What a reinstall of `machine` changes in the recorded inputs: exactly its own chain (a
+    controller's with its new certificate key, the upload of its certificates encrypted with
+    it, and the wait for its control-plane join)."""
+    controller = {
+        ("random:index/randomPassword:RandomPassword", f"lab-{machine}-certificate-key"),
+        ("command:local:Command", f"lab-{machine}-upload-certs"),
+        ("command:local:Command", f"lab-{machine}-control-plane-joined"),
+    }
+    return (controller if machine.startswith("c") else set()) | {
         ("random:index/randomId:RandomId", f"lab-{machine}-install"),
         ("random:index/randomString:RandomString", f"lab-{machine}-token-id"),
         ("random:index/randomPassword:RandomPassword", f"lab-{machine}-token-secret"),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from control_plane.program_output import ignition_files
 from repo_paths import EXAMPLE_STACK_FILE, REPO
 
 from ignition.material import ca_cert_hash
@@ -137,3 +138,39 @@ def test_render_refuses_to_replace_a_folder_it_did_not_write(
     assert status == 1
     assert "not an earlier render" in capsys.readouterr().err
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def _ignition_files(path: Path) -> dict[str, bytes]:
+    return {p: f.contents for p, f in ignition_files(json.loads(path.read_bytes())).items()}
+
+
+def test_render_cluster_exists_shows_the_second_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--cluster-exists`: what the program serves once an update has seen the cluster answer
+    (its `clusterExists` output read back: components/previous.py). The founding controller's
+    Ignition is then a join with a certificate key and no CA material; nothing else changes."""
+    render(tmp_path / "first")
+    assert "stage: the cluster exists" not in capsys.readouterr().out
+    render(tmp_path / "second", "--cluster-exists")
+    assert "stage: the cluster exists" in capsys.readouterr().out
+    first, second = tmp_path / "first/matchbox/ignition", tmp_path / "second/matchbox/ignition"
+    founding, joining = (
+        _ignition_files(first / "lab-c1.ign"),
+        _ignition_files(second / "lab-c1.ign"),
+    )
+    assert "/etc/stubernetes/pki/ca.key" in founding
+    assert not any(p.startswith("/etc/stubernetes/pki/") for p in joining)
+    documents = list(yaml.safe_load_all(joining["/etc/stubernetes/kubeadm.yaml"]))
+    assert [d["kind"] for d in documents] == ["JoinConfiguration"]
+    assert len(bytes.fromhex(documents[0]["controlPlane"]["certificateKey"])) == 32
+    assert not (tmp_path / "second/machines/c1/etc/stubernetes/pki").exists()
+    assert (tmp_path / "first/machines/c1/etc/stubernetes/pki/ca.key").exists()
+    for path in second.iterdir():
+        files = _ignition_files(path)
+        assert not [p for p, contents in files.items() if b"PRIVATE KEY-----" in contents], path
+    # The workers' Ignition is the same in both stages, and the second stage is reproducible.
+    for name in ("lab-w1.ign", "lab-w2.ign"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    render(tmp_path / "again", "--cluster-exists")
+    assert tree(tmp_path / "again") == tree(tmp_path / "second")

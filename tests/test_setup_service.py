@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import itertools
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,9 +38,12 @@ from node_sim import (
     reference_run,
     running_cluster,
     step_kill_points,
+    upload_kubeadm_certs,
 )
 from repo_paths import TEST_SEED
 
+from ignition.kubeadm import joins_with_certificate_key
+from ignition.kubeadm_certs import standin_certificate_key
 from ignition.material import ClusterMaterial, standin_bootstrap_token
 from ignition.node import SetupPolicy, machine_ignition_json
 from stackconfig import StackConfig, parse_stack_config
@@ -95,11 +99,24 @@ def token(name: str, generation: int = 1) -> str:
     return standin_bootstrap_token(TEST_SEED, name if generation == 1 else f"{name}/{generation}")
 
 
+def certificate_key(name: str, generation: int = 1) -> str:
+    """Each install of a controller has a certificate key of its own, like its token."""
+    label = name if generation == 1 else f"{name}/{generation}"
+    return standin_certificate_key(TEST_SEED, label)
+
+
 def config_for(
     stack: StackConfig, name: str, material: ClusterMaterial, policy: SetupPolicy = FAST
 ) -> bytes:
     machine = stack.machine(name)
-    return machine_ignition_json(stack, machine, material, token(name, machine.generation), policy)
+    return machine_ignition_json(
+        stack,
+        machine,
+        material,
+        token(name, machine.generation),
+        policy,
+        certificate_key=certificate_key(name, machine.generation),
+    )
 
 
 def cluster_for(stack: StackConfig, name: str, material: ClusterMaterial) -> dict[str, Any]:
@@ -110,12 +127,20 @@ def cluster_for(stack: StackConfig, name: str, material: ClusterMaterial) -> dic
         return empty_cluster()
     controllers = {m.name: ADDRESSES[m.name] for m in stack.machines if m.is_controller}
     controllers.pop(name, None)
-    return running_cluster(
+    cluster = running_cluster(
         material.ca_cert_hash,
         [token(m.name) for m in stack.machines],
         controllers,
         api_host=stack.init_controller.name,
     )
+    machine = stack.machine(name)
+    if joins_with_certificate_key(stack, machine):
+        # The program's upload step ran before this controller's network boot.
+        generation = machine.generation
+        upload_kubeadm_certs(
+            cluster, material, certificate_key(name, generation), token(name, generation), name
+        )
+    return cluster
 
 
 @pytest.fixture
@@ -272,6 +297,122 @@ def test_init_controller_founds_a_cluster_that_workers_join(
     worker.boot_until_settled()
     assert_done(worker)
     assert set(worker.cluster()["nodes"]) == {"c1", "w1"}
+
+
+# A controller other than the founding one joins with kubeadm's certificate key: its Ignition
+# carries no CA material, and `kubeadm join` downloads it from the kubeadm-certs Secret that the
+# program uploaded for this install, decrypting it with the key in its kubeadm.yaml (kubernetes
+# cmd/kubeadm/app/cmd/phases/join/controlplaneprepare.go, cmd/kubeadm/app/phases/copycerts/
+# copycerts.go DownloadCerts; the stand-in decrypts the program's real AES-GCM Secret).
+
+ONE_ATTEMPT = SetupPolicy(max_attempts=1, backoff_base_seconds=0, backoff_max_seconds=0)
+
+
+def test_joining_controller_gets_the_ca_material_from_kubeadm_certs(
+    make_machine: MachineFactory, material: ClusterMaterial
+) -> None:
+    machine = make_machine("c2")
+    assert not machine.file("/etc/stubernetes/pki").exists()
+    assert machine.state()["facts"]["certificate_key"] == certificate_key("c2")
+    machine.boot_until_settled()
+    assert_done(machine)
+    for name, text in material.kubeadm_files().items():
+        path = machine.file(f"/etc/kubernetes/pki/{name}")
+        assert path.read_text() == text, name
+        # keyutil.WriteKey writes a key 0600; certutil.WriteCert a certificate 0644.
+        assert stat.S_IMODE(path.stat().st_mode) == (0o600 if name.endswith(".key") else 0o644)
+    (join,) = [c for c in machine.calls() if c.key == "kubeadm join"]
+    assert join.steps[0] == "control-plane-prepare/download-certs"
+
+
+def test_founding_controller_joins_with_its_key_once_the_cluster_exists(
+    tmp_path: Path, ha_stack: StackConfig, material: ClusterMaterial
+) -> None:
+    """Its Ignition after the update that saw the cluster answer (`cluster_exists`): a join with
+    its certificate key, no CA material; booted into the cluster its peers keep, it joins it."""
+    config = machine_ignition_json(
+        ha_stack,
+        ha_stack.machine("c1"),
+        material,
+        token("c1"),
+        FAST,
+        certificate_key=certificate_key("c1"),
+        cluster_exists=True,
+    )
+    controllers = {"c2": ADDRESSES["c2"], "c3": ADDRESSES["c3"]}
+    cluster = running_cluster(
+        material.ca_cert_hash, [token(m.name) for m in ha_stack.machines], controllers, "c2"
+    )
+    upload_kubeadm_certs(cluster, material, certificate_key("c1"), token("c1"), "c1")
+    machine = SimMachine.create(tmp_path / "c1", config, cluster)
+    assert not machine.file("/etc/stubernetes/pki").exists()
+    assert machine.state()["facts"]["kind"] == "JoinConfiguration"
+    machine.boot_until_settled()
+    assert_done(machine)
+    assert machine.file("/etc/kubernetes/pki/ca.key").read_text() == material.ca.key_pem
+    (join,) = [c for c in machine.calls() if c.key == "kubeadm join"]
+    assert join.steps[0] == "control-plane-prepare/download-certs"
+    assert machine.cluster()["etcd"][f"https://{ADDRESSES['c1']}:2380"]["started"]
+
+
+def test_the_founding_controller_and_workers_download_nothing(
+    make_machine: MachineFactory,
+) -> None:
+    for name in ("c1", "w1"):
+        machine = make_machine(name)
+        assert machine.state()["facts"]["certificate_key"] is None
+        machine.boot_until_settled()
+        assert_done(machine)
+        assert not any("download-certs" in " ".join(c.steps) for c in machine.calls())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c.pop("secrets"),
+            'Secret "kubeadm-certs" was not found in the "kube-system" Namespace. This Secret '
+            "might have expired.",
+        ),
+        (
+            lambda c: c.update(objects=[o for o in c["objects"] if "kubeadm-certs" not in o]),
+            'secrets "kubeadm-certs" is forbidden: User "system:bootstrap:',
+        ),
+    ],
+    ids=["no-upload", "no-rbac"],
+)
+def test_joining_controller_without_its_upload_fails_as_kubeadm_does(
+    make_machine: MachineFactory, change: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    machine = make_machine("c2", ONE_ATTEMPT)
+    machine.update_cluster(change)
+    boots = machine.boot_until_settled(max_boots=3)
+    status = machine.status()
+    assert status["state"] == "failed", describe(boots)
+    assert (
+        "error execution phase control-plane-prepare/download-certs: error downloading "
+        in (status["last_error"])
+    )
+    assert message in status["last_error"]
+    assert not machine.file("/etc/kubernetes/pki/ca.key").exists()
+
+
+def test_joining_controller_cannot_read_an_upload_for_another_install(
+    make_machine: MachineFactory, material: ClusterMaterial
+) -> None:
+    """The Secret left from another install (another key): AES-GCM refuses the key."""
+    machine = make_machine("c2", ONE_ATTEMPT)
+    machine.update_cluster(
+        lambda c: upload_kubeadm_certs(c, material, certificate_key("c2", 2), token("c2", 2), "c2")
+    )
+    boots = machine.boot_until_settled(max_boots=3)
+    status = machine.status()
+    assert status["state"] == "failed", describe(boots)
+    assert (
+        "error decoding secret data with provided key: cipher: message authentication failed"
+        in status["last_error"]
+    )
+    assert not machine.file("/etc/kubernetes/pki/ca.key").exists()
 
 
 # -------------------------------------------------------------------- 2. a crash at every point
@@ -617,6 +758,15 @@ def reinstall(
         if clean:
             del cluster["nodes"][name]
             cluster["etcd"].pop(PEER.get(name, ""), None)
+        if joins_with_certificate_key(stack, stack.machine(name)):
+            # The program's upload step, with this install's certificate key.
+            upload_kubeadm_certs(
+                cluster,
+                material,
+                certificate_key(name, generation),
+                token(name, generation),
+                name,
+            )
 
     machine.update_cluster(before_network_boot)
     machine.install(config_for(stack, name, material, policy))

@@ -17,7 +17,7 @@ import hashlib
 import json
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -31,6 +31,11 @@ PROFILE = "matchbox:index/profile:Profile"
 SECRET = "kubernetes:core/v1:Secret"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 COMMAND = "command:local:Command"
+# The RBAC the program creates through the Kubernetes provider (kubeadm's for kubeadm-certs).
+RBAC = (
+    "kubernetes:rbac.authorization.k8s.io/v1:Role",
+    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+)
 # The stack's secret settings, as the example stack file marks them (`secure:`).
 SECRET_KEYS = ("matchbox",)
 CONF_DIR = "/etc/stubernetes"
@@ -116,6 +121,9 @@ class ProgramOutput:
     commands: dict[str, dict[str, Any]]
     # Every kubeconfig the stack exports, by output name (`kubeconfig` is the admin's).
     kubeconfigs: dict[str, str]
+    # The Roles and RoleBindings the program asks the Kubernetes provider for, by resource name
+    # and kind ("lab-kubeadm-certs/Role").
+    rbac: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def init_controller(self) -> MachineOutput:
@@ -146,6 +154,7 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
     secrets: dict[str, dict[str, Any]] = {}
     releases: dict[str, dict[str, Any]] = {}
     commands: dict[str, dict[str, Any]] = {}
+    rbac: dict[str, dict[str, Any]] = {}
     for registration in run.registrations:
         inputs = unwrap_secrets(registration.inputs)
         if registration.type == PROFILE:
@@ -165,6 +174,11 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
             releases[registration.name] = inputs
         elif registration.type == COMMAND:
             commands[registration.name] = inputs
+        elif registration.type in RBAC:
+            keys = ("apiVersion", "kind", "metadata", "rules", "roleRef", "subjects")
+            rbac[f"{registration.name}/{inputs['kind']}"] = {
+                key: copy.deepcopy(inputs[key]) for key in keys if key in inputs
+            }
     kubeconfigs = {
         name: unwrap_secrets(value)
         for name, value in run.stack_outputs.items()
@@ -172,5 +186,5 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
     }
     assert all(isinstance(v, str) for v in kubeconfigs.values())
     return ProgramOutput(
-        stack, machines, secrets, kubeconfigs["kubeconfig"], releases, commands, kubeconfigs
+        stack, machines, secrets, kubeconfigs["kubeconfig"], releases, commands, kubeconfigs, rbac
     )
