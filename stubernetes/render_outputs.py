@@ -6,6 +6,12 @@ outputs, what the engine's `pulumi:pulumi:readStackOutputs` would answer after a
 applied the earlier render (components/previous.py): so the refusals an update would meet
 (stackconfig/removal.py: the last controller, etcd's majority, the init controller before the
 cluster answered) are checked offline, and a refused render leaves the earlier one as it was.
+
+One output is not taken back: `clusterExists`. Under the mocks every gate "passes", so every
+render records it, and a render that took it back would show the second founding stage
+(components/previous.py, ignition.kubeadm.founds_cluster) whenever it is run twice into the
+same folder. A render shows the stage `--cluster-exists` asks for, so the same stack renders
+byte for byte the same, wherever it is rendered.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 from pulumi.runtime import rpc
 
+from components.previous import CLUSTER_EXISTS_OUTPUT
 from stackconfig import StackConfig
 from stackconfig.removal import stack_removal_problems
 from stubernetes.output import RENDER_MARKER
@@ -53,6 +60,7 @@ def previous_outputs(out: Path) -> dict[str, Any] | None:
         raise ValueError(f"{path}: not an earlier render's outputs ({error})") from None
     if not isinstance(document, dict):
         raise ValueError(f"{path}: not an earlier render's outputs (not a JSON object)")
+    document.pop(CLUSTER_EXISTS_OUTPUT, None)
     return document
 
 
