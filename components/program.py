@@ -14,6 +14,7 @@ from components.gates import ReadinessGate, ReadinessGateArgs
 from components.machine import MachineArgs, MachineResources, matchbox_id
 from components.previous import INSTALLED_OUTPUT, PreviousState
 from components.releases import chart_version, helm_release
+from components.status_report import StatusReport, StatusReportArgs
 from components.token import bootstrap_token_secret
 from stackconfig import StackConfig
 from stackconfig.releases import CORE_CHART_PATH, core_release, system_releases
@@ -86,6 +87,13 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             kubernetes,
             parent=resources,
             depends_on=[api.command, *founding],
+        )
+        # Where the machine reports its setup status, writable with its token alone.
+        StatusReport(
+            f"{name}-{machine.name}-status",
+            StatusReportArgs(machine.name, resources.token.token_id, resources.anchor, kubernetes),
+            depends_on=[api.command, *founding],
+            opts=pulumi.ResourceOptions(parent=resources),
         )
     registered = ReadinessGate(
         f"{name}-registered",

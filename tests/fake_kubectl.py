@@ -47,6 +47,7 @@ virtual clock so that a test does not wait for its timeout:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -109,7 +110,7 @@ def render_list(query: str, items: list[dict[str, Any]]) -> str:
             return str(item["data"].get(field.removeprefix(".data."), ""))
         return "\n" if field == '"\\n"' else "|"
 
-    output = [token.sub(lambda m, item=item: value(item, m), body) for item in items]
+    output = [token.sub(functools.partial(value, item), body) for item in items]
     return "".join(output)
 
 

@@ -70,6 +70,12 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
         COMMAND: 3 + 4 * machines,
         "random:index/randomId:RandomId": machines,  # each machine's install anchor
         RELEASE: 4,
+        # Each machine's status report: its ConfigMap, and the Role and RoleBinding that let
+        # its token alone write it.
+        "stubernetes:machine:StatusReport": machines,
+        "kubernetes:core/v1:ConfigMap": machines,
+        "kubernetes:rbac.authorization.k8s.io/v1:Role": machines,
+        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": machines,
     }
 
 
