@@ -1,4 +1,5 @@
-"""Each machine reports its setup status to its cluster (files in `ignition/files/report/`).
+"""Each machine reports its setup status to its cluster (the script
+`ignition/files/setup/report-status`, its units in `ignition/files/report/`).
 
 The setup service writes `/var/lib/stubernetes/status` at every step; a path unit starts a
 one-shot service at each change, which PATCHes the status into the ConfigMap
@@ -36,7 +37,7 @@ def status_configmap(machine_name: str) -> str:
 
 def status_report_files(material: ClusterMaterial) -> list[dict[str, Any]]:
     return [
-        file_entry(REPORT_BIN, read_asset("report/report-status"), MODE_0755),
+        file_entry(REPORT_BIN, read_asset("setup/report-status"), MODE_0755),
         file_entry(CLUSTER_CA, material.ca.cert_pem),
     ]
 

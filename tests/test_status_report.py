@@ -26,6 +26,7 @@ import os
 import shutil
 import socket
 import ssl
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,9 +38,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from ignition_root import IGNITION_BINARY
+from ignition_root import IGNITION_BINARY, apply_ignition, install_host_units
 from node_sim import SimMachine, empty_cluster, parse_unit
-from real_tools import shellcheck
+from real_tools import shellcheck, systemd_verify
 from repo_paths import REPO, TEST_SEED
 
 from ignition.material import ClusterMaterial, standin_bootstrap_token
@@ -61,7 +62,7 @@ ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
 BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 SECRET = "kubernetes:core/v1:Secret"
 COMMAND = "command:local:Command"
-REPORT_SCRIPT = REPO / "ignition/files/report/report-status"
+REPORT_SCRIPT = REPO / "ignition/files/setup/report-status"
 FAST = SetupPolicy(max_attempts=4, backoff_base_seconds=0, backoff_max_seconds=1)
 
 
@@ -181,6 +182,28 @@ def test_every_machine_gets_the_report_script_the_ca_and_units(
 
 def test_the_report_script_is_shellcheck_clean() -> None:
     assert shellcheck([REPORT_SCRIPT], cwd=REPORT_SCRIPT.parent) == ""
+
+
+@pytest.mark.skipif(not IGNITION_BINARY.exists(), reason="the Ignition binary is missing")
+def test_the_real_ignition_writes_units_systemd_accepts(
+    example_stack: StackConfig, material: ClusterMaterial, tmp_path: Path
+) -> None:
+    machine = example_stack.machine("w1")
+    config = machine_ignition_json(example_stack, machine, material, _token("w1"))
+    root, work = tmp_path / "root", tmp_path / "work"
+    root.mkdir()
+    work.mkdir()
+    apply_ignition(config, root, work)
+    assert (root / CLUSTER_CA.lstrip("/")).read_text() == material.ca.cert_pem
+    script = root / REPORT_BIN.lstrip("/")
+    assert stat.S_IMODE(script.stat().st_mode) == 0o755
+    assert shellcheck([script], cwd=script.parent) == ""
+    preset = (root / "etc/systemd/system-preset/20-ignition.preset").read_text().splitlines()
+    assert {f"enable {REPORT_PATH}", f"enable {REPORT_TIMER}"} <= set(preset)
+    assert not any(REPORT_SERVICE in line for line in preset)
+    install_host_units(root)
+    for unit in (REPORT_SERVICE, REPORT_PATH, REPORT_TIMER):
+        assert systemd_verify(root, f"/etc/systemd/system/{unit}") == "", unit
 
 
 # --------------------------------------------------------------------------- the simulated host

@@ -2,7 +2,7 @@
 # Sourced by the gates and the rejoin wait (after kubectl.sh): what each machine last reported
 # of its setup. Each machine patches its status into the ConfigMap
 # kube-system/stubernetes-status-<machine> with its own bootstrap token (components/
-# status_report.py, ignition/files/report/report-status); the admin reads them all in one call.
+# status_report.py, ignition/files/setup/report-status); the admin reads them all in one call.
 # Reading them is best effort: a gate never fails because a report cannot be read.
 
 declare -A reports=()
