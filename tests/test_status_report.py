@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import datetime
 import http.server
 import ipaddress
@@ -27,6 +28,8 @@ import shutil
 import socket
 import ssl
 import stat
+import struct
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -204,6 +207,49 @@ def test_the_real_ignition_writes_units_systemd_accepts(
     install_host_units(root)
     for unit in (REPORT_SERVICE, REPORT_PATH, REPORT_TIMER):
         assert systemd_verify(root, f"/etc/systemd/system/{unit}") == "", unit
+
+
+# systemd's PathChanged= watch of the file itself (src/core/path.c flags_table[PATH_CHANGED]).
+IN_ATTRIB, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x4, 0x8, 0x40, 0x80
+IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
+PATH_CHANGED_MASK = (
+    IN_DELETE_SELF
+    | IN_MOVE_SELF
+    | IN_ATTRIB
+    | IN_CLOSE_WRITE
+    | IN_CREATE
+    | IN_DELETE
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+)
+
+
+def test_a_status_update_is_an_event_on_the_watched_file(tmp_path: Path) -> None:
+    """The setup's status_set (common.sh) renames a new file over the status; a PathChanged=
+    unit fires on any event on the watch of the file itself (path_spec_fd_event: `primary_wd`),
+    which the real kernel gives here as the old file loses its name."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    status = tmp_path / "status"
+    status.write_text("phase=packages\n")
+    fd = libc.inotify_init1(os.O_NONBLOCK)
+    assert fd >= 0, ctypes.get_errno()
+    try:
+        wd = libc.inotify_add_watch(fd, str(status).encode(), PATH_CHANGED_MASK)
+        assert wd >= 0, ctypes.get_errno()
+        common = REPO / "ignition/files/setup/common.sh"
+        script = f". {common}; STATE_DIR={tmp_path}; STATUS_FILE={status}; status_set state running"
+        subprocess.run(["bash", "-c", script], check=True, timeout=30)
+        events = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    masks = []
+    while events:
+        event_wd, mask, _, length = struct.unpack_from("iIII", events)
+        if event_wd == wd:
+            masks.append(mask)
+        events = events[16 + length :]
+    assert any(mask & PATH_CHANGED_MASK for mask in masks), masks
+    assert "state=running" in status.read_text()
 
 
 # --------------------------------------------------------------------------- the simulated host
