@@ -21,6 +21,7 @@ from components.previous import (
 )
 from components.releases import chart_version, helm_release
 from components.removals import refuse_unsafe_removals
+from components.status_report import StatusReport, StatusReportArgs
 from components.token import bootstrap_token_secret, kubeadm_certs_rbac
 from ignition.kubeadm import founds_cluster
 from stackconfig import StackConfig
@@ -106,18 +107,27 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
                 depends_on=[api.command, *after],
             )
 
+        founding: list[pulumi.Resource] = []
         if founds_cluster(stack, machine, previous.cluster_exists):
             # A machine that founds the cluster does not need its token to come up, and on a
             # rebuild the old API server is gone until it is back: its token waits for it. Its
             # certificates' upload is a no-op (its Ignition has the CA material).
             resources.boot(BootArgs(None, certs_rbac, previous_join))
-            token_secret([resources.rejoined])
+            founding = [resources.rejoined]
+            token_secret(founding)
         else:
             # Every other machine's token is there before its join needs it (and before a
             # controller's upload, which its token's Secret owns).
             resources.boot(BootArgs(token_secret([]), certs_rbac, previous_join))
         if resources.control_plane_joined is not None:
             previous_join = resources.control_plane_joined
+        # Where the machine reports its setup status, writable with its token alone.
+        StatusReport(
+            f"{name}-{machine.name}-status",
+            StatusReportArgs(machine.name, resources.token.token_id, resources.anchor, kubernetes),
+            depends_on=[api.command, *founding],
+            opts=pulumi.ResourceOptions(parent=resources),
+        )
     # After each machine's install chain (boot() above made its rejoin step).
     membership_steps(
         stack,

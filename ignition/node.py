@@ -34,6 +34,7 @@ from ignition.kubeadm import (
 )
 from ignition.material import ClusterMaterial, is_bootstrap_token
 from ignition.packages import layered_packages
+from ignition.status_report import add_status_report
 from stackconfig.model import Machine, StackConfig
 from stackconfig.node_paths import NODE_CNI_BIN_DIR, OPENEBS_HOSTPATH_DIR
 
@@ -272,6 +273,7 @@ def machine_ignition(
         "systemd": {"units": [unit_entry(SETUP_UNIT, read_asset(f"setup/{SETUP_UNIT}"))]},
     }
     add_cert_renewal(config, machine)
+    add_status_report(config, material)
     if machine.kernel_args:
         # The installed system's kernel arguments. On Fedora CoreOS, Ignition's kargs stage
         # applies them in the initramfs of the first boot and reboots once when they changed.

@@ -134,6 +134,7 @@ class Registration:
     inputs_in_place: dict[str, Any] = field(default_factory=dict)
     # The outputs the engine returned, likewise.
     outputs_in_place: dict[str, Any] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 class RecordingMonitor(MockMonitor):
@@ -177,6 +178,7 @@ class RecordingMonitor(MockMonitor):
                     inputs=rpc.deserialize_properties(request.object),
                     inputs_in_place=in_place(request.object),
                     outputs_in_place=in_place(response.object),
+                    ignore_changes=sorted(request.ignoreChanges),
                 )
             )
         return response

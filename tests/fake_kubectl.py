@@ -24,7 +24,9 @@ State ($FAKE_CLUSTER/state.json):
   "secrets": {"<namespace>/<name>": a Secret as created, with its metadata.uid}
   (a node counts as a control-plane one when its "labels" hold
   node-role.kubernetes.io/control-plane; "control_plane_after": polls of that list before
-  the machine named "joining" gets the label, as its kubeadm join's mark-control-plane does).
+  the machine named "joining" gets the label, as its kubeadm join's mark-control-plane does);
+  "configmaps": {name: {"labels": {...}, "data": {...}}} (in kube-system: the machines' status
+            reports, components/status_report.py).
 Every call is appended to calls.jsonl with the kubeconfig file's mode.
 
 `kubectl drain` is modelled on kubernetes/kubectl v0.36.3 (Kubernetes 1.36), run against a
@@ -51,8 +53,10 @@ virtual clock so that a test does not wait for its timeout:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -89,6 +93,48 @@ def render(query: str, node: dict[str, Any]) -> str:
     if "{" in text:
         sys.exit(f"fake kubectl: JSONPath not modelled: {query}")
     return text
+
+
+def render_list(query: str, items: list[dict[str, Any]]) -> str:
+    """`-o jsonpath={range .items[*]}...{end}` of a list, as k8s.io/client-go util/jsonpath
+    prints it: the body once per item, `{.data.<key>}` empty where the key is missing (kubectl's
+    --allow-missing-template-keys defaults to true: k8s.io/cli-runtime
+    pkg/genericclioptions/jsonpath_flags.go), `{"|"}` and `{"\n"}` as their text."""
+    head, tail = "{range .items[*]}", "{end}"
+    if not (query.startswith(head) and query.endswith(tail)):
+        sys.exit(f"fake kubectl: JSONPath not modelled: {query}")
+    body = query[len(head) : -len(tail)]
+    token = re.compile(r'\{(\.metadata\.name|\.data\.[-._a-zA-Z0-9]+|"\|"|"\\n")\}')
+    if "{" in token.sub("", body):
+        sys.exit(f"fake kubectl: JSONPath not modelled: {query}")
+
+    def value(item: dict[str, Any], match: re.Match[str]) -> str:
+        field = match[1]
+        if field == ".metadata.name":
+            return str(item["name"])
+        if field.startswith(".data."):
+            return str(item["data"].get(field.removeprefix(".data."), ""))
+        return "\n" if field == '"\\n"' else "|"
+
+    output = [token.sub(functools.partial(value, item), body) for item in items]
+    return "".join(output)
+
+
+def get_configmaps(flags: list[str]) -> str:
+    """`kubectl -n kube-system get configmaps -l KEY -o jsonpath=...`: the ConfigMaps that have
+    the label KEY (an existence selector, apimachinery pkg/labels selector.go), in name order,
+    as the API server lists them from etcd's sorted keys."""
+    selector = flags[flags.index("-l") + 1]
+    if "=" in selector or "," in selector:
+        sys.exit(f"fake kubectl: label selector not modelled: {selector}")
+    query = flags[flags.index("-o") + 1].removeprefix("jsonpath=")
+    configmaps = state.get("configmaps", {})
+    items = [
+        {"name": name, "data": configmaps[name].get("data", {})}
+        for name in sorted(configmaps)
+        if selector in configmaps[name].get("labels", {})
+    ]
+    return render_list(query, items)
 
 
 def go_duration(seconds: int) -> str:
@@ -279,7 +325,9 @@ rest = [
 ]
 if state.get("api", "up") != "up":
     sys.exit(API_FAILURES[state["api"]].format(node=rest[2] if len(rest) > 2 else ""))
-if rest[:2] == ["get", "node"]:
+if rest[:4] == ["-n", "kube-system", "get", "configmaps"]:
+    print(get_configmaps(rest[4:]), end="")
+elif rest[:2] == ["get", "node"]:
     name = rest[2]
     state["polls"] = state.get("polls", 0) + 1
     if "rejoin_after" in state and state["polls"] > state["rejoin_after"]:

@@ -606,15 +606,18 @@ def test_gate_script_passes_api_registered_ready_in_turn(
     missing = [n for n in names if n != init.name]
     answer = _run_command(plane, registered, real_kubectl_path, **fast)
     assert answer.returncode == 1, answer.stdout
-    assert answer.stderr.strip() == (
+    timed_out, *reports = answer.stderr.strip().splitlines()
+    assert timed_out == (
         f"gate registered: timed out after 4s; not registered as Nodes: {' '.join(missing)}"
     )
+    # No status report objects in this cluster: the gate says so for each (the real ones:
+    # tests/test_status_report_real.py).
+    assert reports == [f"  {name}: last report: no report yet" for name in missing]
     answer = _run_command(plane, ready, real_kubectl_path, **fast)
     assert answer.returncode == 1
-    assert answer.stderr.strip().startswith(
-        "gate ready: timed out after 4s; missing or not Ready: "
-    )
-    assert set(missing) <= set(answer.stderr.strip().rpartition(": ")[2].split())
+    timed_out = answer.stderr.strip().splitlines()[0]
+    assert timed_out.startswith("gate ready: timed out after 4s; missing or not Ready: ")
+    assert set(missing) <= set(timed_out.rpartition(": ")[2].split())
 
     _register(plane, list(output.machines.values()))
     answer = _run_command(plane, registered, real_kubectl_path, **fast)

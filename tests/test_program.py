@@ -74,11 +74,15 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
         # steps and its membership step; each controller's upload of its certificates and
         # wait for its join.
         COMMAND: 3 + 5 * machines + 2 * controllers,
-        # What lets a bootstrap token read the kubeadm-certs Secret (kubeadm's createRBAC).
-        "kubernetes:rbac.authorization.k8s.io/v1:Role": 1,
-        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 1,
         "random:index/randomId:RandomId": machines,  # each machine's install anchor
         RELEASE: 4,
+        # Each machine's status report: its ConfigMap, and the Role and RoleBinding that let
+        # its token alone write it; and the one Role and RoleBinding that let bootstrap tokens
+        # read the kubeadm-certs Secret (kubeadm's createRBAC).
+        "stubernetes:machine:StatusReport": machines,
+        "kubernetes:core/v1:ConfigMap": machines,
+        "kubernetes:rbac.authorization.k8s.io/v1:Role": machines + 1,
+        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": machines + 1,
     }
 
 

@@ -150,6 +150,48 @@ def sample_up(root: Path) -> str:
     return "\n".join(lines)
 
 
+def sample_waits(root: Path) -> str:
+    """Gate 1 while the machines report their setup (w1's join refused until its token is in
+    the cluster, w2 layering its packages), then gate 2 timing out on a machine whose setup is
+    done but whose Node is not Ready: the real script, against the stand-in kubectl of
+    tests/test_gate_script.py, which answers the reports' ConfigMaps as kubectl prints them."""
+    jws = (
+        "phase kubeadm exited 1: error execution phase preflight: couldn't validate the "
+        "identity of the API Server: could not find a JWS signature in the cluster-info "
+        'ConfigMap for token ID "k3v9qa"'
+    )
+    c1 = "stubernetes-status-c1|done|done|0|2026-12-02T14:02:41Z|\n"
+    reports = [
+        c1
+        + f"stubernetes-status-w1|kubeadm|retrying|1|2026-12-02T14:03:05Z|{jws}\n"
+        + "stubernetes-status-w2|packages|running|0|2026-12-02T14:02:58Z|\n",
+        c1
+        + f"stubernetes-status-w1|kubeadm|running|1|2026-12-02T14:03:10Z|{jws}\n"
+        + "stubernetes-status-w2|kubeadm|running|0|2026-12-02T14:04:30Z|\n",
+    ]
+    registered = root / "gate-registered"
+    registered.mkdir()
+    result = run_gate(
+        registered,
+        "registered",
+        "c1 w1 w2",
+        ["c1 False\n", "c1 False\nw2 False\n", "c1 False\nw1 False\nw2 False\n"],
+        timeout=30,
+        reports=reports,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [result.stdout.rstrip("\n")]
+    ready = root / "gate-ready"
+    ready.mkdir()
+    done = c1 + "stubernetes-status-w2|done|done|0|2026-12-02T14:06:12Z|\n"
+    result = run_gate(
+        ready, "ready", "c1 w1 w2", ["c1 True\nw1 True\nw2 False\n"], timeout=1, reports=[done]
+    )
+    assert result.returncode == 1
+    lines += [result.stdout.rstrip("\n"), result.stderr.rstrip("\n")]
+    return "\n".join(lines)
+
+
 SAMPLES: dict[str, Callable[[Path], str]] = {
     "setup": sample_setup,
     "check": sample_check,
@@ -160,6 +202,7 @@ SAMPLES: dict[str, Callable[[Path], str]] = {
     "assets": sample_assets,
     "matchbox-certs": sample_certs,
     "up": sample_up,
+    "waits": sample_waits,
 }
 
 

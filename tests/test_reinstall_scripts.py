@@ -49,6 +49,7 @@ def test_scripts_are_shellcheck_clean() -> None:
         "network-boot-once",
         "wait-for-rejoin",
         "install-clock",
+        "status-reports.sh",
     }
     assert shellcheck(scripts, cwd=REPO) == ""
 
@@ -434,3 +435,91 @@ def test_the_old_boot_does_not_count_and_the_wait_is_bounded(tmp_path: Path) -> 
     assert result.returncode == 1
     assert "w1 did not rejoin within 2s" in result.stderr
     assert "/var/lib/stubernetes/status" in result.stderr
+
+
+def _report(machine: str, **data: str) -> dict[str, Any]:
+    """A machine's status ConfigMap as the cluster holds it once the machine has reported
+    (components/status_report.py labels it; the machine writes its data)."""
+    return {
+        f"stubernetes-status-{machine}": {
+            "labels": {
+                "app.kubernetes.io/managed-by": "stubernetes",
+                "stubernetes.dev/status-of": machine,
+            },
+            "data": data,
+        }
+    }
+
+
+def test_the_rejoin_wait_shows_the_machines_report_at_every_poll(tmp_path: Path) -> None:
+    state = {
+        "api": "up",
+        "nodes": {},
+        "rejoin_after": 2,
+        "rejoin_as": {"bootID": "new-boot", "ready": "True"},
+        "configmaps": {
+            **_report(
+                "w1",
+                phase="packages",
+                state="rebooting",
+                attempts="0",
+                boots="1",
+                updated="2026-12-02T14:00:00Z",
+                boot_id="new-boot",
+            ),
+            # Another machine's report is not this wait's business.
+            **_report(
+                "w2",
+                phase="kubeadm",
+                state="failed",
+                attempts="40",
+                updated="2026-12-02T13:00:00Z",
+                last_error="nope",
+            ),
+        },
+    }
+    env = {**WAIT_ENV, "CLEAN_OUTPUT": "old-boot-id=old-boot"}
+    result = run(tmp_path, "wait-for-rejoin", env, state)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    for line in lines[:2]:
+        assert line.endswith("; phase packages, rebooting (reported 2026-12-02T14:00:00Z)"), line
+        assert "nope" not in line
+    assert lines[-1] == "w1 rejoined: Ready, boot new-boot (was old-boot)"
+
+
+def test_the_rejoin_timeout_says_what_the_machine_last_reported(tmp_path: Path) -> None:
+    error = "phase kubeadm exited 1: couldn't validate the identity of the API Server | really"
+    state = {
+        "api": "up",
+        "nodes": {"w1": READY},
+        "configmaps": _report(
+            "w1",
+            phase="kubeadm",
+            state="retrying",
+            attempts="3",
+            updated="2026-12-02T14:10:00Z",
+            last_error=error,
+        ),
+    }
+    env = {**WAIT_ENV, "TIMEOUT_SECONDS": "1", "CLEAN_OUTPUT": "old-boot-id=old-boot"}
+    result = run(tmp_path, "wait-for-rejoin", env, state)
+    assert result.returncode == 1
+    assert (
+        f"last report: phase kubeadm, attempt 3 failed, retrying; last error: {error} "
+        "(reported 2026-12-02T14:10:00Z); on its console" in result.stderr
+    )
+
+
+def test_a_machine_without_a_report_says_so(tmp_path: Path) -> None:
+    state = {"api": "up", "nodes": {"w1": READY}, "configmaps": {}}
+    env = {**WAIT_ENV, "TIMEOUT_SECONDS": "1", "CLEAN_OUTPUT": "old-boot-id=old-boot"}
+    result = run(tmp_path, "wait-for-rejoin", env, state)
+    assert result.returncode == 1
+    assert "last report: no report yet" in result.stderr
+    asked = [c["args"] for c in calls(tmp_path) if "configmaps" in c["args"]]
+    assert asked and all(
+        a[a.index("-l") + 1] == "stubernetes.dev/status-of" and a[3:5] == ["-n", "kube-system"]
+        for a in asked
+    )

@@ -131,13 +131,15 @@ def test_each_machine_tree_is_what_ignition_writes(tmp_path: Path) -> None:
     assert sorted(p.name for p in (out / "machines").iterdir()) == ["c1", "w1", "w2"]
     for machine in ("c1", "w1", "w2"):
         assert_tree_matches_ignition(out, machine, f"lab-{machine}", tmp_path)
-    # A controller also enables its certificate-renewal timer; a worker only the setup service.
+    # A controller also enables its certificate-renewal timer; a worker only the setup service;
+    # both the path unit and the timer of their status report.
+    report = "enable stubernetes-status-report.path\nenable stubernetes-status-report.timer\n"
     preset = out / "machines/c1/etc/systemd/system-preset/20-ignition.preset"
     assert preset.read_text() == (
-        "enable stubernetes-cert-renewal.timer\nenable stubernetes-setup.service\n"
+        "enable stubernetes-cert-renewal.timer\nenable stubernetes-setup.service\n" + report
     )
     worker_preset = out / "machines/w1/etc/systemd/system-preset/20-ignition.preset"
-    assert worker_preset.read_text() == "enable stubernetes-setup.service\n"
+    assert worker_preset.read_text() == "enable stubernetes-setup.service\n" + report
 
 
 SNIPPETS = [
@@ -197,6 +199,7 @@ def test_snippets_merge_as_ignition_merges_them(tmp_path: Path) -> None:
     assert (review / "etc/systemd/system/stubernetes-setup.service.d/10-example.conf").exists()
     assert (review / "etc/systemd/system-preset/20-ignition.preset").read_text() == (
         "enable example.service\nenable stubernetes-setup.service\n"
+        "enable stubernetes-status-report.path\nenable stubernetes-status-report.timer\n"
     )
     listed = listing(summary)
     assert listed["/var/lib/example"] == ("0750", "directory")
