@@ -27,6 +27,7 @@ TOKENS = {
     "profile": "matchbox:index/profile:Profile",
     "group": "matchbox:index/group:Group",
     "secret": "kubernetes:core/v1:Secret",
+    "configmap": "kubernetes:core/v1:ConfigMap",
     "role": "kubernetes:rbac.authorization.k8s.io/v1:Role",
     "role_binding": "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
     "release": "kubernetes:helm.sh/v3:Release",
@@ -148,6 +149,12 @@ def floor_program(spec: dict[str, Any]) -> Callable[[], None]:
                 f"floor-{index}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=f"floor-{index}", namespace="default"),
                 string_data={"floor": str(index)},
+                opts=on_cluster,
+            )
+        for index in many(TOKENS["configmap"]):
+            k8s.core.v1.ConfigMap(
+                f"floor-{index}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"floor-{index}", namespace="default"),
                 opts=on_cluster,
             )
         for index in many(TOKENS["role"]):
