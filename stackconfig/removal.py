@@ -12,6 +12,13 @@ requests can only be processed when a majority of cluster members are functionin
 upgrade multiple machines"). A reinstall removes its controller's member and adds it back; a
 removal removes it. So one update may take away fewer than half of the last update's controllers:
 at least a majority of them stays untouched.
+
+A machine's role does not change in place: no step turns a running controller into a worker or
+back. A controller whose stack entry says worker would keep its etcd member (the clean and
+removal steps remove a member only for a controller) and a worker told it is a controller would
+never run `kubeadm join --control-plane`. So a changed role is refused, whatever its generation:
+remove the machine in one update (its membership step drains it and, for a controller, removes
+its member) and add it back with its new role in the next.
 """
 
 from __future__ import annotations
@@ -134,6 +141,18 @@ def removal_problems(
                         "reinstall controllers in separate updates",
                     )
                 )
+    for machine in previous:
+        if machine.name in now and now[machine.name].role != machine.role:
+            problems.append(
+                Problem(
+                    machine_where(machine.name),
+                    "role",
+                    f"changing a machine's role in place ({machine.role} to "
+                    f"{now[machine.name].role}): nothing turns a running {machine.role} into a "
+                    f"{now[machine.name].role}, and a controller's etcd member would stay; "
+                    "remove the machine in one update and add it back in the next",
+                )
+            )
     for machine in removed:
         if machine.init and not machine.installed and not cluster_answered:
             problems.append(

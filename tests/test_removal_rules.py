@@ -120,8 +120,31 @@ def test_the_only_controllers_reinstall_is_left_to_the_rebuild_rule() -> None:
 def test_a_controller_turned_worker_counts_as_removed() -> None:
     previous = cluster(2)
     current = [CurrentMachine("c1", "controller", 1), CurrentMachine("c2", "worker", 1)]
-    (line,) = lines(previous, current)
-    assert line.startswith("machine 'c2': removed: taking c2 out of etcd in one update leaves 1 of")
+    majority, role = lines(previous, current)
+    assert majority.startswith(
+        "machine 'c2': removed: taking c2 out of etcd in one update leaves 1 of"
+    )
+    assert role.startswith("machine 'c2': field 'role': changing a machine's role in place")
+
+
+@pytest.mark.parametrize("generation", [1, 2])
+def test_a_role_changes_only_by_removing_and_adding_the_machine(generation: int) -> None:
+    """Whatever the generation: the clean and removal steps remove an etcd member only for a
+    controller (components/scripts/clean-before-rejoin, remove-machine), and kubeadm makes a
+    control-plane node only at `kubeadm join --control-plane` (kubeadm join docs)."""
+    previous = cluster(3, 2)
+    current = now(previous)
+    current[2] = CurrentMachine("c3", "worker", generation)
+    current[3] = CurrentMachine("w1", "controller", generation)
+    found = lines(previous, current)
+    assert found == [
+        "machine 'c3': field 'role': changing a machine's role in place (controller to worker): "
+        "nothing turns a running controller into a worker, and a controller's etcd member would "
+        "stay; remove the machine in one update and add it back in the next",
+        "machine 'w1': field 'role': changing a machine's role in place (worker to controller): "
+        "nothing turns a running worker into a controller, and a controller's etcd member would "
+        "stay; remove the machine in one update and add it back in the next",
+    ]
 
 
 def test_the_init_controller_is_not_removed_before_the_cluster_answered() -> None:
