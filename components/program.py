@@ -129,7 +129,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             opts=pulumi.ResourceOptions(parent=resources),
         )
     # After each machine's install chain (boot() above made its rejoin step).
-    membership_steps(
+    members = membership_steps(
         stack,
         kubeconfig,
         {name: m.rejoined for name, m in machines.items()},
@@ -146,7 +146,9 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         ),
         # Not on the token Secrets: a new machine's Secret must not change this shared gate.
         # The gate polls until the machines joined, which they can only do with their tokens.
-        depends_on=[*groups, api.command],
+        # On the membership steps, so that a destroy deletes the releases (after this gate)
+        # before any machine leaves the cluster: the engine deletes dependents first.
+        depends_on=[*groups, api.command, *members.values()],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
     core = helm_release(
@@ -165,7 +167,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             gates.poll_seconds,
         ),
         # Nodes turn Ready only once the pod network (in the core release) runs.
-        depends_on=[*groups, core],
+        depends_on=[*groups, core, *members.values()],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
     for spec in system_releases(stack):

@@ -248,6 +248,15 @@ def test_a_destroy_deletes_workers_first_then_the_controllers_one_at_a_time(
         i for i, wave in enumerate(waves) if "lab-c1-rejoin" in wave
     )
     assert deletes_that_run(baseline.registrations, []) == set(when)
+    # Every Helm release is uninstalled before any machine leaves: the releases wait for the
+    # gates, which wait for every membership step (components/program.py).
+    releases = {
+        index
+        for index, wave in enumerate(waves)
+        for name in wave
+        if name in {"stubernetes-core", "household-dns", "ingress-nginx", "openebs"}
+    }
+    assert releases and max(releases) < min(when.values())
 
 
 def test_the_membership_steps_order(baseline: ProgramRun) -> None:
