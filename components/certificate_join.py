@@ -15,6 +15,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_random as random
 
+from components.token import token_secret_name
 from ignition import ClusterMaterial
 from ignition.kubeadm_certs import SECRET_NAME, certificate_key, kubeadm_certs_manifest
 from stackconfig.model import Gates
@@ -34,11 +35,6 @@ def certificate_key_secret(
         opts=opts,
     )
     return pulumi.Output.secret(secret.result.apply(certificate_key))
-
-
-def token_secret_name(token_id: pulumi.Output[str]) -> pulumi.Output[str]:
-    """kubeadm's name for a bootstrap token's Secret (bootstraputil.BootstrapTokenSecretName)."""
-    return pulumi.Output.concat("bootstrap-token-", token_id)
 
 
 def upload_environment(

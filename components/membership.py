@@ -28,12 +28,13 @@ alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_command as command
 
 from components.install_step import KEEP_LAST_OUTPUT, SCRIPTS
+from components.machine import MachineResources
 from stackconfig import Machine, StackConfig
 
 
@@ -67,27 +68,24 @@ def membership_step(
 
 
 def membership_steps(
-    stack: StackConfig,
-    kubeconfig: pulumi.Output[str],
-    rejoined: dict[str, pulumi.Resource],
-    parents: dict[str, pulumi.Resource],
+    stack: StackConfig, kubeconfig: pulumi.Output[str], machines: Mapping[str, MachineResources]
 ) -> dict[str, command.local.Command]:
-    """Every machine's membership step: the controllers' in a chain, each after the one before
-    it, and every worker's after the last controller's, so that deletes go the other way."""
+    """Every machine's membership step, after its rejoin wait: the controllers' in a chain, each
+    after the one before it, and every worker's after the last controller's, so that deletes go
+    the other way."""
     steps: dict[str, command.local.Command] = {}
     previous: list[pulumi.Resource] = []
-    for machine in stack.controllers:
+
+    def step(machine: Machine) -> command.local.Command:
+        resources = machines[machine.name]
         steps[machine.name] = membership_step(
-            stack, machine, kubeconfig, [rejoined[machine.name], *previous], parents[machine.name]
+            stack, machine, kubeconfig, [resources.rejoined, *previous], resources
         )
-        previous = [steps[machine.name]]
+        return steps[machine.name]
+
+    for machine in stack.controllers:
+        previous = [step(machine)]
     for machine in stack.machines:
         if not machine.is_controller:
-            steps[machine.name] = membership_step(
-                stack,
-                machine,
-                kubeconfig,
-                [rejoined[machine.name], *previous],
-                parents[machine.name],
-            )
+            step(machine)
     return steps

@@ -129,12 +129,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             opts=pulumi.ResourceOptions(parent=resources),
         )
     # After each machine's install chain (boot() above made its rejoin step).
-    members = membership_steps(
-        stack,
-        kubeconfig,
-        {name: m.rejoined for name, m in machines.items()},
-        {name: m for name, m in machines.items()},
-    )
+    members = membership_steps(stack, kubeconfig, machines)
     registered = ReadinessGate(
         f"{name}-registered",
         ReadinessGateArgs(

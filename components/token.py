@@ -66,6 +66,11 @@ class BootstrapToken(pulumi.ComponentResource):
         self.register_outputs({"token_id": self.token_id, "expiration": self.expiration})
 
 
+def token_secret_name(token_id: pulumi.Output[str]) -> pulumi.Output[str]:
+    """kubeadm's name for a bootstrap token's Secret (bootstraputil.BootstrapTokenSecretName)."""
+    return pulumi.Output.concat("bootstrap-token-", token_id)
+
+
 def bootstrap_token_secret(
     name: str,
     machine: str,
@@ -84,7 +89,7 @@ def bootstrap_token_secret(
     return k8s.core.v1.Secret(
         name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=pulumi.Output.concat("bootstrap-token-", token.token_id),
+            name=token_secret_name(token.token_id),
             namespace="kube-system",
             labels={"app.kubernetes.io/managed-by": "stubernetes"},
         ),
