@@ -39,22 +39,23 @@ def own_stack_name() -> str:
     return f"{organization}/{pulumi.get_project()}/{pulumi.get_stack()}"
 
 
-def _plain(value: Any) -> Any:
-    """A value read back from the engine with every secret marker removed: the program only
-    decides from these values and never exports them again as they are."""
+def unwrap_secrets(value: Any) -> Any:
+    """A value as the wire carries it with every secret marker removed, at any depth. The
+    program decides from the previous outputs unwrapped so and never exports them again as
+    they are; the mocks (stubernetes/mocks.py) read registered inputs the same way."""
     if rpc.is_rpc_secret(value):
-        return _plain(rpc.unwrap_rpc_secret(value))
+        return unwrap_secrets(rpc.unwrap_rpc_secret(value))
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: unwrap_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [unwrap_secrets(v) for v in value]
     return value
 
 
 def read_previous_outputs() -> dict[str, Any]:
     """The outputs of this stack's last completed update ({} for a new stack)."""
     result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": own_stack_name()})
-    value = _plain(result.value) if result.value is not None else {}
+    value = unwrap_secrets(result.value) if result.value is not None else {}
     outputs = value.get("outputs") if isinstance(value, Mapping) else None
     return dict(outputs) if isinstance(outputs, Mapping) else {}
 

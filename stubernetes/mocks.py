@@ -18,20 +18,12 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.sync_await import _sync_await
 
+# Re-exported: the tests and the render read registered inputs with it.
+from components.previous import unwrap_secrets as unwrap_secrets
 from ignition.material import TOKEN_ALPHABET
 from stubernetes import standin_pki
 
 SECRET_SIG_KEY = rpc._special_sig_key
-
-
-def unwrap_secrets(value: Any) -> Any:
-    if rpc.is_rpc_secret(value):
-        return unwrap_secrets(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {k: unwrap_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap_secrets(v) for v in value]
-    return value
 
 
 def _random_bytes(seed: str, name: str, inputs: dict[str, Any]) -> bytes:
