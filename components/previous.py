@@ -14,7 +14,8 @@ stack.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
@@ -52,9 +53,32 @@ def unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def read_previous_outputs() -> dict[str, Any]:
-    """The outputs of this stack's last completed update ({} for a new stack)."""
-    result = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": own_stack_name()})
+# The diy (file) backend can fail this read while the engine saves the checkpoint, which it does
+# as the program starts (the stack resource registers): gocloud.dev `blob/fileblob/attrs.go`
+# `setAttrs` truncates the checkpoint's `.attrs` sidecar with os.Create before writing it, and
+# `getAttrs`, which every read goes through, then decodes an empty file: "failed to load
+# checkpoint: EOF" (pulumi/pulumi `pkg/backend/diy/state.go` getSnapshotStackOutputs). The
+# checkpoint itself is replaced by a rename, so a read a moment later sees a whole one.
+CHECKPOINT_RACE = "failed to load checkpoint"
+READ_ATTEMPTS = 20
+READ_RETRY_SECONDS = 0.1
+
+
+def read_previous_outputs(
+    invoke: Callable[[str, dict[str, Any]], Any] = pulumi.runtime.invoke,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """The outputs of this stack's last completed update ({} for a new stack). A read that
+    meets the checkpoint being saved (CHECKPOINT_RACE) is tried again; any other error, or
+    the race READ_ATTEMPTS times in a row, stops the program."""
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            result = invoke(READ_STACK_OUTPUTS, {"name": own_stack_name()})
+            break
+        except Exception as error:
+            if CHECKPOINT_RACE not in str(error) or attempt == READ_ATTEMPTS:
+                raise
+            sleep(READ_RETRY_SECONDS)
     value = unwrap_secrets(result.value) if result.value is not None else {}
     outputs = value.get("outputs") if isinstance(value, Mapping) else None
     return dict(outputs) if isinstance(outputs, Mapping) else {}
