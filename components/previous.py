@@ -71,9 +71,10 @@ def read_previous_outputs(
     """The outputs of this stack's last completed update ({} for a new stack). A read that
     meets the checkpoint being saved (CHECKPOINT_RACE) is tried again; any other error, or
     the race READ_ATTEMPTS times in a row, stops the program."""
+    arguments = {"name": own_stack_name()}
     for attempt in range(1, READ_ATTEMPTS + 1):
         try:
-            result = invoke(READ_STACK_OUTPUTS, {"name": own_stack_name()})
+            result = invoke(READ_STACK_OUTPUTS, arguments)
             break
         except Exception as error:
             if CHECKPOINT_RACE not in str(error) or attempt == READ_ATTEMPTS:
