@@ -288,6 +288,31 @@ def test_refusals_come_before_anything_is_registered(
     assert monitor.registrations == []
 
 
+def test_removing_the_init_controller_before_the_cluster_answered_is_refused_by_the_program(
+    values: dict[str, Any], baseline: ProgramRun
+) -> None:
+    """The third removal rule (stackconfig/removal.py), through the program: previous outputs
+    of an update that finished before any machine joined (``installed`` empty: the cluster never
+    answered) refuse the init controller's removal before anything is registered; the same
+    removal once machines joined is not refused by that rule (it is the majority rule's case)."""
+    outputs = unwrap_secrets(baseline.stack_outputs)
+    unanswered = {**outputs, "installed": {}, "installedOverEarlier": {}, "clusterExists": False}
+    monitor = RecordingMonitor(StandInMocks("tests", previous_outputs=unanswered))
+    with pytest.raises(pulumi.RunError) as refused:
+        run_program(without(values, "c1"), SECRET_KEYS, monitor=monitor)
+    lines = str(refused.value).splitlines()
+    assert lines[0] == "refusing this update of the machines:"
+    assert lines[1:] == [
+        "machine 'c1': removing the init controller before the cluster ever answered: it alone "
+        "founds the cluster (kubeadm init) and no other machine has joined it yet; let the "
+        "first pulumi up finish, or remove every machine with pulumi destroy"
+    ]
+    assert monitor.registrations == []
+    answered = RecordingMonitor(StandInMocks("tests", previous_outputs=outputs))
+    smaller = run_program(without(values, "c1"), SECRET_KEYS, monitor=answered)
+    assert not of_machine(smaller, "c1") and of_machine(smaller, "c2")
+
+
 def test_a_renewed_admin_certificate_is_recorded_for_the_deletes_and_runs_nothing(
     values: dict[str, Any], baseline: ProgramRun
 ) -> None:

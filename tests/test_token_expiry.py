@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
+
+from control_plane.program_output import render_program
+from control_plane.stacks import with_second_controller
 
 from stubernetes.mocks import unwrap_secrets
 from stubernetes.program_run import run_program
@@ -63,3 +67,28 @@ def test_an_unchanged_stack_registers_the_same_inputs_twice(
     first, second = recorded(), recorded()
     assert len(first) > 40
     assert first == second
+
+
+# A bootstrap token as kubeadm writes it, "[a-z0-9]{6}.[a-z0-9]{16}" (kubernetes
+# staging/src/k8s.io/cluster-bootstrap/token/api/types.go BootstrapTokenPattern).
+TOKEN_PATTERN = re.compile(rb"\b([a-z0-9]{6})\.([a-z0-9]{16})\b")
+
+
+def test_every_token_in_any_ignition_is_its_machines_own_secret_that_expires(
+    example_values: dict[str, Any],
+) -> None:
+    """Offline, what the real and engine tests check against an API server: every bootstrap
+    token anywhere in any machine's Ignition (every file it writes) is that machine's own,
+    and its Secret carries an expiration (bootstrap.kubernetes.io/token: the token cleaner
+    deletes it then, kubernetes pkg/controller/bootstrap/tokencleaner.go)."""
+    output = render_program(with_second_controller(example_values))
+    assert set(output.machines) == {"c1", "c2", "w1", "w2"}
+    for name, machine in output.machines.items():
+        found = {
+            (m.group(1).decode(), m.group(2).decode())
+            for file in machine.files.values()
+            for m in TOKEN_PATTERN.finditer(file.contents)
+        }
+        secret = output.token_secrets[name]["stringData"]
+        assert found == {(secret["token-id"], secret["token-secret"])}, name
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", secret["expiration"]), name
