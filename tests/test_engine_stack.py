@@ -14,8 +14,7 @@ controller's the download of its certificates) and registers its kwok Node as a 
 The engine, its plugins and the program's Commands run inside the lab's network namespace,
 which carries the machines' and the API endpoint's addresses (tests/engine/lab.py says why).
 One lab and one state for the whole module, the tests in order; each engine action's time is
-printed at the end. Where the real engine shows the program wrong, the test says what it should
-do and is marked xfail(strict=True) with the defect.
+printed at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,7 +42,7 @@ from control_plane.program_output import KUBEADM_CONFIG
 from control_plane.stacks import with_second_controller
 from engine.driver import PROJECT, stack_settings_file, stack_values
 from engine.lab import LabHandle, machine_from_ignition, start_lab
-from engine.session import EngineRun, run_action
+from engine.session import REPO, EngineRun, run_action
 from engine.stacks import lab_secrets, mock_registrations, namespace_addresses, write_stack_file
 from test_reinstall import chain
 from tool_cache import tool_bin
@@ -194,19 +194,6 @@ def attach_logs(request: pytest.FixtureRequest) -> Iterator[None]:
 # --------------------------------------------------------------------------- helpers
 
 
-class OtherFailure(Exception):
-    """A test marked with a known defect failed some other way: not an expected failure."""
-
-
-def known_defect(fixed: bool, symptom: bool, explain: str) -> None:
-    """For an xfail(strict, raises=AssertionError) test: pass when the defect is gone, fail
-    the expected way (AssertionError) when its symptom shows, and fail unexpectedly
-    (:class:`OtherFailure`) when neither does."""
-    if not fixed and not symptom:
-        raise OtherFailure(f"not the known defect:\n{explain}")
-    assert fixed, explain
-
-
 def changed(run: EngineRun) -> dict[str, int]:
     """The change summary without what is no change: ``same``, and the ``read`` of the stack's
     reference to itself (read afresh on every run)."""
@@ -302,8 +289,8 @@ def token_secrets(lab: LabHandle) -> dict[str, dict[str, str]]:
 def helm_releases(lab: LabHandle, work: Path) -> list[dict[str, Any]]:
     helm = tool_bin("helm", "helm")
     admin = lab.status()["admin_conf"]
-    if helm is None or not admin:
-        return []
+    assert helm is not None, "helm is not built: ./scripts/tools helm"
+    assert admin, "the lab has no admin kubeconfig"
     env = {
         **os.environ,
         "KUBECONFIG": admin,
@@ -498,6 +485,40 @@ def test_3b_one_more_up_converges_and_an_unchanged_stack_previews_no_change(
     session.notes["converged"] = session.lab.matchbox()
 
 
+def test_3c_the_by_hand_command_previews_the_same_stack_and_ends_with_its_json_line(
+    session: Session,
+) -> None:
+    """``python -m tests.engine`` (the README's by-hand session) on the module's own lab and
+    state: it finds the lab running in the work folder, prints the engine's output, and its last
+    line is the JSON summary, here of the converged stack: no change, nothing replaced."""
+    session.needs("3b preview (unchanged)")
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.engine",
+        "--stack-file",
+        str(session.stack_file),
+        "--work",
+        str(session.work),
+        "preview",
+    ]
+    started = time.monotonic()
+    done = subprocess.run(
+        argv, cwd=REPO, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL
+    )
+    session.timings.append(("3c preview (python -m tests.engine)", time.monotonic() - started))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    lines = done.stdout.splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["action"] == "preview" and summary["stack"] == STACK and summary["ok"]
+    assert {k: n for k, n in summary["changes"].items() if k not in ("same", "read")} == {}
+    assert summary["changes"].get("same", 0) > 0 and summary["replaced"] == []
+    assert isinstance(summary["seconds"], float) and summary["seconds"] > 0
+    # The engine's own output came before it, as it came.
+    assert any("Previewing update" in line for line in lines[:-1]), lines[:20]
+    assert session.lab.alive(), "the command stopped the lab it found"
+
+
 # --------------------------------------------------------------------------- 4, 5. reinstalls
 
 
@@ -687,9 +708,12 @@ def test_7_destroy_removes_every_matchbox_object_and_token_secret(session: Sessi
     assert run.ok, run.explain()
     # Deletes, and the engine's discard of the reference to the stack itself.
     assert set(changed(run)) <= {"delete", "discard"}, run.changes
-    dump = session.lab.matchbox()
+    macs = [normal_mac(m["mac"]) for m in session.stack_values()["machines"].values()]
+    dump = session.lab.matchbox(macs)
     assert (dump["profiles"], dump["groups"], dump["ignition"], dump["files"]) == ([], [], {}, {})
-    assert all(s["status"] == 404 for s in dump["served"].values())
+    # Every machine's MAC asked of the HTTP API: nothing is served any more.
+    assert sorted(dump["served"]) == sorted(macs)
+    assert {mac: s["status"] for mac, s in dump["served"].items()} == dict.fromkeys(macs, 404)
     assert token_secrets(session.lab) == {}
     assert helm_releases(session.lab, session.work) == []
     values = session.stack_values()["machines"]

@@ -393,9 +393,10 @@ class Lab:
             f"127.0.0.1:{MATCHBOX_RPC_PORT}", _tls_files(self.tls_dir), stubs
         )
 
-    def dump_matchbox(self) -> dict[str, Any]:
+    def dump_matchbox(self, macs: Sequence[str] = ()) -> dict[str, Any]:
         """Every profile, group and Ignition config, read back through the gRPC API; what the
-        HTTP API serves each group's MAC; and the data path's files, byte for byte."""
+        HTTP API serves each group's MAC and each of ``macs``; and the data path's files, byte
+        for byte."""
         with self.matchbox_client() as client:
             profiles = sorted(client.profile_list(), key=lambda p: str(p.get("id")))
             groups = sorted(client.group_list(), key=lambda g: str(g.get("id")))
@@ -405,11 +406,10 @@ class Lab:
                 if ignition_id:
                     ignition[ignition_id] = client.ignition_get(ignition_id).decode()
         served = {}
-        for group in groups:
-            mac = (group.get("selector") or {}).get("mac")
-            if mac:
-                status, body = _http_get(f"{self.http}/ignition?mac={hexhyp(mac)}")
-                served[mac] = {"status": status, "body": body.decode(errors="replace")}
+        group_macs = [(g.get("selector") or {}).get("mac") for g in groups]
+        for mac in {*(m for m in group_macs if m), *macs}:
+            status, body = _http_get(f"{self.http}/ignition?mac={hexhyp(mac)}")
+            served[mac] = {"status": status, "body": body.decode(errors="replace")}
         data = self.work / "matchbox" / "data"
         files = {
             str(p.relative_to(data)): {
@@ -742,7 +742,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 lab.boot(str(request["machine"]), str(request["mac"]), reply)
                 done(True)
             elif op == "matchbox":
-                done(True, lab.dump_matchbox())
+                done(True, lab.dump_matchbox(list(request.get("macs", ()))))
             elif op == "status":
                 done(True, lab.status())
             elif op == "ping":
@@ -852,8 +852,9 @@ class LabHandle:
     def request(self, op: str, on_line: Callable[[str], None] | None = None, **args: Any) -> Any:
         return lab_request(self.socket, op, on_line, **args)
 
-    def matchbox(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("matchbox")
+    def matchbox(self, macs: Sequence[str] = ()) -> dict[str, Any]:
+        """The lab's Matchbox (dump_matchbox), with what it serves each of ``macs`` besides."""
+        result: dict[str, Any] = self.request("matchbox", macs=list(macs))
         return result
 
     def status(self) -> dict[str, Any]:
