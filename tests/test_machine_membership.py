@@ -205,6 +205,18 @@ def test_removing_a_machine_deletes_exactly_its_resources_and_runs_its_membershi
     )
 
 
+def test_the_removal_drain_takes_the_gates_drain_timeout(values: dict[str, Any]) -> None:
+    """``stubernetes:gates.drainTimeoutSeconds`` bounds a removal's drain as it bounds a
+    reinstall's: the membership step records it for its delete (remove-machine's
+    ``kubectl drain --timeout``)."""
+    changed = copy.deepcopy(values)
+    changed.setdefault("gates", {})["drainTimeoutSeconds"] = 75
+    run = up(changed)
+    for machine in ("w1", "c2"):
+        recorded = environment(by_name(run, f"lab-{machine}-membership"))
+        assert recorded["DRAIN_TIMEOUT_SECONDS"] == "75", machine
+
+
 @pytest.mark.parametrize("machines", [("w1",), ("c2",), ("w1", "c2")])
 def test_a_reinstall_never_runs_or_deletes_a_membership_step(
     values: dict[str, Any], baseline: ProgramRun, machines: tuple[str, ...]
