@@ -115,13 +115,37 @@ def test_adding_a_worker_creates_its_resources_and_only_the_gates_wait_for_it(
     actions = plan(baseline.registrations, grown.registrations)
     created = {urn for urn, action in actions.items() if action == "create"}
     assert created == of_machine(grown, "w4")
-    assert "lab-w4-membership" in names(grown, created)
+    # Exactly a worker's resources, by type and name: none missing, none extra.
+    assert sorted((r.type, r.name) for r in grown.registrations if r.urn in created) == sorted(
+        NEW_WORKER
+    )
     changed = {urn for urn, action in actions.items() if action not in ("same", "create")}
     # The shared gates and the DNS release; nothing of any other machine.
     assert names(grown, changed) == SHARED
     assert deleted(baseline.registrations, grown.registrations) == []
     ran = commands_that_run(baseline.registrations, grown.registrations)
     assert set(ran) == {f"lab-w4-{s}" for s in STEPS} | {"lab-registered", "lab-ready"}
+
+
+# What a new worker w4 brings: its component with its Matchbox profile and group, its install
+# anchor and steps, its token (component, random id and secret, Secret) and its status report
+# (component, ConfigMap, Role, RoleBinding).
+NEW_WORKER = [
+    ("stubernetes:machine:Machine", "lab-w4"),
+    ("matchbox:index/profile:Profile", "lab-w4"),
+    ("matchbox:index/group:Group", "lab-w4"),
+    ("random:index/randomId:RandomId", "lab-w4-install"),
+    *((COMMAND, f"lab-w4-{step}") for step in ("install-clock", "clean", "network-boot")),
+    *((COMMAND, f"lab-w4-{step}") for step in ("rejoin", "membership")),
+    ("stubernetes:cluster:BootstrapToken", "lab-w4-token"),
+    ("random:index/randomString:RandomString", "lab-w4-token-id"),
+    ("random:index/randomPassword:RandomPassword", "lab-w4-token-secret"),
+    ("kubernetes:core/v1:Secret", "lab-w4-bootstrap-token"),
+    ("stubernetes:machine:StatusReport", "lab-w4-status"),
+    ("kubernetes:core/v1:ConfigMap", "lab-w4-status"),
+    ("kubernetes:rbac.authorization.k8s.io/v1:Role", "lab-w4-status"),
+    ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "lab-w4-status"),
+]
 
 
 def controllers_changed(
