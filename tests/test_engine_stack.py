@@ -522,6 +522,19 @@ def test_3c_the_by_hand_command_previews_the_same_stack_and_ends_with_its_json_l
 # --------------------------------------------------------------------------- 4, 5. reinstalls
 
 
+def deleted_before_created(run: EngineRun) -> list[tuple[str, tuple[str, str]]]:
+    """The run's steps, once each reinstalled machine's Matchbox objects are seen deleted before
+    their successors are created (delete_before_replace: a Matchbox object's id is its name)."""
+    steps = [(op, urn_key(urn)) for op, urn in run.steps]
+    for machine in REINSTALLED:
+        for kind in (PROFILE, GROUP):
+            key = (kind, f"lab-{machine}")
+            deleted = steps.index(("delete-replaced", key))
+            created = steps.index(("create-replacement", key))
+            assert deleted < created, (machine, kind, steps)
+    return steps
+
+
 def _check_reinstall(session: Session, run: EngineRun, before: dict[str, Any], boots: int) -> None:
     """A reinstall of REINSTALLED did exactly what a reinstall does."""
     expected = reinstall_set(REINSTALLED)
@@ -530,15 +543,9 @@ def _check_reinstall(session: Session, run: EngineRun, before: dict[str, Any], b
         sorted(expected - replaced(run)),
     )
     assert set(changed_resources(run)) == expected | status_binding_updates(REINSTALLED)
-    # Matchbox objects are deleted before their successors are created (a Matchbox object's
-    # id is its name), and the new group exists before the machine boots.
-    steps = [(op, urn_key(urn)) for op, urn in run.steps]
+    # The new group exists before the machine boots.
+    steps = deleted_before_created(run)
     for machine in REINSTALLED:
-        for kind in (PROFILE, GROUP):
-            key = (kind, f"lab-{machine}")
-            deleted = steps.index(("delete-replaced", key))
-            created = steps.index(("create-replacement", key))
-            assert deleted < created, (machine, kind, steps)
         boot = steps.index(
             ("create-replacement", ("command:local:Command", f"lab-{machine}-network-boot"))
         )
@@ -598,6 +605,8 @@ def test_4_a_generation_bump_reinstalls_exactly_those_machines(session: Session)
         "replace": len(reinstall_set(REINSTALLED)),
         "update": len(REINSTALLED),
     }
+    # The preview already shows the Matchbox objects deleted before they are recreated.
+    deleted_before_created(preview)
     assert session.lab.matchbox()["files"] == before["files"] and len(session.boots()) == boots
     assert stack_settings_file(session.work, STACK).read_text() == settings
     run = session.run("4 up (bump w1, c2)", "bump", machines)
@@ -635,6 +644,41 @@ def test_5b_target_replace_replaces_the_anchor_alone_as_the_readme_warns(
     assert run.ok, run.explain()
     assert replaced(run) == {("random:index/randomId:RandomId", "lab-w1-install")}
     assert set(changed_resources(run)) == {("random:index/randomId:RandomId", "lab-w1-install")}
+
+
+def test_5c_a_refused_update_of_the_deployed_stack_changes_nothing(session: Session) -> None:
+    """On the deployed cluster, an ``up`` that would reinstall two of its three controllers at
+    once (etcd's majority: stackconfig/removal.py) fails with the program's message before any
+    resource is registered: Matchbox's files, the machines and every resource in the state
+    are as they were (the bump is then taken back out of the settings)."""
+    session.needs("5 up --replace (w1, c2)")
+    settings = stack_settings_file(session.work, STACK)
+    text = settings.read_text()
+    before_state = _resources(session.run("5c export (before)", "export"))
+    before = session.lab.matchbox()
+    boots = len(session.boots())
+    try:
+        run = session.run("5c up (bump c2, c3: refused)", "bump", "c2,c3")
+    finally:
+        settings.write_text(text)
+    assert not run.ok
+    assert "refusing this update of the machines:" in run.output
+    assert "machine 'c2': field 'generation': reinstalled: taking c2, c3 out of etcd" in run.output
+    assert "machine 'c3': field 'generation': reinstalled: taking c2, c3 out of etcd" in run.output
+    assert {urn_key(u)[0] for _, u in run.steps} <= {"pulumi:pulumi:Stack"}, run.steps
+    assert session.lab.matchbox()["files"] == before["files"]
+    assert len(session.boots()) == boots
+    assert _resources(session.run("5c export (after)", "export")) == before_state
+
+
+def _resources(export: EngineRun) -> dict[str, Any]:
+    """The exported state's resources by URN, but the stack's own (its outputs are the last
+    completed update's either way)."""
+    assert export.ok, export.explain()
+    state = json.loads(Path(export.result["export"]).read_text())
+    return {
+        r["urn"]: r for r in state["deployment"]["resources"] if r["type"] != "pulumi:pulumi:Stack"
+    }
 
 
 # --------------------------------------------------------------------------- 6. export
