@@ -27,6 +27,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -352,3 +353,43 @@ def test_real_kubeadm_downloads_the_uploaded_certificates(
     assert 'Secret "kubeadm-certs" was not found in the "kube-system" Namespace' in gone.stderr, (
         gone.report()
     )
+
+
+@pytest.mark.real
+def test_an_upload_goes_with_its_token_secret_through_the_garbage_collector(
+    plane: ControlPlane, real_output: ProgramOutput
+) -> None:
+    """A join that never completes leaves its upload behind (the wait keeps it on a timeout);
+    what then removes the CA keys from the cluster is the upload's owner: when the token cleaner
+    deletes the expired token's Secret (kubernetes pkg/controller/bootstrap/tokencleaner.go),
+    the real controller-manager's garbage collector deletes every object that Secret owns
+    (kubernetes pkg/controller/garbagecollector/garbagecollector.go, attemptToDeleteItem: an
+    owner that no longer exists). Here the token Secret is deleted as the cleaner does it."""
+    (c2,) = [m for m in real_output.machines.values() if m.role == "controller" and not m.init]
+    plane.apply(list(real_output.rbac.values()))
+    upload = upload_step(real_output, c2.name)
+    uploaded = _run_step(plane, upload)
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    token_secret = upload["environment"]["TOKEN_SECRET"]
+    plane.kubectl("-n", "kube-system", "get", "secret", "kubeadm-certs", "-o", "name")
+    try:
+        plane.kubectl("-n", "kube-system", "delete", "secret", token_secret)
+        deadline = time.monotonic() + 120
+        while True:
+            left = plane.kubectl(
+                "-n",
+                "kube-system",
+                "get",
+                "secret",
+                "kubeadm-certs",
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ).stdout.strip()
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert left == "", "the garbage collector left kubeadm-certs after its owner went"
+    finally:
+        # The module's other tests find the program's token Secrets as the program left them.
+        plane.apply(list(real_output.token_secrets.values()))
