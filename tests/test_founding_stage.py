@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from control_plane.program_output import ignition_files
 from program_stacks import sized_stack
+from test_cert_upload import open_sealed
 
 from components.previous import CLUSTER_EXISTS_OUTPUT
 from stubernetes.mocks import RecordingMonitor, StandInMocks, unwrap_secrets
@@ -155,7 +156,10 @@ def test_once_the_cluster_exists_the_founding_controller_joins_with_a_certificat
     manifest = json.loads(upload["CERTS_MANIFEST"])
     assert manifest["metadata"]["name"] == "kubeadm-certs"
     assert step_environment(founding, "lab-c1-upload-certs")["CERTIFICATE_KEY_JOIN"] == "false"
-    # The same key, in the same install: the stage changes the Ignition, not the credentials.
+    # Its upload opens with the key its Ignition carries (kubeadm's copycerts format:
+    # tests/test_cert_upload.py), a key of its own: not c2's, and not in its founding config.
+    # (AES-GCM: another key raises InvalidTag.)
+    assert manifest["data"] and all(open_sealed(v, key) for v in manifest["data"].values())
     founding_c1 = ignitions(founding)["c1"]
     assert key not in founding_c1[KUBEADM_CONFIG].decode()
     c2 = ignitions(established)["c2"][KUBEADM_CONFIG].decode()
