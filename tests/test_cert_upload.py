@@ -287,16 +287,24 @@ def _download_certs(plane: ControlPlane, root: Path) -> KubeadmRun:
     )
 
 
-@pytest.mark.real
-def test_real_kubeadm_downloads_the_uploaded_certificates(
-    plane: ControlPlane, real_output: ProgramOutput, tmp_path: Path
-) -> None:
+def _upload_for_the_joining_controller(
+    plane: ControlPlane, real_output: ProgramOutput
+) -> tuple[MachineOutput, str]:
+    """The joining controller's upload step run for real, after kubeadm's RBAC; that controller
+    and the name of the token Secret that owns the upload."""
     (c2,) = [m for m in real_output.machines.values() if m.role == "controller" and not m.init]
     plane.apply(list(real_output.rbac.values()))
     upload = upload_step(real_output, c2.name)
     uploaded = _run_step(plane, upload)
     assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
-    token_secret = upload["environment"]["TOKEN_SECRET"]
+    return c2, str(upload["environment"]["TOKEN_SECRET"])
+
+
+@pytest.mark.real
+def test_real_kubeadm_downloads_the_uploaded_certificates(
+    plane: ControlPlane, real_output: ProgramOutput, tmp_path: Path
+) -> None:
+    c2, token_secret = _upload_for_the_joining_controller(plane, real_output)
     got = json.loads(
         plane.kubectl("-n", "kube-system", "get", "secret", "kubeadm-certs", "-o", "json").stdout
     )
@@ -365,12 +373,7 @@ def test_an_upload_goes_with_its_token_secret_through_the_garbage_collector(
     the real controller-manager's garbage collector deletes every object that Secret owns
     (kubernetes pkg/controller/garbagecollector/garbagecollector.go, attemptToDeleteItem: an
     owner that no longer exists). Here the token Secret is deleted as the cleaner does it."""
-    (c2,) = [m for m in real_output.machines.values() if m.role == "controller" and not m.init]
-    plane.apply(list(real_output.rbac.values()))
-    upload = upload_step(real_output, c2.name)
-    uploaded = _run_step(plane, upload)
-    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
-    token_secret = upload["environment"]["TOKEN_SECRET"]
+    _, token_secret = _upload_for_the_joining_controller(plane, real_output)
     plane.kubectl("-n", "kube-system", "get", "secret", "kubeadm-certs", "-o", "name")
     try:
         plane.kubectl("-n", "kube-system", "delete", "secret", token_secret)
