@@ -13,7 +13,8 @@ from pulumi.runtime.config import (
     is_config_secret,
 )
 
-from stackconfig import ConfigError, StackConfig, parse_stack_config
+from ignition.checked_stack import checked_stack_config
+from stackconfig import ConfigError, StackConfig
 from stackconfig.parse import split_namespace
 from stackconfig.warnings import stack_warnings
 
@@ -30,7 +31,7 @@ def _secret_keys(config: dict[str, Any]) -> list[str]:
     """The config keys Pulumi holds as secrets (`stubernetes:machines`). Pulumi names whole
     top-level keys only, also for `--path` secrets, so every value under such a key counts as
     secure: a plain value beside a secret one under the same key goes unnoticed here (the
-    offline render, which reads the stack file itself, names each one)."""
+    offline render, which reads the stack file itself, refuses each one)."""
     listed = set(get_config_secret_keys_env())
     return sorted(listed | {key for key in config if is_config_secret(key)})
 
@@ -51,9 +52,10 @@ def load_stack_config() -> StackConfig:
     config = runtime_config()
     values = {key: _decode(text) for key, text in split_namespace(config).items()}
     try:
-        stack = parse_stack_config(values)
+        # Secrets given in plain text and snippets over the program's own files are refused too.
+        stack = checked_stack_config(values, _secret_keys(config))
     except ConfigError as error:
         raise pulumi.RunError("the stack config has problems:\n" + str(error)) from None
-    for warning in stack_warnings(stack, _secret_keys(config)):
+    for warning in stack_warnings(stack):
         pulumi.log.warn(str(warning))
     return stack

@@ -4,24 +4,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection
 
 from stackconfig.model import Machine, StackConfig
 from stackconfig.parse import NAMESPACE
 from stackconfig.problems import Problem, machine_where
-
-
-def _covered(path: str, secure_paths: Collection[str]) -> bool:
-    """Whether `path` (`machines.w1.bmc.password`) or a value that holds it is secure.
-
-    `secure_paths` are in either form `stubernetes:machines.w1.bmc.password` (what
-    `LoadedStack.secure_paths` records) or without the namespace; a whole top-level key
-    (`stubernetes:machines`, as Pulumi lists the secret keys of `--path` secrets) covers
-    everything under it.
-    """
-    known = {p.removeprefix(f"{NAMESPACE}:") for p in secure_paths}
-    parts = path.split(".")
-    return any(".".join(parts[:n]) in known for n in range(1, len(parts) + 1))
 
 
 def _network_warnings(machine: Machine) -> list[Problem]:
@@ -51,16 +37,28 @@ def _network_warnings(machine: Machine) -> list[Problem]:
     return warnings
 
 
-def _password_warnings(machine: Machine, secure_paths: Collection[str]) -> list[Problem]:
-    path = f"machines.{machine.name}.bmc.password"
-    if machine.bmc is None or _covered(path, secure_paths):
+def _controller_address_warnings(machine: Machine) -> list[Problem]:
+    """A controller without a static address: kubeadm takes the address of the interface with
+    the default route when the controller joins (`SetAPIEndpointDynamicDefaults`, kubernetes
+    cmd/kubeadm/app/util/config/initconfiguration.go) and writes it into the static pods: the
+    API server's `--advertise-address` (cmd/kubeadm/app/phases/controlplane/manifests.go
+    getAPIServerCommand) and etcd's `--listen-peer-urls` and `--initial-advertise-peer-urls`
+    (cmd/kubeadm/app/phases/etcd/local.go getEtcdCommand). A later lease with another address
+    leaves etcd unable to bind its peer URL, and a member's peer URL changes only through the
+    members API (etcd-io/website content/en/docs/v3.6/op-guide/runtime-configuration.md,
+    "Update advertise peer URLs"). A DHCP reservation is a fair choice, so this only warns."""
+    if not machine.is_controller or machine.address is not None:
         return []
     return [
         Problem(
             machine_where(machine.name),
-            "bmc.password",
-            "the BMC password is plain text in the stack config, where anyone who reads the "
-            f"file reads it; make it a secret: pulumi config set --secret --path '{path}' ...",
+            "address",
+            "a controller without a static address (DHCP): kubeadm writes the address it has "
+            "when it joins into its API server's --advertise-address and its etcd's "
+            "--listen-peer-urls and --initial-advertise-peer-urls, so a later lease with "
+            "another address leaves its etcd unable to bind and its member unreachable until "
+            "`etcdctl member update`; give it a static address, or a DHCP reservation for its "
+            f"MAC {machine.mac}",
         )
     ]
 
@@ -94,10 +92,11 @@ def _api_endpoint_warnings(stack: StackConfig) -> list[Problem]:
     ]
 
 
-def stack_warnings(stack: StackConfig, secure_paths: Collection[str]) -> list[Problem]:
-    """The warnings of a valid stack; `secure_paths` names the values given as secrets."""
+def stack_warnings(stack: StackConfig) -> list[Problem]:
+    """The warnings of a valid stack. (Secrets given in plain text are refused, not warned
+    about: stackconfig.secrets.)"""
     warnings = _api_endpoint_warnings(stack)
     for machine in stack.machines:
         warnings += _network_warnings(machine)
-        warnings += _password_warnings(machine, secure_paths)
+        warnings += _controller_address_warnings(machine)
     return warnings

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pulumi
 
-from stackconfig import ConfigError, LoadedStack, StackConfig, load_stack_file
+from ignition.checked_stack import checked_stack_config
+from stackconfig import ConfigError, LoadedStack, StackConfig
+from stackconfig.stackfile import read_stack_file
 from stackconfig.warnings import stack_warnings
 from stubernetes.assets import DEFAULT_ASSETS_PATH, assets_text
 from stubernetes.certs import instructions, make_certificates
@@ -140,8 +142,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(stack_file: Path) -> LoadedStack | None:
+    """The stack file read and checked as the program checks it (secrets given in plain text,
+    snippets that collide with the program's own files included), or None once every problem
+    is printed: before anything is rendered or written."""
     try:
-        loaded = load_stack_file(stack_file)
+        read = read_stack_file(stack_file)
+        config = checked_stack_config(read.values, read.secure_paths, read.yaml_texts)
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -149,7 +155,7 @@ def _load(stack_file: Path) -> LoadedStack | None:
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)
         return None
-    return loaded
+    return LoadedStack(config, read.values, read.secure_paths)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = _load(args.stack_file)
     if loaded is None:
         return EXIT_BAD_INPUT
-    warnings = [str(w) for w in stack_warnings(loaded.config, loaded.secure_paths)]
+    warnings = [str(w) for w in stack_warnings(loaded.config)]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.command == "urn":
