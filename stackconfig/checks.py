@@ -9,8 +9,10 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from stackconfig.addresses import gateway_problem, host_address_problem
 from stackconfig.fragment import fragment_problems
-from stackconfig.model import Cluster, MacAddress, Machine, Role
+from stackconfig.model import Cluster, MacAddress, Machine, Role, WholeNumber
+from stackconfig.networks import cluster_network_problems
 from stackconfig.problems import Problem, machine_where
 
 
@@ -31,18 +33,17 @@ def network_problems(machine: Machine) -> list[Problem]:
             for field, value in (("gateway", machine.gateway), ("dns", machine.dns))
             if value
         ]
-    problems = []
     if machine.address.network.prefixlen == 32:
-        problems.append(Problem(where, "address", "needs a prefix length, e.g. 192.168.10.21/24"))
-    elif machine.gateway is not None and machine.gateway not in machine.address.network:
-        problems.append(
-            Problem(
-                where,
-                "gateway",
-                f"{machine.gateway} is outside the machine's subnet {machine.address.network}",
-            )
-        )
-    return problems
+        return [Problem(where, "address", "needs a prefix length, e.g. 192.168.10.21/24")]
+    problem = host_address_problem(machine.address)
+    if problem is not None:
+        # The gateway is judged against a usable address only, so one bad address is one line.
+        return [Problem(where, "address", problem)]
+    if machine.gateway is not None:
+        problem = gateway_problem(machine.address, machine.gateway)
+        if problem is not None:
+            return [Problem(where, "gateway", problem)]
+    return []
 
 
 def power_problems(machine: Machine) -> list[Problem]:
@@ -82,6 +83,7 @@ class MachineFacts:
     role: str | None
     mac: str | None
     ip: ipaddress.IPv4Address | None
+    network: ipaddress.IPv4Network | None
     init: bool | None
     generation: int | None
 
@@ -94,7 +96,7 @@ _ROLE: TypeAdapter[Role] = TypeAdapter(Role)
 _MAC: TypeAdapter[str] = TypeAdapter(MacAddress)
 _ADDRESS: TypeAdapter[ipaddress.IPv4Interface | None] = TypeAdapter(ipaddress.IPv4Interface | None)
 _INIT: TypeAdapter[bool] = TypeAdapter(bool)
-_GENERATION: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=1)])
+_GENERATION: TypeAdapter[int] = TypeAdapter(Annotated[WholeNumber, Field(ge=1)])
 _UNREADABLE = object()
 
 
@@ -124,6 +126,7 @@ def machine_facts(name: str, fields: object) -> MachineFacts:
         role=known["role"],
         mac=known["mac"],
         ip=address.ip if address is not None else None,
+        network=address.network if address is not None else None,
         init=known["init"],
         generation=known["generation"],
     )
@@ -135,6 +138,7 @@ def facts_of(machine: Machine) -> MachineFacts:
         role=machine.role,
         mac=machine.mac,
         ip=machine.address.ip if machine.address is not None else None,
+        network=machine.address.network if machine.address is not None else None,
         init=machine.init,
         generation=machine.generation,
     )
@@ -223,3 +227,8 @@ def api_endpoint_problems(cluster: Cluster, machines: Sequence[MachineFacts]) ->
             "(e.g. a round-robin record)",
         )
     ]
+
+
+def cross_section_problems(raw_cluster: object, machines: Sequence[MachineFacts]) -> list[Problem]:
+    """Checks between `stubernetes:cluster` and the machines, from what each can read."""
+    return cluster_network_problems(raw_cluster, machines)

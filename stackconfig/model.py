@@ -2,13 +2,13 @@
 
 Field names follow the stack file (camelCase); Python attributes are snake_case. Every model
 forbids unknown keys, so a typo in a stack file is an error rather than a silently ignored key.
-Checks that span several machines live in `stackconfig.checks`.
+Checks that span several machines live in `stackconfig.checks`; the rules for single values
+live beside their subject (`addresses`, `host_names`, `boot_args`, `ssh_keys`, `admin_checks`,
+`os_version`, `labels`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import re
 from functools import cached_property
@@ -17,18 +17,31 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
+from stackconfig.addresses import check_service_cidr, check_unicast_mac
+from stackconfig.admin_checks import check_admin_user, check_password_hash
+from stackconfig.boot_args import (
+    check_install_disk,
+    check_installed_kernel_arg,
+    check_installer_kernel_arg,
+)
+from stackconfig.host_names import check_api_endpoint, check_domain, check_machine_name
 from stackconfig.labels import (
     check_label_key,
     check_label_value,
     check_taint_key,
     check_taint_value,
 )
+from stackconfig.os_version import build_id_problem
+from stackconfig.ssh_keys import check_ssh_public_key
 
 MAC_FORMS = (
     re.compile(
@@ -39,15 +52,6 @@ MAC_FORMS = (
     ),
 )
 RFC1123_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-SSH_KEY_TYPES = (
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-)
 # The minors supported upstream (Kubernetes' release-support window, 2026-12).
 SUPPORTED_KUBERNETES_MINORS = ("1.35", "1.36", "1.37")
 # "1.36" (a minor: its newest patch) or "1.36.3" (that exact patch release).
@@ -66,30 +70,6 @@ def normalize_mac(value: str) -> str:
     )
 
 
-def check_ssh_public_key(value: str) -> str:
-    """An OpenSSH public key line: a known type, base64 that decodes, and the same type inside."""
-    parts = value.split()
-    if len(parts) < 2:
-        raise ValueError("malformed SSH key: expected '<type> <base64> [comment]'")
-    key_type, blob = parts[0], parts[1]
-    if key_type not in SSH_KEY_TYPES:
-        raise ValueError(f"malformed SSH key: unknown key type {key_type!r}")
-    try:
-        raw = base64.b64decode(blob, validate=True)
-    except binascii.Error:
-        raise ValueError("malformed SSH key: key data is not base64") from None
-    length = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
-    if raw[4 : 4 + length].decode("ascii", "replace") != key_type:
-        raise ValueError(f"malformed SSH key: key data does not hold a {key_type} key")
-    return value.strip()
-
-
-def check_absolute_device(value: str) -> str:
-    if not value.startswith("/dev/"):
-        raise ValueError(f"must be an absolute device path under /dev/, got {value!r}")
-    return value
-
-
 def check_rfc1123_label(value: str) -> str:
     if not RFC1123_LABEL.match(value):
         raise ValueError(
@@ -99,56 +79,16 @@ def check_rfc1123_label(value: str) -> str:
     return value
 
 
-def check_kernel_arg(value: str) -> str:
-    """One kernel command-line argument: a single non-empty token without whitespace."""
-    if not value:
-        raise ValueError("a kernel argument must not be empty")
-    if any(c.isspace() for c in value):
-        raise ValueError(
-            f"{value!r} is not one kernel argument (it has whitespace); give each argument "
-            "as its own list item"
-        )
+def refuse_bool(value: object) -> object:
+    """Pydantic's lax mode reads True as 1 for an int field, so `pollSeconds: yes` (a YAML 1.1
+    boolean) would quietly become 1. Refused as a `literal_error`, the kind whose message
+    `stackconfig.problems` completes with what YAML read and how the value was written."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("literal_error", "Input should be a whole number")
     return value
 
 
-# Arguments the installed system must not carry: coreos-installer's and the live system's own,
-# and Ignition's, whose first boot they would steer (fedora-coreos-docs live-reference,
-# coreos-installer's `coreos.inst.*`, Ignition's `ignition.*` first-boot arguments).
-INSTALLER_ONLY_PREFIXES = ("coreos.inst.", "coreos.live.", "ignition.")
-# What the PXE boot already sets from the machine's other fields (ignition/pxe.py).
-PXE_SET_ARGS = (
-    "initrd",
-    "coreos.live.rootfs_url",
-    "coreos.inst.install_dev",
-    "coreos.inst.ignition_url",
-)
-
-
-def check_installed_kernel_arg(value: str) -> str:
-    check_kernel_arg(value)
-    prefix = next((p for p in INSTALLER_ONLY_PREFIXES if value.startswith(p)), None)
-    if prefix is not None:
-        place = (
-            "Ignition's own first-boot arguments, which the installed system must not carry"
-            if prefix == "ignition."
-            else "the installer's (coreos-installer and the live system), not the installed "
-            "system's; give it in installerKernelArgs"
-        )
-        raise ValueError(f"{value!r} cannot go to the installed system: {prefix}* are {place}")
-    return value
-
-
-def check_installer_kernel_arg(value: str) -> str:
-    check_kernel_arg(value)
-    key = value.partition("=")[0]
-    if key in PXE_SET_ARGS:
-        raise ValueError(
-            f"{value!r}: stubernetes sets {key} itself (from installDisk, the OS and Matchbox)"
-        )
-    return value
-
-
-MacAddress = Annotated[str, AfterValidator(normalize_mac)]
+MacAddress = Annotated[str, AfterValidator(normalize_mac), AfterValidator(check_unicast_mac)]
 Role = Literal["controller", "worker"]
 LabelKey = Annotated[str, AfterValidator(check_label_key)]
 LabelValue = Annotated[str, AfterValidator(check_label_value)]
@@ -157,8 +97,15 @@ TaintValue = Annotated[str, AfterValidator(check_taint_value)]
 InstalledKernelArg = Annotated[str, AfterValidator(check_installed_kernel_arg)]
 InstallerKernelArg = Annotated[str, AfterValidator(check_installer_kernel_arg)]
 SshPublicKey = Annotated[str, AfterValidator(check_ssh_public_key)]
-DevicePath = Annotated[str, AfterValidator(check_absolute_device)]
+DevicePath = Annotated[str, AfterValidator(check_install_disk)]
 Rfc1123Label = Annotated[str, AfterValidator(check_rfc1123_label)]
+MachineName = Annotated[Rfc1123Label, AfterValidator(check_machine_name)]
+AdminUser = Annotated[Rfc1123Label, AfterValidator(check_admin_user)]
+PasswordHash = Annotated[str, AfterValidator(check_password_hash)]
+ServiceCidr = Annotated[ipaddress.IPv4Network, AfterValidator(check_service_cidr)]
+# Every integer of the stack: a number, never a boolean (strings of digits stay as pydantic's
+# lax mode reads them).
+WholeNumber = Annotated[int, BeforeValidator(refuse_bool)]
 
 
 class StrictModel(BaseModel):
@@ -202,13 +149,13 @@ class Cluster(StrictModel):
     (`"1.36.3"`); see `kubernetes_minor` and `kubernetes_patch`."""
     pod_cidr: ipaddress.IPv4Network
     """The pod network (flannel's), e.g. 10.244.0.0/16."""
-    service_cidr: ipaddress.IPv4Network
+    service_cidr: ServiceCidr
     """The Service network, e.g. 10.96.0.0/12."""
-    domain: str
+    domain: Annotated[str, AfterValidator(check_domain)]
     """The household DNS domain, e.g. lab.home.arpa."""
     allow_cluster_rebuild: bool = False
     """Allow reinstalling the only controller, which wipes etcd, the cluster's whole state."""
-    install_credential_hours: int = Field(default=6, ge=1, le=168)
+    install_credential_hours: WholeNumber = Field(default=6, ge=1, le=168)
     """How long a machine's bootstrap token works, counted from the start of its install:
     long enough to PXE-boot, install and join (a manual network boot included), short enough
     that an Ignition fetched from Matchbox later holds nothing that still opens the cluster."""
@@ -216,10 +163,7 @@ class Cluster(StrictModel):
     @field_validator("api_endpoint")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected host:port, got {value!r}")
-        return value
+        return check_api_endpoint(value)
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -268,10 +212,21 @@ class OperatingSystem(StrictModel):
     """The operating system installed: Fedora CoreOS."""
     stream: Literal["stable", "testing", "next"] = "stable"
     """The Fedora CoreOS stream the build comes from."""
-    version: str = Field(pattern=r"^[0-9][0-9.]*[0-9]$")
-    """The exact Fedora CoreOS build the machines install, e.g. 42.20250721.3.0."""
+    version: str
+    """The exact Fedora CoreOS build the machines install, e.g. 42.20250721.3.0: a build of
+    `stream` (its third field is the stream's number: next 1, testing 2, stable 3)."""
     cached_install: bool = False
     """Serve kernel, initramfs and rootfs from Matchbox's /assets/fedora-coreos/."""
+
+    @field_validator("version")
+    @classmethod
+    def _build_of_stream(cls, value: str, info: ValidationInfo) -> str:
+        # `stream` is validated first (field order); when it is itself refused it is absent,
+        # and the version is checked on its own.
+        problem = build_id_problem(value, info.data.get("stream"))
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class Matchbox(StrictModel):
@@ -291,25 +246,25 @@ class Matchbox(StrictModel):
 class Gates(StrictModel):
     """How long `pulumi up` waits for the machines before it gives up, naming the laggards."""
 
-    registered_timeout_seconds: int = Field(default=3600, ge=10)
+    registered_timeout_seconds: WholeNumber = Field(default=3600, ge=10)
     """Gate 1: how long until every machine is a Node."""
-    ready_timeout_seconds: int = Field(default=1800, ge=10)
+    ready_timeout_seconds: WholeNumber = Field(default=1800, ge=10)
     """Gate 2: how long until every Node is Ready."""
-    reinstall_timeout_seconds: int = Field(default=3600, ge=10)
+    reinstall_timeout_seconds: WholeNumber = Field(default=3600, ge=10)
     """How long a reinstalled machine has to come back Ready as a new boot: PXE, install to
     disk, reboot, layer packages, reboot, join."""
-    drain_timeout_seconds: int = Field(default=600, ge=10)
+    drain_timeout_seconds: WholeNumber = Field(default=600, ge=10)
     """How long a reinstall waits for the machine's Node to drain before it goes on."""
-    poll_seconds: int = Field(default=10, ge=1)
+    poll_seconds: WholeNumber = Field(default=10, ge=1)
     """How often the gates ask the cluster."""
 
 
 class Admin(StrictModel):
-    user: Rfc1123Label
+    user: AdminUser
     """The admin user on every machine: a passwordless sudoer."""
     ssh_authorized_keys: list[SshPublicKey] = Field(min_length=1)
     """Its OpenSSH public keys, one or more."""
-    password_hash: str | None = None
+    password_hash: PasswordHash | None = None
     """Its password hash for the console (crypt(3) form), if any."""
 
 
@@ -347,7 +302,7 @@ class Bmc(StrictModel):
 
 
 class Machine(StrictModel):
-    name: Rfc1123Label
+    name: MachineName
     """The machine's key in `stubernetes:machines`: its host name and Node name."""
     mac: MacAddress
     """The MAC address it network-boots with: Matchbox picks its profile by it."""
@@ -376,7 +331,7 @@ class Machine(StrictModel):
     """Kernel arguments of the live installer only (its PXE boot), e.g. a serial console."""
     snippets: list[dict[str, Any]] = Field(default_factory=list)
     """Ignition fragments merged into the machine's config by Ignition itself."""
-    generation: int = Field(default=1, ge=1)
+    generation: WholeNumber = Field(default=1, ge=1)
     """Bump to reinstall the machine from scratch: new token, new Ignition, new Matchbox objects."""
     bmc: Bmc | None = None
     """How to network-boot the machine once and power-cycle it: its BMC."""

@@ -14,6 +14,7 @@ from stackconfig.checks import (
     MachineFacts,
     api_endpoint_problems,
     cross_machine_problems,
+    cross_section_problems,
     facts_of,
     machine_facts,
     network_problems,
@@ -168,6 +169,7 @@ def parse_stack_config(
     machines, facts = _machines(values.get("machines"), problems, texts)
     releases = _releases(values.get("releases"), problems, texts)
     problems.extend(cross_machine_problems(facts))
+    problems.extend(cross_section_problems(values.get("cluster"), facts))
     cluster = sections["cluster"]
     if isinstance(cluster, Cluster):
         problems.extend(rebuild_problems(facts, cluster.allow_cluster_rebuild))
