@@ -199,11 +199,14 @@ class Plugin:
         self.process.wait(10)
 
 
-def start_plugin(name: str, engine_address: str, cwd: Path) -> Plugin:
+def start_plugin(
+    name: str, engine_address: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> Plugin:
     process = subprocess.Popen(
         [str(BIN / f"pulumi-resource-{name}"), engine_address],
         stdout=subprocess.PIPE,
         cwd=cwd,
+        env=None if env is None else dict(env),
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -266,6 +269,13 @@ def rpc_error(call: Callable[[], object]) -> str:
     error: Any = caught.value
     assert error.code() == grpc.StatusCode.UNKNOWN
     return str(error.details())
+
+
+def rpc_failure(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    error: Any = caught.value
+    return error.code(), str(error.details())
 
 
 def replaces(response: Any) -> list[str]:
@@ -354,6 +364,24 @@ def test_command_environment_adds_to_the_plugins_environment(command: Plugin) ->
     assert outputs["stdout"] == "hello home-set"
 
 
+@pytest.mark.parametrize("pythonpath", [None, "/operator/site"])
+def test_command_environment_is_the_engines_without_the_stand_ins_module_path(
+    engine: tuple[FakeEngine, str], tmp_path: Path, pythonpath: str | None
+) -> None:
+    # run: `cmd.Env = os.Environ()`, the plugin's environment as the engine started it: a
+    # PYTHONPATH the engine has reaches the command, and the stand-in adds none of its own
+    # (tests/engine/launch.py puts tests/ on its module path instead).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    plugin = start_plugin("command", engine[1], tmp_path, env)
+    try:
+        _, outputs = plugin.create(plugin.urn(COMMAND), {"create": 'echo "${PYTHONPATH-unset}"'})
+    finally:
+        plugin.stop()
+    assert outputs["stdout"] == (pythonpath or "unset")
+
+
 def test_command_preview_runs_nothing_and_leaves_stdout_unknown(command: Plugin) -> None:
     # commandController.go Create: "If in preview, don't run the command"; infer markComputed:
     # outputs that mirror inputs stay known, stdout and stderr are unknown.
@@ -421,6 +449,99 @@ def test_a_failing_command_fails_with_the_command_and_its_output(command: Plugin
     assert details.startswith(heading)
     # Both streams, each line as written (their interleaving is the pipes' race).
     assert sorted(details[len(heading) :].splitlines()) == ['bad "thing"', "partial"]
+
+
+# Go's bufio.MaxScanTokenSize (src/bufio/scan.go), the buffer limit of util.go LogOutput.
+SCAN_LIMIT = 64 * 1024
+
+
+def _line_of(size: int, newline: bool = True) -> str:
+    """A shell command printing one line of ``size`` bytes ("x"), with or without "\\n"."""
+    return f"head -c {size} /dev/zero | tr '\\0' x{'; echo' if newline else ''}"
+
+
+@pytest.mark.parametrize("logging", [None, "stderr"])
+def test_a_logged_line_of_64_kib_fails_at_once_where_the_real_provider_hangs(
+    command: Plugin, tmp_path: Path, logging: str | None
+) -> None:
+    # util.go LogOutput's bufio.Scanner stops with ErrTooLong at a line that fills its 64 KiB
+    # buffer; nothing reads the output pipe after that and the real command never finishes.
+    # The stand-in kills the command (a child that holds the pipe too) and fails at once.
+    survived = tmp_path / "survived"
+    script = f"{{ {_line_of(100 * 1024)}; }} >&2; (sleep 2; touch {survived}) & sleep 30; echo"
+    news: Props = {"create": script, **({"logging": logging} if logging else {})}
+    started = time.monotonic()
+    code, details = rpc_failure(lambda: command.create(command.urn(COMMAND), news))
+    took = time.monotonic() - started
+    assert code == grpc.StatusCode.UNKNOWN
+    assert details.startswith("the real provider would hang here for ever: a line of 65536")
+    assert "on stderr" in details and "bufio.MaxScanTokenSize" in details
+    assert details.endswith(f"running {json.dumps(script)}")
+    assert took < 10, took
+    time.sleep(2.5 - min(took, 2.5))
+    assert not survived.exists(), "the command's child was left running"
+
+
+@pytest.mark.parametrize(
+    ("script", "logging", "length"),
+    [
+        # The longest line the scanner takes: 65535 bytes and its newline fill the buffer.
+        (_line_of(SCAN_LIMIT - 1), None, SCAN_LIMIT - 1),
+        # A full buffer stops the scanner, but with nothing written after it nothing blocks.
+        (_line_of(SCAN_LIMIT, newline=False), None, SCAN_LIMIT),
+        # No stream logged: no scanner reads them (logging.go, commandOutputs.go run).
+        (_line_of(100 * 1024), "none", 100 * 1024),
+        (_line_of(100 * 1024), "stderr", 100 * 1024),
+    ],
+)
+def test_output_the_scanner_survives_passes_whole(
+    command: Plugin, script: str, logging: str | None, length: int
+) -> None:
+    news: Props = {"create": script, **({"logging": logging} if logging else {})}
+    _, outputs = command.create(command.urn(COMMAND), news)
+    assert outputs["stdout"] == "x" * length
+
+
+def test_a_line_one_byte_over_the_scanners_limit_fails(command: Plugin) -> None:
+    # 65536 bytes and a newline: the buffer is full before the newline, and the newline blocks.
+    code, details = rpc_failure(
+        lambda: command.create(command.urn(COMMAND), {"create": _line_of(SCAN_LIMIT)})
+    )
+    assert code == grpc.StatusCode.UNKNOWN
+    assert "would hang here for ever" in details and "on stdout" in details
+
+
+def test_output_that_is_not_utf8_fails_create_and_update_after_the_command_ran(
+    command: Plugin, engine: tuple[FakeEngine, str], tmp_path: Path
+) -> None:
+    # The outputs' strings go into google.protobuf.Value unchecked (pulumi sdk plugin/rpc.go
+    # MarshalString); grpc-go cannot marshal the response (protobuf errInvalidUTF8, rpc_util.go
+    # encode: codes.Internal). The command has run; the engine records nothing, so the next up
+    # creates (or updates) again. The line that is not UTF-8 never reaches the engine's log.
+    runs = tmp_path / "runs"
+    urn = command.urn(COMMAND)
+    bad = f"echo ran >> {runs}; echo fine; printf 'caf\\351\\n'"
+    for _ in range(2):
+        code, details = rpc_failure(lambda: command.create(urn, {"create": bad}))
+        assert (code, details) == (
+            grpc.StatusCode.INTERNAL,
+            "grpc: error while marshaling: string field contains invalid UTF-8",
+        )
+    assert runs.read_text() == "ran\nran\n"
+    engine[0].wait_for(urn, "fine")
+    assert [e.message for e in engine[0].for_urn(urn)] == ["fine", "fine"]
+    on_stderr = f"echo ran >> {runs}; printf '\\377' >&2"
+    code, _ = rpc_failure(lambda: command.create(command.urn(COMMAND), {"create": on_stderr}))
+    assert code == grpc.StatusCode.INTERNAL
+    _, state = command.create(urn, {"create": "echo good"})
+    code, _ = rpc_failure(
+        lambda: command.update(urn, "id", state, {"create": "echo good", "update": bad}, state)
+    )
+    assert code == grpc.StatusCode.INTERNAL
+    assert runs.read_text() == "ran\n" * 4
+    # Delete returns no output: nothing to marshal, nothing fails.
+    command.delete(urn, "id", {**state, "delete": bad})
+    assert runs.read_text() == "ran\n" * 5
 
 
 def test_command_dir_is_used_and_a_missing_one_fails(command: Plugin, tmp_path: Path) -> None:

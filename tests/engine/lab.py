@@ -71,6 +71,8 @@ from control_plane.static_pods import StaticPod, Translation, read_static_pods
 from real_process import RealProcess, start
 from tool_cache import require_tool
 
+from engine.launch import argv as module_argv
+
 MATCHBOX_HTTP_PORT = 8080
 MATCHBOX_RPC_PORT = 8081
 # kwok's kubelet-like server (exec, logs) at the port a kubelet serves on, on the loopback:
@@ -950,24 +952,14 @@ def start_lab(work: Path, addresses: Sequence[str], timeout: float = 60) -> LabH
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     (work / LAB_FILE).unlink(missing_ok=True)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(_tests_dir()), str(_repo())]),
-        HOST_NETNS_VARIABLE: os.readlink("/proc/self/ns/net"),
-    }
+    env = {**os.environ, HOST_NETNS_VARIABLE: os.readlink("/proc/self/ns/net")}
     with (logs / "lab.log").open("ab") as log:
         process = subprocess.Popen(
             [
                 "unshare",
                 "--net",
                 "--",
-                sys.executable,
-                "-m",
-                "engine.lab",
-                "serve",
-                "--work",
-                str(work),
-                *addresses,
+                *module_argv("engine.lab", "serve", "--work", str(work), *addresses),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

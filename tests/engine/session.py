@@ -4,9 +4,7 @@ inside its network namespace (tests/engine/driver.py)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.lab import LabHandle, running_lab, start_lab
+from engine.launch import argv as module_argv
 
 REPO = Path(__file__).resolve().parent.parent.parent
 TESTS = REPO / "tests"
@@ -91,17 +90,17 @@ def run_action(
 ) -> EngineRun:
     """The driver for one action, inside the lab's network namespace, from the repository's
     root; its output echoed line by line when ``echo`` is given."""
-    argv = [sys.executable, "-m", "engine.driver", "--work", str(lab.work), "--stack", stack]
+    argv = module_argv("engine.driver", "--work", str(lab.work), "--stack", stack)
     if stack_file is not None:
         argv += ["--stack-file", str(stack_file)]
     if floor is not None:
         argv += ["--floor", str(floor)]
     argv += [action, *([machine] if machine else [])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)])}
+    # The operator's environment as it is: the engine, its plugins and the Commands' scripts
+    # inherit it (tests/engine/launch.py says why no PYTHONPATH).
     process = subprocess.Popen(
         lab.wrap(argv),
         cwd=REPO,
-        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -7,20 +7,34 @@ Upstream: pulumi/pulumi-command v1.2.1 (what ``pulumi-command==1.2.1`` asks the 
 (``LogOutput``), built on pulumi/pulumi-go-provider v1.3.0 ``infer/resource.go`` (Check, Diff,
 the preview and secret rules of every output). Each rule below names the lines it follows.
 
+Where the real provider breaks on a command's output, this stand-in breaks too, loudly:
+
+* a logged line of 64 KiB or more makes the real provider hang for ever (``LogOutput``'s
+  ``bufio.Scanner`` stops, and nothing reads the pipe again); here the command is killed and
+  the step fails at once, saying that the real provider would hang there;
+* output that is not UTF-8 fails the real Create or Update after the command has run (gRPC
+  cannot marshal the ``stdout``/``stderr`` strings), so the engine records nothing and the next
+  ``up`` runs the command again; here too.
+
 Not modelled: ``assetPaths`` and ``archivePaths`` (a Create that sets them fails, saying so),
 custom timeouts, ``remote:*`` and the ``local:run`` invoke.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
+
+import grpc
 
 from engine.plugins.server import (
     UNKNOWN,
@@ -59,6 +73,23 @@ INPUTS = (
 )
 # local/logging.go: the values of ``logging``.
 LOGGING_VALUES = ("stdout", "stderr", "stdoutAndStderr", "none")
+# util.go LogOutput reads the logged output with a bufio.Scanner, whose buffer stops growing at
+# bufio.MaxScanTokenSize (Go src/bufio/scan.go, 64 * 1024): once that buffer is full without a
+# newline, Scan fails with ErrTooLong and LogOutput returns. The command's output still goes
+# to the io.Pipe that nothing reads any more (commandOutputs.go run: `loggingWriter` in the
+# io.MultiWriter of cmd.Stdout/cmd.Stderr), so the next byte written blocks os/exec's copying
+# goroutine, and cmd.Wait, for ever. A line (with its "\r", without its "\n") of
+# MAX_SCAN_TOKEN bytes or more fills the buffer.
+MAX_SCAN_TOKEN = 64 * 1024
+# How long the pipes of a killed command are still read, for its output, before giving up on
+# a grandchild that keeps them open.
+DRAIN_SECONDS = 5.0
+# What the real plugin's gRPC server answers when a response's string is not UTF-8:
+# google.golang.org/protobuf internal/impl/codec_field.go errInvalidUTF8 for a proto3 string
+# (google.protobuf.Value.string_value), wrapped by grpc-go rpc_util.go encode as
+# codes.Internal "grpc: error while marshaling: %v". pulumi/pulumi sdk/go/common/resource/plugin
+# rpc.go MarshalString puts the Go string into the structpb.Value as it is, unchecked.
+INVALID_UTF8 = "grpc: error while marshaling: string field contains invalid UTF-8"
 
 
 def _type_failures(news: Props) -> list[CheckFailure]:
@@ -135,6 +166,93 @@ class Ran:
     stderr: str
 
 
+@dataclass(frozen=True)
+class RawRan:
+    """What a command printed, as bytes: Go keeps them so in a string
+    (`strings.TrimSuffix(stdoutbuf.String(), "\\n")`), whatever they are."""
+
+    stdout: bytes
+    stderr: bytes
+
+    def as_outputs(self) -> Ran:
+        """The outputs a Create or Update returns. Not UTF-8: the response cannot be
+        marshalled, and the real plugin's call fails with INVALID_UTF8 after the command ran."""
+        try:
+            return Ran(self.stdout.decode("utf-8"), self.stderr.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            stream = "stdout" if _invalid(self.stdout) else "stderr"
+            print(
+                f"command output on {stream} is not UTF-8 ({error}): the real provider fails"
+                " here after the command ran, and the engine records nothing",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise ProviderError(INVALID_UTF8, grpc.StatusCode.INTERNAL) from error
+
+
+def _invalid(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (by /proc/<pid>/stat's ppid), nearest first."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1:
+            parents[int(entry.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(children)
+        frontier = children
+    return found
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it. The tree is frozen first (SIGSTOP, until a
+    scan finds no process not yet stopped), so that nothing forks past the scan and escapes."""
+    stopped: list[int] = [pid]
+    _signal(pid, signal.SIGSTOP)
+    while True:
+        new = [child for child in _descendants(pid) if child not in stopped]
+        if not new:
+            break
+        for child in new:
+            _signal(child, signal.SIGSTOP)
+        stopped.extend(new)
+    for member in stopped:
+        _signal(member, signal.SIGKILL)
+
+
+class _Scanner:
+    """The one bufio.Scanner of util.go LogOutput: both logged streams go into the same
+    io.Pipe, so once it stops, further output on either blocks."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stopped_by: bytes | None = None  # the start of the line that stopped it
+        self.stopped_on = ""
+        self.hang: str | None = None  # why the real provider would now hang
+
+
 class Runner:
     """Runs commands as ``commandOutputs.go`` ``run`` does, streaming each output line to the
     engine; remembers the running processes so ``Cancel`` can stop them."""
@@ -152,7 +270,7 @@ class Runner:
             if process.poll() is None:
                 process.kill()
 
-    def run(self, call: Call, command: str, inputs: Props, previous: Ran) -> Ran:
+    def run(self, call: Call, command: str, inputs: Props, previous: Ran) -> RawRan:
         """``commandOutputs.go`` run(ctx, command, in BaseInputs, out *BaseOutputs, logging)."""
         plain = {key: reveal(value) for key, value in inputs.items()}
         if plain.get("assetPaths") is not None or plain.get("archivePaths") is not None:
@@ -172,7 +290,9 @@ class Runner:
         cwd = directory if isinstance(directory, str) and directory else os.getcwd()
         # `cmd.Env = os.Environ()` plus `environment`, plus the previous run's output when
         # `addPreviousOutputInEnv` is unset or true and that output is not empty; os/exec keeps
-        # the last of duplicate names, as a dict update does.
+        # the last of duplicate names, as a dict update does. os.Environ() is the plugin's
+        # environment, the engine's as it started the plugin: nothing of this stand-in's own
+        # (tests/engine/bin/pulumi-resource-command sets no variable).
         env = dict(os.environ)
         environment = plain.get("environment")
         if isinstance(environment, dict):
@@ -193,6 +313,7 @@ class Runner:
         stderr = bytearray()
         combined = bytearray()  # `stdouterrbuf`: both streams, for the error message only
         lock = threading.Lock()
+        scanner = _Scanner()
 
         def start() -> subprocess.Popen[bytes]:
             # exec.Command looks the program up in the plugin's PATH; cmd.Start then chdirs.
@@ -220,28 +341,92 @@ class Runner:
                     f"fork/exec {program}: {error.strerror}: running {go_quote(command)}:\n"
                 ) from error
 
-        def pump(stream: IO[bytes], capture: bytearray, logged: bool) -> None:
+        process = start()
+
+        def stop_for_good(reason: str) -> None:
+            # Where the real provider would hang: stop the command (and whatever it started,
+            # which may hold the pipes) and fail the step now.
+            with scanner.lock:
+                if scanner.hang is not None:
+                    return
+                scanner.hang = reason
+            _kill_tree(process.pid)
+
+        def emit(line: bytes) -> None:
+            message = line.removesuffix(b"\r")
+            try:
+                text = message.decode("utf-8")
+            except UnicodeDecodeError:
+                # The host's LogStatus cannot marshal it either; pulumi-go-provider logging.go
+                # hostSink then logs it to the plugin's own log (slog) instead.
+                print(
+                    f"[{call.urn}] {message.decode('utf-8', errors='replace')}"
+                    " (engine log failed: not UTF-8)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return
+            call.status(text)
+
+        def pump(stream: IO[bytes], name: str, capture: bytearray, logged: bool) -> None:
             # util.go LogOutput: a bufio.Scanner over the logged streams; each line (without
             # its "\n" and a "\r" before it, bufio.ScanLines) goes to the engine as an *info
             # status* message (`l.InfoStatus(msg)`, ephemeral), with the resource's URN, while
-            # the command runs.
-            for line in iter(stream.readline, b""):
+            # the command runs. Read as it comes (read1), so that the first byte the real
+            # scanner would never take is seen when it is written.
+            pending = bytearray()
+            while scanner.hang is None:
+                data = stream.read1(MAX_SCAN_TOKEN)  # type: ignore[attr-defined]
+                if not data:
+                    # ScanLines at EOF: what is left is the last line.
+                    if pending and scanner.stopped_by is None:
+                        emit(bytes(pending))
+                    break
                 with lock:
-                    capture.extend(line)
-                    combined.extend(line)
-                if logged:
-                    message = line.removesuffix(b"\n").removesuffix(b"\r")
-                    call.status(message.decode("utf-8", errors="replace"))
+                    capture.extend(data)
+                    combined.extend(data)
+                if not logged:
+                    continue
+                if scanner.stopped_by is not None:
+                    stop_for_good(
+                        f"a line of {MAX_SCAN_TOKEN} bytes or more on {scanner.stopped_on}"
+                        f" (it begins {bytes(scanner.stopped_by[:40])!r}), and more output"
+                        f" after it on {name}"
+                    )
+                    break
+                pending.extend(data)
+                while True:
+                    # A line and its newline fit in the scanner's buffer, or the line fills it.
+                    end = pending.find(b"\n", 0, MAX_SCAN_TOKEN)
+                    if end >= 0:
+                        emit(bytes(pending[:end]))
+                        del pending[: end + 1]
+                        continue
+                    if len(pending) >= MAX_SCAN_TOKEN:
+                        with scanner.lock:
+                            scanner.stopped_by = bytes(pending[:MAX_SCAN_TOKEN])
+                            scanner.stopped_on = name
+                        if len(pending) > MAX_SCAN_TOKEN:
+                            stop_for_good(
+                                f"a line of {MAX_SCAN_TOKEN} bytes or more on {name} (it begins"
+                                f" {bytes(pending[:40])!r}), and more output after it"
+                            )
+                    break
+                if scanner.stopped_by is not None:
+                    pending.clear()
             stream.close()
 
-        process = start()
         with self._lock:
             self._running.add(process)
         try:
             assert process.stdout is not None and process.stderr is not None
             pumps = [
-                threading.Thread(target=pump, args=(process.stdout, stdout, log_stdout)),
-                threading.Thread(target=pump, args=(process.stderr, stderr, log_stderr)),
+                threading.Thread(
+                    target=pump, args=(process.stdout, "stdout", stdout, log_stdout), daemon=True
+                ),
+                threading.Thread(
+                    target=pump, args=(process.stderr, "stderr", stderr, log_stderr), daemon=True
+                ),
             ]
             for thread in pumps:
                 thread.start()
@@ -255,10 +440,19 @@ class Runner:
                     process.stdin.close()
             returncode = process.wait()
             for thread in pumps:
-                thread.join()
+                thread.join(DRAIN_SECONDS if scanner.hang is not None else None)
         finally:
             with self._lock:
                 self._running.discard(process)
+        if scanner.hang is not None:
+            raise ProviderError(
+                f"the real provider would hang here for ever: {scanner.hang}. pulumi-command"
+                " v1.2.1 logs a command's output through a bufio.Scanner (provider/pkg/"
+                f"provider/util/util.go LogOutput), which stops at a line of {MAX_SCAN_TOKEN}"
+                " bytes (bufio.MaxScanTokenSize); nothing reads the output after that, and the"
+                " command never finishes. This stand-in killed the command instead: running"
+                f" {go_quote(command)}"
+            )
         if returncode != 0:
             # `fmt.Errorf("%w: running %q:\n%s", err, command, stdouterrbuf.String())`
             raise ProviderError(
@@ -266,10 +460,7 @@ class Runner:
                 + combined.decode("utf-8", errors="replace")
             )
         # `strings.TrimSuffix(stdoutbuf.String(), "\n")`: one trailing newline goes.
-        return Ran(
-            stdout.decode("utf-8", errors="replace").removesuffix("\n"),
-            stderr.decode("utf-8", errors="replace").removesuffix("\n"),
-        )
+        return RawRan(bytes(stdout).removesuffix(b"\n"), bytes(stderr).removesuffix(b"\n"))
 
 
 def _previous(state: Mapping[str, Value]) -> Ran:
@@ -329,7 +520,8 @@ class Command(Resource):
         if create is None:
             return id_, state
         # A failing create returns the error and no resource: nothing is recorded.
-        ran = self.runner.run(call, create, news, Ran("", ""))
+        # Output that is not UTF-8: the error comes after the command ran, and no resource.
+        ran = self.runner.run(call, create, news, Ran("", "")).as_outputs()
         return id_, {**news, "stdout": ran.stdout, "stderr": ran.stderr}
 
     def update(
@@ -354,7 +546,9 @@ class Command(Resource):
         command = _script(news, "update") or _script(news, "create")
         if command is None:
             return state
-        ran = self.runner.run(call, command, news, previous)
+        # Output that is not UTF-8: the error comes after the command ran, and the engine
+        # keeps the old state (the next up updates again).
+        ran = self.runner.run(call, command, news, previous).as_outputs()
         return {**news, "stdout": ran.stdout, "stderr": ran.stderr}
 
     def delete(self, call: Call, id_: str, olds: Props, old_inputs: Props) -> None:
@@ -364,6 +558,7 @@ class Command(Resource):
         command = _script(olds, "delete")
         if command is None:
             return
+        # A DeleteResponse carries no output: output that is not UTF-8 cannot fail it.
         self.runner.run(call, command, olds, _previous(olds))
 
 

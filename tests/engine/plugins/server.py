@@ -340,7 +340,12 @@ class DiffResult:
 
 class ProviderError(Exception):
     """A failure the engine shows as the step's error (gRPC status UNKNOWN with this text, as
-    pulumi-go-provider and the bridge return a Go error)."""
+    pulumi-go-provider and the bridge return a Go error; ``code`` another status where the
+    real plugin's failure is gRPC's own, e.g. INTERNAL for a response it cannot marshal)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.UNKNOWN) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -507,12 +512,13 @@ _Response = TypeVar("_Response")
 
 
 def _abort(context: grpc.ServicerContext, error: BaseException) -> NoReturn:
+    code = grpc.StatusCode.UNKNOWN
     if isinstance(error, ProviderError):
-        message = str(error)
+        message, code = str(error), error.code
     else:
         message = "".join(traceback.format_exception(error))
     print(message, file=sys.stderr, flush=True)
-    context.abort(grpc.StatusCode.UNKNOWN, message)
+    context.abort(code, message)
     raise AssertionError("context.abort returned")  # pragma: no cover
 
 
