@@ -1,10 +1,11 @@
-"""The README's sample outputs are what the commands print, and its stack config reference
-covers every field.
+"""The documentation's sample outputs are what the commands print, and its stack config
+reference covers every field.
 
-Each sample in README.md follows a marker line `<!-- sample: NAME -->` and is one fenced block;
-`SAMPLES[NAME]` runs the command it shows (the `stubernetes` command, or the install steps' and
-gates' scripts against stand-in tools) and returns what it printed. A block may elide lines
-with a line `...`. After a change that alters a sample, rewrite them all with
+Each sample, in README.md or a page under docs/, follows a marker line `<!-- sample: NAME -->`
+and is one fenced block; `SAMPLES[NAME]` runs the command it shows (the `stubernetes` command,
+or the install steps' and gates' scripts against stand-in tools) and returns what it printed.
+A block may elide lines with a line `...`. After a change that alters a sample, rewrite them
+all with
 
     .venv/bin/python tests/test_readme.py --update
 """
@@ -42,6 +43,9 @@ from stackconfig.model import (
 )
 
 README = REPO / "README.md"
+DOCS = REPO / "docs"
+# The stack config reference page (docs/reference/stack.md): one `## ` section per table.
+STACK_REFERENCE = DOCS / "reference" / "stack.md"
 COMMAND = Path(sys.executable).parent / "stubernetes"
 MARKER = re.compile(r"<!-- sample: (?P<name>[a-z0-9-]+) -->\n```[a-z]*\n(?P<body>.*?)\n```", re.S)
 DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
@@ -49,7 +53,7 @@ ELISION = "..."
 
 
 def workspace() -> Path:
-    """A scratch copy of what the README's commands read, run from as if it were the clone."""
+    """A scratch copy of what the documented commands read, run from as if it were the clone."""
     root = Path(tempfile.mkdtemp(prefix="stubernetes-readme-"))
     (root / "stacks").mkdir()
     shutil.copy2(EXAMPLE_STACK_FILE, root / "stacks" / EXAMPLE_STACK_FILE.name)
@@ -206,14 +210,29 @@ SAMPLES: dict[str, Callable[[Path], str]] = {
 }
 
 
+def documentation() -> list[Path]:
+    """README.md and every page of the site, where the samples live."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
 def samples(text: str) -> dict[str, str]:
     found = {m["name"]: m["body"] for m in MARKER.finditer(text)}
     assert len(found) == len(MARKER.findall(text)), "a sample name is used twice"
     return found
 
 
+def every_sample() -> dict[str, str]:
+    """Every sample of the documentation by name, each name used once in all of it."""
+    found: dict[str, str] = {}
+    for path in documentation():
+        for name, body in samples(path.read_text()).items():
+            assert name not in found, f"sample '{name}' is used twice ({path})"
+            found[name] = body
+    return found
+
+
 def matches(shown: str, printed: str) -> bool:
-    """Whether the README's block is what was printed, lines `...` standing for any run of
+    """Whether the documentation's block is what was printed, lines `...` standing for any run of
     lines, dates for any date."""
     shown, printed = DATE.sub("YYYY-MM-DD", shown), DATE.sub("YYYY-MM-DD", printed)
     parts = [part.strip("\n") for part in f"\n{shown}\n".split(f"\n{ELISION}\n")]
@@ -243,7 +262,7 @@ def matches(shown: str, printed: str) -> bool:
 
 
 def excerpt(shown: str, printed: str) -> str:
-    """The printed text, elided where the README's block elides (for --update): lines aligned
+    """The printed text, elided where the documentation's block elides (for --update): lines aligned
     with the block's are kept, runs that stand where the block has `...` are elided again, and
     new or changed lines elsewhere are kept."""
     old = shown.splitlines()
@@ -266,23 +285,23 @@ def excerpt(shown: str, printed: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def readme_samples() -> dict[str, str]:
-    return samples(README.read_text())
+def shown_samples() -> dict[str, str]:
+    return every_sample()
 
 
 def test_every_sample_has_its_command() -> None:
-    assert set(samples(README.read_text())) == set(SAMPLES)
+    assert set(every_sample()) == set(SAMPLES)
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
-def test_sample_is_what_the_command_prints(name: str, readme_samples: dict[str, str]) -> None:
+def test_sample_is_what_the_command_prints(name: str, shown_samples: dict[str, str]) -> None:
     root = workspace()
     try:
         printed = SAMPLES[name](root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    assert matches(readme_samples[name], printed), (
-        f"README sample '{name}' differs from what its command prints now; "
+    assert matches(shown_samples[name], printed), (
+        f"documentation sample '{name}' differs from what its command prints now; "
         f"run `.venv/bin/python tests/test_readme.py --update`. Printed:\n{printed}"
     )
 
@@ -303,9 +322,9 @@ SECTIONS: dict[str, type[BaseModel]] = {
 
 
 def reference() -> str:
-    text = README.read_text()
-    start = text.index("## The stack config")
-    return text[start : text.index("\n## ", start + 1)]
+    text = STACK_REFERENCE.read_text()
+    assert text.startswith("# The stack config\n"), STACK_REFERENCE
+    return text
 
 
 def aliases(model: type[BaseModel]) -> list[str]:
@@ -316,9 +335,9 @@ def aliases(model: type[BaseModel]) -> list[str]:
 def test_the_reference_names_every_field(section: str) -> None:
     """Every field of the model has a row `| `field` | ...` in its section's table."""
     text = reference()
-    heading = f"### `{section}`"
+    heading = f"\n## `{section}`\n"
     assert heading in text, heading
-    body = text.split(heading, 1)[1].split("\n### ", 1)[0]
+    body = text.split(heading, 1)[1].split("\n## ", 1)[0]
     rows = {m.group(1) for m in re.finditer(r"^\| `([A-Za-z.]+)` \|", body, re.M)}
     assert set(aliases(SECTIONS[section])) <= rows, section
 
@@ -361,8 +380,7 @@ def test_the_complete_example_is_a_valid_stack_with_every_field(tmp_path: Path) 
 
 
 def update() -> None:
-    text = README.read_text()
-    shown = samples(text)
+    shown = every_sample()
 
     def replace(match: re.Match[str]) -> str:
         root = workspace()
@@ -374,7 +392,10 @@ def update() -> None:
         fence = match.group(0).split("\n", 2)[1]
         return f"<!-- sample: {match['name']} -->\n{fence}\n{body}\n```"
 
-    README.write_text(MARKER.sub(replace, text))
+    for path in documentation():
+        text = path.read_text()
+        if MARKER.search(text):
+            path.write_text(MARKER.sub(replace, text))
 
 
 if __name__ == "__main__":
