@@ -139,12 +139,13 @@ def password_hash_problem(value: str) -> str | None:
 
 
 def check_password_hash(value: str) -> str:
-    # Offline, a secret reads as a stand-in (stackconfig.stackfile): its real value is checked
-    # when the Pulumi program reads the decrypted config. Imported here: stackfile imports the
-    # model, which imports this module.
+    # Offline, a secret reads as a stand-in (stackconfig.stackfile's SECURE_STAND_IN, made
+    # distinct as "<stand-in>-<n>" by stubernetes/render.py distinct_stand_ins): its real value
+    # is checked when the Pulumi program reads the decrypted config. Imported here: stackfile
+    # imports the model, which imports this module.
     from stackconfig.stackfile import SECURE_STAND_IN
 
-    if value == SECURE_STAND_IN:
+    if value == SECURE_STAND_IN or value.startswith(f"{SECURE_STAND_IN}-"):
         return value
     problem = password_hash_problem(value)
     if problem is not None:

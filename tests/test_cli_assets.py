@@ -59,13 +59,13 @@ def test_fcos_42_and_later_names_have_a_dot_before_the_arch(
 def test_older_builds_have_a_dash_and_the_assets_path_is_yours(
     raw_values: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    raw_values["os"].update(version="41.20250315.3.0", stream="testing", cachedInstall=True)
+    raw_values["os"].update(version="41.20250315.2.0", stream="testing", cachedInstall=True)
     lines = assets(raw_values, tmp_path, capsys, "--assets-path", "/srv/matchbox/assets")
     targets = curl_lines(lines)
-    kernel = "/srv/matchbox/assets/fedora-coreos/fedora-coreos-41.20250315.3.0-live-kernel-x86_64"
+    kernel = "/srv/matchbox/assets/fedora-coreos/fedora-coreos-41.20250315.2.0-live-kernel-x86_64"
     assert targets[kernel] == (
-        f"{BUILDS}/testing/builds/41.20250315.3.0/x86_64/"
-        "fedora-coreos-41.20250315.3.0-live-kernel-x86_64"
+        f"{BUILDS}/testing/builds/41.20250315.2.0/x86_64/"
+        "fedora-coreos-41.20250315.2.0-live-kernel-x86_64"
     )
     assert "cachedInstall is on" in lines[0]
 
