@@ -18,6 +18,8 @@ from pulumi.runtime import config as runtime_config
 from components.config import load_stack_config
 from stubernetes.program_run import pulumi_config_env
 
+SECRET_KEYS = ["stubernetes:matchbox"]
+
 
 def test_the_inline_runtime_config_is_the_stack_config(
     example_values: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -25,12 +27,14 @@ def test_the_inline_runtime_config_is_the_stack_config(
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
     monkeypatch.delenv("PULUMI_CONFIG_SECRET_KEYS", raising=False)
     config = json.loads(pulumi_config_env(example_values))
-    token = runtime_config.CONFIG.set(dict(config))
+    # The example's Matchbox credentials are secure values: both runtimes name the key secret.
+    runtime_config.set_all_config(dict(config), SECRET_KEYS)
     try:
         from_runtime = load_stack_config()
     finally:
-        runtime_config.CONFIG.reset(token)
+        runtime_config.set_all_config({}, [])
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(SECRET_KEYS))
     from_environment = load_stack_config()
     assert from_runtime == from_environment
     assert [m.name for m in from_runtime.machines] == ["c1", "w1", "w2"]
@@ -44,3 +48,22 @@ def test_no_config_anywhere_is_a_missing_section(monkeypatch: pytest.MonkeyPatch
             load_stack_config()
     finally:
         runtime_config.CONFIG.reset(token)
+
+
+@pytest.mark.parametrize("secret_keys", [[], SECRET_KEYS])
+def test_the_inline_runtimes_secret_keys_decide_what_is_plain(
+    secret_keys: list[str], example_values: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inline program gets its secret keys from `set_all_config` (pulumi.runtime.config
+    `is_config_secret`), not from PULUMI_CONFIG_SECRET_KEYS: a key it names is no plain text."""
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG_SECRET_KEYS", raising=False)
+    runtime_config.set_all_config(json.loads(pulumi_config_env(example_values)), secret_keys)
+    try:
+        if secret_keys:
+            assert load_stack_config().matchbox.client_key
+        else:
+            with pytest.raises(Exception, match="field 'clientKey': a secret given in plain text"):
+                load_stack_config()
+    finally:
+        runtime_config.set_all_config({}, [])

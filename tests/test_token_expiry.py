@@ -61,7 +61,7 @@ def test_an_unchanged_stack_registers_the_same_inputs_twice(
     def recorded() -> dict[str, str]:
         return {
             r.urn: json.dumps(resource_record(r), sort_keys=True)
-            for r in run_program(example_values).registrations
+            for r in run_program(example_values, ["matchbox"]).registrations
         }
 
     first, second = recorded(), recorded()
