@@ -23,6 +23,8 @@ from stackconfig.checks import (
     snippet_problems,
     taint_problems,
 )
+from stackconfig.config_keys import NAMESPACE as NAMESPACE
+from stackconfig.config_keys import closest_name
 from stackconfig.model import (
     Admin,
     Cluster,
@@ -37,7 +39,6 @@ from stackconfig.model import (
 from stackconfig.problems import ConfigError, Problem, from_validation_error, machine_where
 from stackconfig.releases import release_problems
 
-NAMESPACE = "stubernetes"
 SECTIONS: Mapping[str, type[BaseModel]] = {
     "cluster": Cluster,
     "os": OperatingSystem,
@@ -105,8 +106,15 @@ def _machines(
         return [], []
     machines = []
     facts = []
+    names: set[str] = set()
     for key, fields in raw.items():
         name = str(key)
+        if name in names or not isinstance(key, str):
+            # Only a Python caller gets here with these (10 beside "10"): the stack file's
+            # reader and JSON's text keys refuse or rule them out first.
+            message = "duplicate machine name" if name in names else f"not text: {key!r}"
+            problems.append(Problem(machine_where(name), "name", message))
+        names.add(name)
         machine = _machine(name, fields, problems, texts)
         if machine is not None:
             machines.append(machine)
@@ -160,9 +168,9 @@ def parse_stack_config(
     problems: list[Problem] = []
     for key in values:
         if key not in KNOWN_KEYS:
-            problems.append(
-                Problem(f"{NAMESPACE}:{key}", "", "unknown config key (check its spelling)")
-            )
+            meant = closest_name(str(key), KNOWN_KEYS)
+            hint = f"did you mean '{NAMESPACE}:{meant}'?" if meant else "check its spelling"
+            problems.append(Problem(f"{NAMESPACE}:{key}", "", f"unknown config key; {hint}"))
     sections = {
         name: _section(name, values, problems, texts) for name in (*SECTIONS, *OPTIONAL_SECTIONS)
     }
@@ -204,4 +212,8 @@ def split_namespace(config: Mapping[str, Any]) -> dict[str, Any]:
     Keys of other namespaces (provider settings such as `kubernetes:context`) are not ours.
     """
     prefix = f"{NAMESPACE}:"
-    return {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
+    return {
+        k.removeprefix(prefix): v
+        for k, v in config.items()
+        if isinstance(k, str) and k.startswith(prefix)
+    }

@@ -59,32 +59,34 @@ def _yaml_text(value: object) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def yaml_reading(value: object, text: str | None) -> str | None:
+def yaml_reading(value: object, text: str | None, subject: str = "value") -> str | None:
     """What YAML made of an unquoted scalar that was meant as text, or None if it is text.
 
     PyYAML implements YAML 1.1, whose implicit types (yaml.org/type/: int, float, bool, null,
     timestamp; PyYAML's `lib/yaml/resolver.py`) turn `yes`/`no`/`on`/`off`/`true`/`false`
     into booleans, `8080` and `0755` into integers, `1.30` into the float 1.3, a date into a
     date, and `10:20:30:40:50:59` into a base-60 ("sexagesimal") integer. `text` is the
-    scalar as it was written, when the stack file's reader recorded it.
+    scalar as it was written, when the stack file's reader recorded it; `subject` what the
+    scalar is (`value`, `key`, `machine name`).
     """
     if isinstance(value, str):
         return None
     shown = _yaml_text(value) if text is None else text
+    unquoted = f"the unquoted {subject}"
     if isinstance(value, bool):
-        return f"YAML read the unquoted value {shown} as the boolean {_yaml_text(value)}"
+        return f"YAML read {unquoted} {shown} as the boolean {_yaml_text(value)}"
+    if isinstance(value, int | float) and ":" in shown:
+        number = value if isinstance(value, int) else repr(value)
+        return f"YAML read {unquoted} as the base-60 number {number}"
     if isinstance(value, int):
-        if ":" in shown:
-            return f"YAML read the unquoted value as the base-60 number {value}"
-        return f"YAML read the unquoted value {shown} as the number {value}"
+        return f"YAML read {unquoted} {shown} as the number {value}"
     if isinstance(value, float):
-        if ":" in shown:
-            return f"YAML read the unquoted value as the base-60 number {value!r}"
-        return f"YAML read {shown} as the number {value!r}"
+        read = shown if subject == "value" else f"{unquoted} {shown}"
+        return f"YAML read {read} as the number {value!r}"
     if isinstance(value, datetime.date):
-        return f"YAML read the unquoted value {shown} as a date"
+        return f"YAML read {unquoted} {shown} as a date"
     if value is None:
-        return "YAML read the value as null (nothing, '~' or 'null' was written)"
+        return f"YAML read the {subject} as null (nothing, '~' or 'null' was written)"
     return None
 
 

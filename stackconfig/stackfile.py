@@ -6,40 +6,21 @@ stand-in and their paths are listed, so an offline render says what it could not
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from stackconfig.config_keys import KeyTypos, key_typos
 from stackconfig.model import StackConfig
-from stackconfig.parse import NAMESPACE, parse_stack_config, split_namespace
-from stackconfig.problems import ConfigError, Problem, machine_where
+from stackconfig.parse import KNOWN_KEYS, NAMESPACE, parse_stack_config, split_namespace
+from stackconfig.problems import ConfigError, Problem
+from stackconfig.yaml_nodes import MERGE, SCALAR_TAGS, TYPED_TAGS, scalar_value
+from stackconfig.yaml_reader import read_yaml
 
 SECURE_STAND_IN = "stand-in-for-secure-value"
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys, which PyYAML would silently overwrite."""
-
-    duplicates: list[tuple[str, int]]
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Hashable] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            loader.duplicates.append((str(key), key_node.start_mark.line + 1))
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_unique_mapping,
-)
 
 
 @dataclass(frozen=True)
@@ -60,53 +41,65 @@ def _replace_secure(value: Any, path: str, found: list[str]) -> Any:
     return value
 
 
-def _duplicate_problem(document: Any, path: Path, key: str, line: int) -> Problem:
-    config = document.get("config", {}) if isinstance(document, Mapping) else {}
-    machines = config.get(f"{NAMESPACE}:machines") if isinstance(config, Mapping) else None
-    if isinstance(machines, Mapping) and key in machines:
-        return Problem(machine_where(key), "name", f"duplicate machine name ({path}:{line})")
-    return Problem(f"{path}:{line}", key, "duplicate key; YAML would keep only the last one")
+def _key_text(node: yaml.Node) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        return ""
+    return str(scalar_value(node)) if node.tag in SCALAR_TAGS else str(node.value)
 
 
-# Scalars YAML 1.1 resolves to something other than text, whose source text is worth quoting
-# back to the user (see `stackconfig.problems.yaml_reading`).
-_TYPED_TAGS = frozenset(
-    f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null", "timestamp")
-)
+def _merged(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    """A map's entries with those `<<: *anchor` merges into it first, as PyYAML's
+    SafeConstructor flattens them (its own keys win: they come later)."""
+    entries: list[tuple[yaml.Node, yaml.Node]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != MERGE:
+            continue
+        merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for item in merged:
+            if isinstance(item, yaml.MappingNode):
+                entries.extend(_merged(item))
+    return entries + [(k, v) for k, v in node.value if k.tag != MERGE]
 
 
-def _key_text(loader: _UniqueKeyLoader, node: yaml.Node) -> str:
-    return str(loader.construct_object(node)) if isinstance(node, yaml.ScalarNode) else ""
-
-
-def _scalar_texts(
-    loader: _UniqueKeyLoader, node: yaml.Node, path: str, found: dict[str, str]
-) -> None:
+def _scalar_texts(node: yaml.Node, path: str, found: dict[str, str]) -> None:
     """Every unquoted typed scalar's source text under `node`, by the path `_replace_secure`
-    gives it (`stubernetes:machines.w1.mac`)."""
+    gives it (`stubernetes:machines.w1.mac`). Recursive: the reader bounds the depth."""
     if isinstance(node, yaml.ScalarNode):
-        if node.style is None and node.tag in _TYPED_TAGS:
+        if node.style is None and node.tag in TYPED_TAGS:
             found[path] = node.value
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _scalar_texts(loader, item, f"{path}[{index}]", found)
+            _scalar_texts(item, f"{path}[{index}]", found)
     elif isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            _scalar_texts(loader, value_node, f"{path}.{_key_text(loader, key_node)}", found)
+        for key_node, value_node in _merged(node):
+            _scalar_texts(value_node, f"{path}.{_key_text(key_node)}", found)
 
 
-def _config_texts(loader: _UniqueKeyLoader, root: yaml.Node | None) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _config_entries(root: yaml.Node | None) -> list[tuple[yaml.Node, yaml.Node]]:
+    """The entries of the document's `config` map, as nodes."""
     if not isinstance(root, yaml.MappingNode):
-        return found
-    for key_node, value_node in root.value:
-        if _key_text(loader, key_node) != "config" or not isinstance(value_node, yaml.MappingNode):
-            continue
-        for entry_key, entry_value in value_node.value:
-            name = _key_text(loader, entry_key)
-            if name.startswith(f"{NAMESPACE}:"):
-                _scalar_texts(loader, entry_value, name, found)
+        return []
+    for key_node, value_node in _merged(root):
+        if _key_text(key_node) == "config" and isinstance(value_node, yaml.MappingNode):
+            return _merged(value_node)
+    return []
+
+
+def _config_texts(root: yaml.Node | None, renamed: Mapping[str, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for entry_key, entry_value in _config_entries(root):
+        name = renamed.get(_key_text(entry_key), _key_text(entry_key))
+        if name.startswith(f"{NAMESPACE}:"):
+            _scalar_texts(entry_value, name, found)
     return found
+
+
+def _typo_problems(path: Path, root: yaml.Node | None, typos: KeyTypos) -> list[Problem]:
+    lines = {_key_text(k): k.start_mark.line + 1 for k, _ in _config_entries(root)}
+    return [
+        Problem(p.where, p.field, f"{p.message} ({path}:{lines[key]})") if key in lines else p
+        for key, p in typos.problems
+    ]
 
 
 @dataclass(frozen=True)
@@ -120,27 +113,28 @@ class StackFileValues:
 
 
 def read_stack_file(path: Path) -> StackFileValues:
-    text = path.read_text()
-    loader = _UniqueKeyLoader(text)
-    loader.duplicates = []
-    try:
-        root = loader.get_single_node()
-        document = loader.construct_document(root) if root is not None else None
-        texts = _config_texts(loader, root)
-    except yaml.YAMLError as error:
-        raise ConfigError([Problem(str(path), "", f"not valid YAML: {error}")]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise ConfigError([_duplicate_problem(document, path, k, n) for k, n in loader.duplicates])
-    if not isinstance(document, Mapping) or not isinstance(document.get("config"), Mapping):
+    """The stack file's values, or a ConfigError with every problem of its YAML (read within
+    the bounds of stackconfig.yaml_limits) or of its config keys."""
+    document = read_yaml(path)
+    raw = document.value
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("config"), Mapping):
         raise ConfigError([Problem(str(path), "config", "a stack file needs a 'config' map")])
+    typos = key_typos(raw["config"], KNOWN_KEYS)
+    config = {typos.renamed.get(k, k): v for k, v in raw["config"].items()}
     found: list[str] = []
     values = {
-        k: _replace_secure(v, f"{NAMESPACE}:{k}", found)
-        for k, v in split_namespace(document["config"]).items()
+        k: _replace_secure(v, f"{NAMESPACE}:{k}", found) for k, v in split_namespace(config).items()
     }
-    return StackFileValues(values, tuple(found), texts)
+    read = StackFileValues(values, tuple(found), _config_texts(document.root, typos.renamed))
+    if typos.problems:
+        # The misspelt keys read as meant, so that one run names every other problem too.
+        problems = _typo_problems(path, document.root, typos)
+        try:
+            parse_stack_config(read.values, yaml_texts=read.yaml_texts)
+        except ConfigError as error:
+            problems += error.problems
+        raise ConfigError(problems)
+    return read
 
 
 def read_stack_values(path: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
