@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pulumi
@@ -15,16 +14,10 @@ from pulumi.runtime.config import (
 
 from ignition.checked_stack import checked_stack_config
 from stackconfig import ConfigError, StackConfig
-from stackconfig.parse import split_namespace
+from stackconfig.config_json import decode_config
+from stackconfig.config_keys import key_typos
+from stackconfig.parse import KNOWN_KEYS
 from stackconfig.warnings import stack_warnings
-
-
-def _decode(value: str) -> Any:
-    # Object values arrive as JSON text; a plain string stays what it is.
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
 
 
 def _secret_keys(config: dict[str, Any]) -> list[str]:
@@ -48,14 +41,24 @@ def runtime_config() -> dict[str, Any]:
 
 def load_stack_config() -> StackConfig:
     """Parse `stubernetes:*` config, or stop the program before it registers anything; log
-    each warning about it."""
+    each warning about it. A namespace misspelt (`stubrnetes:releases`) is refused, its keys
+    read as meant so that every other problem is named in the same run."""
     config = runtime_config()
-    values = {key: _decode(text) for key, text in split_namespace(config).items()}
-    try:
-        # Secrets given in plain text and snippets over the program's own files are refused too.
-        stack = checked_stack_config(values, _secret_keys(config))
-    except ConfigError as error:
-        raise pulumi.RunError("the stack config has problems:\n" + str(error)) from None
+    typos = key_typos(config, KNOWN_KEYS)
+    renamed = {typos.renamed.get(key, key): text for key, text in config.items()}
+    values, problems = decode_config(renamed)
+    stack = None
+    if not problems:
+        secret_keys = [typos.renamed.get(key, key) for key in _secret_keys(config)]
+        try:
+            # Secrets given in plain text and snippets over the program's own files are
+            # refused too.
+            stack = checked_stack_config(values, secret_keys)
+        except ConfigError as error:
+            problems = list(error.problems)
+    problems = [*(p for _, p in typos.problems), *problems]
+    if problems or stack is None:
+        raise pulumi.RunError("the stack config has problems:\n" + str(ConfigError(problems)))
     for warning in stack_warnings(stack):
         pulumi.log.warn(str(warning))
     return stack
