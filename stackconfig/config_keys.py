@@ -41,8 +41,8 @@ def closest_name(name: str, known: Collection[str]) -> str | None:
 
 
 def _meant(key: str, known: Collection[str]) -> str | None:
-    """The project key a config key outside the namespace was meant to be, if it is a near
-    miss of one; None for another namespace's key."""
+    """The project key a config key was meant to be, if it is a near miss of one: outside
+    the namespace, or a misspelt name inside it; None for another namespace's key."""
     namespace, colon, name = key.partition(":")
     if not colon:
         full = [f"{NAMESPACE}:{k}" for k in known]
@@ -50,7 +50,12 @@ def _meant(key: str, known: Collection[str]) -> str | None:
             return f"{NAMESPACE}:{key}"
         matches = difflib.get_close_matches(key, full, n=1, cutoff=NAMESPACE_CUTOFF)
         return matches[0] if matches else None
-    if namespace == NAMESPACE or namespace in OTHER_NAMESPACES:
+    if namespace == NAMESPACE:
+        # `stubernetes:machine`: read as meant here, so that the missing `machines` does not
+        # become a second problem; a key like no other is the parser's unknown key.
+        meant = closest_name(name, known) if name not in known else None
+        return f"{NAMESPACE}:{meant}" if meant else None
+    if namespace in OTHER_NAMESPACES:
         return None
     lowered = namespace.lower()
     ours = _ratio(lowered, NAMESPACE)
@@ -82,6 +87,8 @@ def key_typos(keys: Iterable[object], known: Collection[str]) -> KeyTypos:
             # (pulumi/pulumi sdk/go/common/resource/config/key.go ParseKey).
             hint = f"; did you mean '{meant}'?" if meant else ""
             message = f"not a config key: Pulumi's are <namespace>:<name>{hint}"
+        elif meant is not None and key.startswith(f"{NAMESPACE}:"):
+            message = f"unknown config key; did you mean '{meant}'?"
         elif meant is not None:
             message = (
                 f"a namespace close to '{NAMESPACE}', whose keys the program would ignore; "

@@ -63,9 +63,13 @@ def _apply(stack: list[_Frame], event: yaml.Event) -> None:
             stack[-1].finish_child("")
 
 
+_CLOSING = (yaml.CollectionEndEvent, yaml.DocumentEndEvent, yaml.StreamEndEvent)
+
+
 def paths_at(text: str, indexes: Iterable[int]) -> dict[int, tuple[PathPart, ...]]:
     """For each character index into `text`, the keys (and list indexes) from the document's
-    root down to the node that index is in, or the map whose key it is."""
+    root down to the node that index is in, or the map whose key it is. `text` may stop
+    short, at a character that cannot be read."""
     pending = sorted(set(indexes))
     found: dict[int, tuple[PathPart, ...]] = {}
     stack: list[_Frame] = []
@@ -81,9 +85,11 @@ def paths_at(text: str, indexes: Iterable[int]) -> dict[int, tuple[PathPart, ...
             event = peek_event()
             if event is None:
                 break
+            at = event.start_mark.index if event.start_mark is not None else 0
+            if at >= len(text) and isinstance(event, _CLOSING):
+                break  # the text stops short of a problem: what is open there stays open
             # A map or list ends at the next token, where a problem may be: close it first.
             ends_here = isinstance(event, yaml.CollectionEndEvent)
-            at = event.start_mark.index if event.start_mark is not None else 0
             while pending and not ends_here and at >= pending[0]:
                 found[pending.pop(0)] = _current(stack)
             get_event()
