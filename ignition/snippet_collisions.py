@@ -88,7 +88,7 @@ def _unit_problems(snippet: Mapping[str, Any], owned: OwnedEntries) -> Iterator[
         dropins = unit.get("dropins")
         for number, dropin in enumerate(dropins if isinstance(dropins, list) else []):
             dropin_name = dropin.get("name") if isinstance(dropin, Mapping) else None
-            if dropin_name in owned.units[name]:
+            if isinstance(dropin_name, str) and dropin_name in owned.units[name]:
                 yield (
                     f"{at}.dropins[{number}].name",
                     f"collides with the program's drop-in {dropin_name} of its unit {name}: "
@@ -103,7 +103,7 @@ def _passwd_problems(snippet: Mapping[str, Any], owned: OwnedEntries) -> Iterato
     users = passwd.get("users")
     for index, user in enumerate(users if isinstance(users, list) else []):
         name = user.get("name") if isinstance(user, Mapping) else None
-        if name in owned.users:
+        if isinstance(name, str) and name in owned.users:
             yield (
                 f"passwd.users[{index}].name",
                 f"collides with the program's user {name!r}: Ignition merges a snippet's users "
@@ -114,12 +114,12 @@ def _passwd_problems(snippet: Mapping[str, Any], owned: OwnedEntries) -> Iterato
     groups = passwd.get("groups")
     for index, group in enumerate(groups if isinstance(groups, list) else []):
         name = group.get("name") if isinstance(group, Mapping) else None
-        if name in owned.groups:
+        if isinstance(name, str) and name in owned.groups:
             yield (
                 f"passwd.groups[{index}].name",
-                f"{name!r} is a group the program puts its user in: Ignition would take the "
-                "group's fields from the snippet (shouldExist: false removes it); add a group "
-                "of your own",
+                f"{name!r} is a group the program declares or puts its user in: Ignition "
+                "would take the group's fields from the snippet (shouldExist: false removes "
+                "it); add a group of your own",
             )
 
 

@@ -136,7 +136,7 @@ def test_additions_of_its_own_are_allowed(raw_values: dict[str, Any]) -> None:
         (
             {"passwd": {"groups": [{"name": "sudo", "shouldExist": False}]}},
             "snippets[0].passwd.groups[0].name",
-            "'sudo' is a group the program puts its user in",
+            "'sudo' is a group the program declares or puts its user in",
         ),
     ],
 )
