@@ -1,0 +1,384 @@
+"""A machine's whole life on one page: its steps in order, one table per role, and the order
+between machines.
+
+Every resource of a machine's component (`stubernetes:machine:Machine`) is one row below, in
+the order the program makes it; components/step_wiring.py makes them from these rows and from
+nothing else, and docs/machine-steps.md is printed from them (components/machine_steps_doc.py).
+A new step (an upgrade, a backup) is a new row, a script in components/scripts/ and, for an
+install step, its environment in components/step_environments.py.
+
+A row says:
+- `name`: the step; its resource is `<cluster>-<machine>-<name>` (a Matchbox object's is
+  `<cluster>-<machine>`: its id is its name);
+- `kind`: what is made (a `Kind`: its Pulumi type, what deleting it does);
+- `stage`: when, among the other machines' steps (STAGES);
+- `script`: what its create runs, components/scripts/<script>;
+- `after`: the steps of this machine it waits for;
+- `elsewhere`: what it waits for outside this machine: the cluster's API gate, kubeadm's
+  RBAC for the certificates' upload, or a step of another controller;
+- `reads`: the outputs it is given, `<step>.<output>` of an earlier step of this machine or
+  `cluster.<output>`, and no others;
+- `replaced`: what replaces it;
+- `delete`: the script its delete runs, components/scripts/<delete>; None: its kind says.
+
+This module is plain data (no Pulumi): `stubernetes` and the docs read it offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from ignition.kubeadm import founds_cluster
+from stackconfig import Machine, StackConfig
+
+
+class Role(StrEnum):
+    # Runs `kubeadm init` with the cluster's CA keys in its Ignition: the init controller until
+    # the cluster has answered (ignition.kubeadm.founds_cluster).
+    FOUNDING_CONTROLLER = "founding controller"
+    # Joins the control plane with a certificate key of its own install.
+    JOINING_CONTROLLER = "joining controller"
+    WORKER = "worker"
+
+
+def role_of(stack: StackConfig, machine: Machine, cluster_exists: bool) -> Role:
+    if founds_cluster(stack, machine, cluster_exists):
+        return Role.FOUNDING_CONTROLLER
+    return Role.JOINING_CONTROLLER if machine.is_controller else Role.WORKER
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    type: str
+    deleted: str
+
+
+INSTALL_ANCHOR: Final = Kind(
+    "install anchor", "random:index/randomId:RandomId", "nothing outside Pulumi's state"
+)
+INSTALL_STEP: Final = Kind(
+    "install step", "command:local:Command", "runs nothing, unless the row names a delete"
+)
+BOOTSTRAP_TOKEN: Final = Kind(
+    "bootstrap token", "stubernetes:cluster:BootstrapToken", "nothing outside Pulumi's state"
+)
+CERTIFICATE_KEY: Final = Kind(
+    "certificate key", "random:index/randomPassword:RandomPassword", "nothing outside the state"
+)
+MATCHBOX_PROFILE: Final = Kind(
+    "Matchbox profile", "matchbox:index/profile:Profile", "Matchbox forgets the Ignition"
+)
+MATCHBOX_GROUP: Final = Kind(
+    "Matchbox group", "matchbox:index/group:Group", "Matchbox serves the MAC nothing"
+)
+TOKEN_SECRET: Final = Kind(
+    "bootstrap token Secret",
+    "kubernetes:core/v1:Secret",
+    "the token stops authenticating; the kubeadm-certs upload it owns goes with it",
+)
+STATUS_REPORT: Final = Kind(
+    "status report",
+    "stubernetes:machine:StatusReport",
+    "its ConfigMap, Role and RoleBinding leave the cluster",
+)
+MEMBERSHIP: Final = Kind(
+    "membership", "command:local:Command", "runs its delete: the machine leaves the cluster"
+)
+
+
+class Replaced(StrEnum):
+    BY_GENERATION = "when `generation` changes, or by `pulumi up --replace` of it"
+    WITH_ANCHOR = "with the install anchor"
+    # A Matchbox object's id is its name: created first, its successor would be deleted with it.
+    WITH_ANCHOR_DELETED_FIRST = "with the install anchor, deleted first"
+    WITH_TOKEN = "with the token: its name holds the token's id"
+    # The report's ConfigMap has a fixed name, and a new install starts with an empty report.
+    REPORT_WITH_ANCHOR = "its ConfigMap with the install anchor, deleted first"
+    # components/membership.py says why: a replacement would take a rejoined machine out.
+    NEVER = "never: a change of its inputs runs nothing"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    machines: str
+    why: str
+
+
+# The order between machines: each stage is made for every machine, in the order `machines`
+# says, before the next stage; the cluster's API gate, its Kubernetes provider and kubeadm's
+# RBAC for the certificates are made between the first two.
+SERVED: Final = Stage(
+    "served",
+    "every machine, in the stack's order",
+    "each machine's Ignition on Matchbox; nothing here waits for the cluster, and the API gate "
+    "waits for the init controller's group",
+)
+JOINS: Final = Stage(
+    "joins",
+    "every machine, in the stack's order",
+    "after the API gate: the steps that need the cluster, machine by machine, so that each "
+    "controller's upload waits for the controller before it to have joined (the kubeadm-certs "
+    "Secret has one name)",
+)
+MEMBER: Final = Stage(
+    "member",
+    "the controllers in the stack's order, then the workers",
+    "after every machine's install chain: a destroy deletes in the other order, so the "
+    "workers leave first, then the controllers one at a time, the first in the stack last",
+)
+STAGES: Final = (SERVED, JOINS, MEMBER)
+# The API gate waits for this step of the init controller: the API server comes with it alone.
+API_GATE_AFTER: Final = "group"
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """A wait outside the machine: a resource of the cluster (`of` is "cluster"), or a step of
+    another controller, the one before this machine in the stack's order or the last one."""
+
+    what: str
+    of: str = "cluster"
+
+
+CLUSTER: Final = "cluster"
+PREVIOUS_CONTROLLER: Final = "previous controller"
+LAST_CONTROLLER: Final = "last controller"
+
+# The cluster's API server answers (components/gates.py, condition `api`).
+API_GATE: Final = Elsewhere("api-server gate")
+# The Role and RoleBinding that let a bootstrap token read the kubeadm-certs Secret.
+KUBEADM_CERTS_RBAC: Final = Elsewhere("kubeadm-certs RBAC")
+# Controllers join one at a time: the kubeadm-certs Secret has one name.
+PREVIOUS_CONTROLLER_JOINED: Final = Elsewhere("control-plane-joined", PREVIOUS_CONTROLLER)
+# Memberships chain the controllers, and every worker's follows the last controller's.
+PREVIOUS_CONTROLLER_MEMBERSHIP: Final = Elsewhere("membership", PREVIOUS_CONTROLLER)
+LAST_CONTROLLER_MEMBERSHIP: Final = Elsewhere("membership", LAST_CONTROLLER)
+
+# What every machine's steps may read of the cluster.
+KUBECONFIG: Final = "cluster.kubeconfig"
+MATERIAL: Final = "cluster.material"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    kind: Kind
+    stage: Stage
+    replaced: Replaced
+    script: str | None = None
+    after: tuple[str, ...] = ()
+    elsewhere: tuple[Elsewhere, ...] = ()
+    reads: tuple[str, ...] = ()
+    delete: str | None = None
+
+
+# The anchor: every other step of an install is replaced with it.
+ANCHOR: Final = "install"
+
+# ------------------------------------------------------------------------------------------
+# The steps every machine starts with, on Matchbox before the cluster answers.
+
+INSTALL: Final = Step("install", INSTALL_ANCHOR, SERVED, Replaced.BY_GENERATION)
+# When the install started: its credentials expire `installCredentialHours` after it.
+INSTALL_CLOCK: Final = Step(
+    "install-clock",
+    INSTALL_STEP,
+    SERVED,
+    Replaced.WITH_ANCHOR,
+    script="install-clock",
+    after=("install",),
+)
+TOKEN: Final = Step(
+    "token", BOOTSTRAP_TOKEN, SERVED, Replaced.WITH_ANCHOR, reads=("install-clock.stdout",)
+)
+# A new key for every install of a controller: it decrypts that install's upload only.
+CONTROLLER_KEY: Final = Step("certificate-key", CERTIFICATE_KEY, SERVED, Replaced.WITH_ANCHOR)
+# The old Node and etcd member go before the new install can join under the same name.
+CLEAN: Final = Step(
+    "clean",
+    INSTALL_STEP,
+    SERVED,
+    Replaced.WITH_ANCHOR,
+    script="clean-before-rejoin",
+    after=("install",),
+    reads=(KUBECONFIG, "install.hex"),
+)
+
+
+def profile(reads: tuple[str, ...]) -> Step:
+    return Step(
+        "profile",
+        MATCHBOX_PROFILE,
+        SERVED,
+        Replaced.WITH_ANCHOR_DELETED_FIRST,
+        after=("clean",),
+        reads=(MATERIAL, *reads),
+    )
+
+
+GROUP: Final = Step(
+    "group", MATCHBOX_GROUP, SERVED, Replaced.WITH_ANCHOR_DELETED_FIRST, reads=("profile.name",)
+)
+
+# ------------------------------------------------------------------------------------------
+# The steps after the API gate, and the membership.
+
+
+def token_secret(after: tuple[str, ...] = ()) -> Step:
+    return Step(
+        "bootstrap-token",
+        TOKEN_SECRET,
+        JOINS,
+        Replaced.WITH_TOKEN,
+        after=after,
+        elsewhere=(API_GATE,),
+        reads=("token.token", "token.token_id", "token.expiration"),
+    )
+
+
+def upload_certs(after: tuple[str, ...]) -> Step:
+    return Step(
+        "upload-certs",
+        INSTALL_STEP,
+        JOINS,
+        Replaced.WITH_ANCHOR,
+        script="upload-control-plane-certs",
+        after=after,
+        elsewhere=(KUBEADM_CERTS_RBAC, PREVIOUS_CONTROLLER_JOINED),
+        reads=(KUBECONFIG, MATERIAL, "certificate-key.key", "token.token_id"),
+    )
+
+
+def network_boot(after: tuple[str, ...]) -> Step:
+    return Step(
+        "network-boot",
+        INSTALL_STEP,
+        JOINS,
+        Replaced.WITH_ANCHOR,
+        script="network-boot-once",
+        after=after,
+    )
+
+
+# Deletes the upload once the machine is a control-plane Node.
+CONTROL_PLANE_JOINED: Final = Step(
+    "control-plane-joined",
+    INSTALL_STEP,
+    JOINS,
+    Replaced.WITH_ANCHOR,
+    script="wait-for-control-plane-join",
+    after=("network-boot", "upload-certs"),
+    reads=(KUBECONFIG, "token.token_id"),
+)
+REJOIN: Final = Step(
+    "rejoin",
+    INSTALL_STEP,
+    JOINS,
+    Replaced.WITH_ANCHOR,
+    script="wait-for-rejoin",
+    after=("network-boot",),
+    reads=(KUBECONFIG, "clean.stdout"),
+)
+
+
+def status_report(after: tuple[str, ...] = ()) -> Step:
+    return Step(
+        "status",
+        STATUS_REPORT,
+        JOINS,
+        Replaced.REPORT_WITH_ANCHOR,
+        after=after,
+        elsewhere=(API_GATE,),
+        reads=("token.token_id",),
+    )
+
+
+def membership(elsewhere: Elsewhere) -> Step:
+    return Step(
+        "membership",
+        MEMBERSHIP,
+        MEMBER,
+        Replaced.NEVER,
+        after=("rejoin",),
+        elsewhere=(elsewhere,),
+        reads=(KUBECONFIG,),
+        delete="remove-machine",
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# One table per role, top to bottom. A founding controller has the steps of a joining one
+# under the same names: once the cluster exists it is a joining controller (the second stage,
+# ignition.kubeadm.founds_cluster), and its steps' settings change without anything being made.
+
+ROLE_STEPS: Final[dict[Role, tuple[Step, ...]]] = {
+    Role.FOUNDING_CONTROLLER: (
+        INSTALL,
+        INSTALL_CLOCK,
+        TOKEN,
+        CONTROLLER_KEY,
+        CLEAN,
+        profile(("token.token", "certificate-key.key")),
+        GROUP,
+        # Uploads nothing: its Ignition carries the CA material.
+        upload_certs(after=()),
+        # Boots at once: it brings the API server up.
+        network_boot(after=("group",)),
+        CONTROL_PLANE_JOINED,
+        REJOIN,
+        # Not needed for `kubeadm init`, but a reinstalled founding controller joins with it;
+        # on a rebuild the old API server is gone until this machine is back.
+        token_secret(after=("rejoin",)),
+        status_report(after=("rejoin",)),
+        membership(PREVIOUS_CONTROLLER_MEMBERSHIP),
+    ),
+    Role.JOINING_CONTROLLER: (
+        INSTALL,
+        INSTALL_CLOCK,
+        TOKEN,
+        CONTROLLER_KEY,
+        CLEAN,
+        profile(("token.token", "certificate-key.key")),
+        GROUP,
+        # Before its join needs it, and before the upload, which the token's Secret owns.
+        token_secret(),
+        upload_certs(after=("bootstrap-token",)),
+        # Boots once its certificates are there.
+        network_boot(after=("group", "upload-certs")),
+        CONTROL_PLANE_JOINED,
+        REJOIN,
+        status_report(),
+        membership(PREVIOUS_CONTROLLER_MEMBERSHIP),
+    ),
+    Role.WORKER: (
+        INSTALL,
+        INSTALL_CLOCK,
+        TOKEN,
+        CLEAN,
+        profile(("token.token",)),
+        GROUP,
+        token_secret(),
+        network_boot(after=("group",)),
+        REJOIN,
+        status_report(),
+        membership(LAST_CONTROLLER_MEMBERSHIP),
+    ),
+}
+
+
+def resource_name(object_id: str, step: Step) -> str:
+    """A step's resource name: a Matchbox object's id is the machine's Matchbox id."""
+    if step.kind in (MATCHBOX_PROFILE, MATCHBOX_GROUP):
+        return object_id
+    return f"{object_id}-{step.name}"
+
+
+def needs(step: Step) -> tuple[str, ...]:
+    """The steps of this machine that must come before `step`: those it waits for and those
+    it reads from."""
+    read = tuple(r.split(".")[0] for r in step.reads if not r.startswith("cluster."))
+    return tuple(dict.fromkeys((*step.after, *read)))
