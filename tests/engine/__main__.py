@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 TESTS = Path(__file__).resolve().parent.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
@@ -35,7 +37,8 @@ if str(TESTS.parent) not in sys.path:
 
 from engine.lab import running_lab  # noqa: E402
 from engine.session import lab_for, run_action  # noqa: E402
-from engine.stacks import namespace_addresses, read_stack_file  # noqa: E402
+from engine.stacks import lease_addresses, namespace_addresses, read_stack_file  # noqa: E402
+from stackconfig.problems import ConfigError  # noqa: E402
 
 ENGINE_ACTIONS = ("preview", "up", "bump", "replace", "export", "destroy")
 MACHINE_ACTIONS = ("bump", "replace")
@@ -78,8 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"action": "status", "ok": True, **lab.status()}))
         return 0
     started = time.monotonic()
-    values = read_stack_file(args.stack_file)
-    lab = lab_for(work, namespace_addresses(values))
+    try:
+        values = read_stack_file(args.stack_file)
+        addresses, leases = namespace_addresses(values), lease_addresses(values)
+    except ConfigError as error:
+        # What the lab cannot play (a DNS name for the API endpoint...): one line each.
+        for problem in error.problems:
+            print(f"error: {args.stack_file}: {problem}", file=sys.stderr)
+        return 2
+    except (OSError, yaml.YAMLError) as error:
+        print(f"error: {args.stack_file}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    lab = lab_for(work, addresses, leases)
     lab_seconds = round(time.monotonic() - started, 2)
 
     def echo(line: str) -> None:

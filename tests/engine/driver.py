@@ -274,9 +274,7 @@ def run(
     ok = True
     undo: str | None = None
     try:
-        stack = open_stack(
-            work, stack_name, stack_file, floor=floor
-        )
+        stack = open_stack(work, stack_name, stack_file, floor=floor)
         common: dict[str, Any] = {"on_output": on_output, "on_event": on_event, "color": "never"}
         operation: Callable[..., Any]
         if action == "preview":

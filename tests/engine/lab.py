@@ -8,6 +8,11 @@ as it does. In it:
   host): kubeadm refuses a loopback advertise address (tests/control_plane/netns.py), and so
   every address and port the program renders works unchanged, and nothing is reachable from
   outside;
+* a machine without a static address gets one as from a DHCP server (``--lease
+  MAC=ADDRESS/PREFIX``, engine.stacks.lease_addresses): a device of its own carries the lease, and
+  the machine's root a default route through that device, as DHCP leaves a machine's
+  /proc/net/route. kubeadm takes a controller's advertise address, when its config gives none,
+  from that route (lease_route_file says how);
 * a real Matchbox v0.11.0 serves its HTTP API at 127.0.0.1:8080 and its mutual-TLS gRPC API at
   127.0.0.1:8081, with certificates from ``matchbox_grpc.make_tls_material`` (DIR/tls);
 * a boot service on the Unix socket DIR/lab.sock plays the machines. A machine's
@@ -43,6 +48,7 @@ import argparse
 import contextlib
 import datetime
 import hashlib
+import ipaddress
 import json
 import os
 import secrets
@@ -57,7 +63,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +78,7 @@ from real_process import RealProcess, start
 from tool_cache import require_tool
 
 from engine.launch import argv as module_argv
+from stackconfig.model import normalize_mac
 
 MATCHBOX_HTTP_PORT = 8080
 MATCHBOX_RPC_PORT = 8081
@@ -107,6 +114,37 @@ CONTROL_PLANE_PORTS = (6443, 10259, 10257, 2379, 2380)
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 # The network namespace of whoever started the lab: the lab refuses to serve in it.
 HOST_NETNS_VARIABLE = "STUBERNETES_LAB_HOST_NETNS"
+# The columns of the kernel's /proc/net/route (net/ipv4/fib_trie.c fib_route_seq_show).
+ROUTE_HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
+ROUTE_FLAGS = 0x0003  # RTF_UP | RTF_GATEWAY
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A machine's DHCP lease in the lab: its address, the device that carries it in the
+    namespace, the router of the lab's subnet."""
+
+    address: str
+    device: str
+    gateway: str
+
+
+def lease_route_file(lease: Lease) -> str:
+    """The machine's /proc/net/route as its DHCP client leaves it: a default route through its
+    device. kubeadm, for a controller whose config has no advertise address, asks
+    k8s.io/apimachinery pkg/util/net/interface.go ChooseHostInterface
+    (cmd/kubeadm/app/util/config/common.go ChooseAPIServerBindAddress): with /proc/net/route
+    there, the global unicast address of the device of a default route
+    (chooseHostInterfaceFromRoute); without it (a bare scratch root), any up device's, other
+    than the loopback (chooseIPFromHostInterfaces), and the lab's namespace has none of those
+    until a lease's device is there: "no acceptable interface with global unicast address found
+    on host". Addresses in the kernel's byte order (parseIP reverses the four bytes)."""
+    gateway = bytes(reversed(ipaddress.IPv4Address(lease.gateway).packed)).hex().upper()
+    # Iface, Destination (0.0.0.0: the default), Gateway, Flags, RefCnt, Use, Metric, Mask,
+    # MTU, Window, IRTT.
+    fields = [lease.device, "00000000", gateway, f"{ROUTE_FLAGS:04X}", "0", "0", "0"]
+    row = "\t".join([*fields, "00000000", "0", "0", "0"])
+    return f"{ROUTE_HEADER}\n{row}\n"
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -298,6 +336,8 @@ class Lab:
 
     def __init__(self, work: Path) -> None:
         self.work = work
+        # The DHCP server's leases, by normalized MAC.
+        self.leases: dict[str, Lease] = {}
         self.logs = work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.machines_dir = work / "machines"
@@ -332,6 +372,38 @@ class Lab:
                 out.write(f"{_now()} {line}\n")
 
         return say
+
+    # -- the DHCP server --------------------------------------------------------------
+    def add_leases(self, leases: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        """``leases``: MAC -> ADDRESS/PREFIX (engine.stacks.lease_addresses), each kept as it
+        was given the first time (a MAC given another address is refused). A new one goes on a
+        device of its own, a veth pair (this kernel has no dummy devices) with both ends up,
+        the address alone (/32) so that no route of the lab's changes; its router is the
+        subnet's first host, which lease_addresses never leases. Returns every lease."""
+        with self.lock:
+            for mac, spec in sorted((normalize_mac(m), s) for m, s in leases.items()):
+                lease = ipaddress.IPv4Interface(spec)
+                known = self.leases.get(mac)
+                if known is not None:
+                    if known.address != str(lease.ip):
+                        raise RuntimeError(
+                            f"{mac} has the lease {known.address} in this lab, not {lease.ip}:"
+                            " stop the lab first (action stop)"
+                        )
+                    continue
+                device = f"lease{len(self.leases)}"
+                _ip(
+                    ["link", "add", device, "type", "veth", "peer", "name", f"{device}-lan"],
+                    ["link", "set", device, "up"],
+                    ["link", "set", f"{device}-lan", "up"],
+                    ["address", "add", f"{lease.ip}/32", "dev", device],
+                )
+                router = str(lease.network.network_address + 1)
+                self.leases[mac] = Lease(str(lease.ip), device, router)
+            return {
+                mac: {"address": lease.address, "device": lease.device, "router": lease.gateway}
+                for mac, lease in sorted(self.leases.items())
+            }
 
     # -- the services -----------------------------------------------------------------
     @property
@@ -516,6 +588,9 @@ class Lab:
         if running is not None and running.is_alive():
             reply(f"{name}: an earlier boot is still installing; this one replaces it")
         system_uuid = str(uuid.uuid5(uuid.NAMESPACE_DNS, name))
+        lease = self.leases.get(normalize_mac(mac))
+        if lease is not None:
+            reply(f"{name}: DHCP lease {lease.address} (lab device {lease.device})")
         fetched = pxe_boot(self.http, mac, system_uuid)
         machine = machine_from_ignition(name, fetched.ignition)
         digest = hashlib.sha256(fetched.ignition).hexdigest()
@@ -536,13 +611,14 @@ class Lab:
                 "init": machine.init,
                 "ignition_sha256": digest,
                 "ignition_url": fetched.ignition_url,
+                "lease": lease.address if lease is not None else None,
             }
         )
         with self.lock:
             self.state[name] = f"installing (boot {number})"
         thread = threading.Thread(
             target=self._install,
-            args=(name, number, boot_id, machine),
+            args=(name, number, boot_id, machine, lease),
             name=f"boot-{name}-{number}",
             daemon=True,
         )
@@ -551,10 +627,17 @@ class Lab:
         thread.start()
         reply(f"{name}: installing itself from that Ignition; it joins the cluster on its own")
 
-    def _install(self, name: str, number: int, boot_id: str, machine: MachineOutput) -> None:
+    def _install(
+        self, name: str, number: int, boot_id: str, machine: MachineOutput, lease: Lease | None
+    ) -> None:
         say = self.machine_log(name)
         root = self.machines_dir / name / f"boot-{number}" / "root"
         try:
+            if lease is not None:
+                route = root / "proc" / "net" / "route"
+                route.parent.mkdir(parents=True, exist_ok=True)
+                route.write_text(lease_route_file(lease))
+                say(f"DHCP: {lease.address} on {lease.device}, default route via {lease.gateway}")
             if machine.init:
                 with self.lock:
                     plane = self.plane
@@ -695,6 +778,7 @@ class Lab:
                 "installing": sorted(n for n, t in self.boot_threads.items() if t.is_alive()),
                 "control_plane": self.plane is not None and self.plane.alive(),
                 "admin_conf": str(self.plane.admin_conf) if self.plane else None,
+                "leases": {mac: lease.address for mac, lease in sorted(self.leases.items())},
             }
 
     def stop(self) -> None:
@@ -747,6 +831,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 done(True, lab.dump_matchbox(list(request.get("macs", ()))))
             elif op == "status":
                 done(True, lab.status())
+            elif op == "lease":
+                done(True, lab.add_leases(dict(request.get("leases") or {})))
             elif op == "ping":
                 done(True, os.getpid())
             elif op == "stop":
@@ -763,22 +849,26 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     lab: Lab
 
 
-def _set_up_loopback(addresses: Sequence[str]) -> None:
-    commands = [["ip", "link", "set", "lo", "up"]]
-    commands += [["ip", "address", "add", f"{a}/32", "dev", "lo"] for a in sorted(set(addresses))]
+def _ip(*commands: list[str]) -> None:
     for command in commands:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(["ip", *command], capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)}: {done.stderr}")
+            raise RuntimeError(f"ip {' '.join(command)}: {done.stderr}")
 
 
-def serve(work: Path, addresses: Sequence[str]) -> None:
+def _set_up_loopback(addresses: Sequence[str]) -> None:
+    _ip(["link", "set", "lo", "up"])
+    _ip(*(["address", "add", f"{a}/32", "dev", "lo"] for a in sorted(set(addresses))))
+
+
+def serve(work: Path, addresses: Sequence[str], leases: Mapping[str, str] | None = None) -> None:
     """The lab's process (inside its own network namespace): until SIGTERM or ``stop``."""
     if os.readlink("/proc/self/ns/net") == os.environ.get(HOST_NETNS_VARIABLE):
         raise SystemExit("the lab runs in a network namespace of its own: use start_lab")
     work.mkdir(parents=True, exist_ok=True)
     _set_up_loopback([a for a in addresses if a != "127.0.0.1"])
     lab = Lab(work)
+    lab.add_leases(leases or {})
     socket_path = work / SOCKET
     socket_path.unlink(missing_ok=True)
     server = _Server(str(socket_path), _Handler)
@@ -861,6 +951,11 @@ class LabHandle:
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("status")
+        return result
+
+    def lease(self, leases: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        """The DHCP leases the lab gives, ``leases`` (MAC -> ADDRESS/PREFIX) among them."""
+        result: dict[str, dict[str, str]] = self.request("lease", leases=dict(leases))
         return result
 
     def kubectl(
@@ -946,8 +1041,15 @@ def _tests_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def start_lab(work: Path, addresses: Sequence[str], timeout: float = 60) -> LabHandle:
-    """Start the lab under ``unshare --net`` and wait until it serves."""
+def start_lab(
+    work: Path,
+    addresses: Sequence[str],
+    timeout: float = 60,
+    leases: Mapping[str, str] | None = None,
+) -> LabHandle:
+    """Start the lab under ``unshare --net`` and wait until it serves. ``leases``: the DHCP
+    leases of the machines without a static address, MAC -> ADDRESS/PREFIX
+    (engine.stacks.lease_addresses)."""
     work.mkdir(parents=True, exist_ok=True)
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
@@ -959,7 +1061,14 @@ def start_lab(work: Path, addresses: Sequence[str], timeout: float = 60) -> LabH
                 "unshare",
                 "--net",
                 "--",
-                *module_argv("engine.lab", "serve", "--work", str(work), *addresses),
+                *module_argv(
+                    "engine.lab",
+                    "serve",
+                    "--work",
+                    str(work),
+                    *(f"--lease={mac}={spec}" for mac, spec in sorted((leases or {}).items())),
+                    *addresses,
+                ),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -1014,10 +1123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serving = sub.add_parser("serve", help="run the lab (inside unshare --net)")
     serving.add_argument("--work", type=Path, required=True)
+    serving.add_argument(
+        "--lease", action="append", default=[], help="MAC=ADDRESS/PREFIX, a machine's DHCP lease"
+    )
     serving.add_argument("addresses", nargs="*")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        serve(args.work, args.addresses)
+        leases = {mac: spec for mac, _, spec in (lease.partition("=") for lease in args.lease)}
+        serve(args.work, args.addresses, leases)
     return 0
 
 

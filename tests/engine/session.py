@@ -65,8 +65,10 @@ class EngineRun:
         return f"{self.output[-8000:]}\n{json.dumps(self.result)[:4000]}"
 
 
-def lab_for(work: Path, addresses: list[str]) -> LabHandle:
-    """The lab kept in ``work``, started when none runs there."""
+def lab_for(work: Path, addresses: list[str], leases: dict[str, str] | None = None) -> LabHandle:
+    """The lab kept in ``work``, started when none runs there. ``leases``: the DHCP leases of
+    the machines without a static address (engine.stacks.lease_addresses), which a running lab
+    adds to its own (it refuses a MAC it leased another address)."""
     handle = running_lab(work)
     if handle is not None:
         if sorted(handle.info["addresses"]) != sorted(set(addresses)):
@@ -74,8 +76,13 @@ def lab_for(work: Path, addresses: list[str]) -> LabHandle:
                 f"the lab in {work} carries {handle.info['addresses']}, not {sorted(addresses)}:"
                 " stop it first (action stop)"
             )
+        if leases:
+            try:
+                handle.lease(leases)
+            except RuntimeError as error:
+                raise SystemExit(str(error).splitlines()[0]) from error
         return handle
-    return start_lab(work, addresses)
+    return start_lab(work, addresses, leases=leases)
 
 
 def run_action(

@@ -17,7 +17,9 @@ What the lab changes, and only that:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import ipaddress
 import secrets
 from pathlib import Path
@@ -26,6 +28,8 @@ from typing import Any
 import yaml
 from control_plane.stacks import for_built_kubeadm
 
+from stackconfig.model import normalize_mac
+from stackconfig.problems import ConfigError, Problem, machine_where
 from stackconfig.releases import CORE_RELEASE
 
 PXE_COMMAND = "python3 tests/engine/pxe_boot.py $name $mac"
@@ -46,6 +50,8 @@ SECRET_FILES = {
     "matchbox.clientKey": "client.key",
 }
 PASSWORD_HASH = "admin.passwordHash"
+# The lab's LAN when no machine has a static address to tell it (a private range, RFC 1918).
+DEFAULT_LAB_SUBNET = ipaddress.IPv4Network("192.168.77.0/24")
 _CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -87,15 +93,128 @@ def lab_secrets(tls_dir: Path) -> dict[str, str]:
     return found
 
 
-def namespace_addresses(values: dict[str, Any]) -> list[str]:
-    """The addresses the lab's loopback carries: every machine's own and the API endpoint's."""
-    addresses = {str(values["cluster"]["apiEndpoint"]).rpartition(":")[0]}
-    for machine in values["machines"].values():
+def _api_host(values: dict[str, Any]) -> tuple[ipaddress.IPv4Address | None, list[Problem]]:
+    """The API endpoint's host as an IPv4 address; the lab has no DNS server to resolve a name."""
+    endpoint = str((values.get("cluster") or {}).get("apiEndpoint") or "")
+    host, colon, _ = endpoint.rpartition(":")
+    if not colon:
+        host = endpoint
+    try:
+        return ipaddress.IPv4Address(host), []
+    except ValueError:
+        pass
+    if not endpoint:
+        why = "the engine lab needs the API endpoint, an IPv4 address and port"
+    elif any(c.isalpha() for c in host):
+        why = (
+            f"{endpoint!r} names its host by DNS name, and the engine lab has no DNS server:"
+            " give it the IPv4 address and port the name stands for (e.g. 192.168.10.11:6443)"
+        )
+    else:
+        why = f"{endpoint!r} is not an IPv4 address and port (e.g. 192.168.10.11:6443)"
+    return None, [Problem("stubernetes:cluster", "apiEndpoint", why)]
+
+
+def _machines(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    machines = values.get("machines")
+    return {str(k): v for k, v in machines.items() if isinstance(v, dict)} if machines else {}
+
+
+def _static_addresses(
+    values: dict[str, Any],
+) -> tuple[dict[str, ipaddress.IPv4Interface], list[Problem]]:
+    found: dict[str, ipaddress.IPv4Interface] = {}
+    problems = []
+    for name, machine in sorted(_machines(values).items()):
         if machine.get("address"):
-            addresses.add(str(ipaddress.ip_interface(machine["address"]).ip))
-    for address in addresses:
-        ipaddress.ip_address(address)  # the lab has no DNS: an IP address, or refuse
-    return sorted(addresses)
+            try:
+                found[name] = ipaddress.IPv4Interface(str(machine["address"]))
+            except ValueError:
+                problems.append(
+                    Problem(
+                        machine_where(name),
+                        "address",
+                        f"{machine['address']!r} is not an IPv4 address with its prefix length"
+                        " (e.g. 192.168.10.21/24)",
+                    )
+                )
+    return found, problems
+
+
+def namespace_addresses(values: dict[str, Any]) -> list[str]:
+    """The addresses the lab's loopback carries: every machine's own and the API endpoint's.
+    Raises ConfigError (one problem per line) for what the lab cannot carry."""
+    api, problems = _api_host(values)
+    static, more = _static_addresses(values)
+    problems += more
+    if problems:
+        raise ConfigError(problems)
+    assert api is not None
+    return sorted({str(api), *(str(a.ip) for a in static.values())})
+
+
+def lab_subnet(values: dict[str, Any]) -> ipaddress.IPv4Network:
+    """The LAN the lab plays: the subnet of the machines' static addresses that holds the API
+    endpoint (else the first machine's, by name), else DEFAULT_LAB_SUBNET."""
+    api, _ = _api_host(values)
+    static, _ = _static_addresses(values)
+    networks = [address.network for address in static.values()]
+    for network in networks:
+        if api is not None and api in network:
+            return network
+    return networks[0] if networks else DEFAULT_LAB_SUBNET
+
+
+def lease_addresses(values: dict[str, Any]) -> dict[str, str]:
+    """What the lab's DHCP server leases each machine that has no static address: by its MAC
+    (normalized), an address of lab_subnet with the subnet's prefix length. Deterministic, as a
+    DHCP server that keeps its leases by MAC is: the address a hash of the MAC picks, or the
+    next free one after it; never the subnet's first host (the router's), a static address, a
+    gateway, a DNS server, the API endpoint or another lease. Raises ConfigError for a MAC it
+    cannot read, or a subnet with no address left."""
+    subnet = lab_subnet(values)
+    api, _ = _api_host(values)
+    static, _ = _static_addresses(values)
+    taken = {address.ip for address in static.values()}
+    taken.add(subnet.network_address + 1)
+    if api is not None:
+        taken.add(api)
+    for machine in _machines(values).values():
+        for value in [machine.get("gateway"), *(machine.get("dns") or [])]:
+            with contextlib.suppress(ValueError):
+                taken.add(ipaddress.IPv4Address(str(value)))
+    first = int(subnet.network_address) + 1
+    count = max(subnet.num_addresses - 2, 0)
+    problems = []
+    leases: dict[str, str] = {}
+    dhcp = [
+        (name, machine) for name, machine in _machines(values).items() if not machine.get("address")
+    ]
+    by_mac = []
+    for name, machine in sorted(dhcp):
+        try:
+            by_mac.append((normalize_mac(str(machine.get("mac"))), name))
+        except ValueError as error:
+            problems.append(Problem(machine_where(name), "mac", str(error)))
+    for mac, name in sorted(by_mac):
+        start = int.from_bytes(hashlib.sha256(mac.encode()).digest()[:8], "big")
+        for step in range(count):
+            candidate = ipaddress.IPv4Address(first + (start + step) % count)
+            if candidate not in taken:
+                taken.add(candidate)
+                leases[mac] = f"{candidate}/{subnet.prefixlen}"
+                break
+        else:
+            problems.append(
+                Problem(
+                    machine_where(name),
+                    "address",
+                    f"has none, and the lab's subnet {subnet} has no address left to lease it",
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+    return leases
 
 
 def read_stack_file(path: Path) -> dict[str, Any]:
