@@ -76,7 +76,10 @@ def _too_many() -> str:
 
 
 def _too_deep() -> str:
-    return f"lists and maps nest more than {MAX_DEPTH} levels deep here (a stack file needs 15)"
+    return (
+        f"lists and maps nest more than {MAX_DEPTH} levels deep here (a stack file needs fewer "
+        "than 15)"
+    )
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -89,7 +92,7 @@ def _read_bytes(path: Path) -> bytes:
                     str(path),
                     "",
                     f"larger than {MAX_FILE_BYTES // 2**20} MiB ({MAX_FILE_BYTES:,} bytes), the "
-                    "most a stack file may be (a 500-machine stack is 340 KB); is it the "
+                    "most a stack file may be (a 500-machine stack is 345 KB); is it the "
                     "right file?",
                 )
             ]
