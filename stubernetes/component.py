@@ -37,7 +37,8 @@ import pulumi
 from components.gates import GATE_SCRIPT
 from components.install_step import SCRIPTS
 from components.program import build_cluster as _build_cluster
-from stackconfig import ConfigError, StackConfig, parse_stack_config
+from ignition.checked_stack import checked_stack_config
+from stackconfig import ConfigError, StackConfig
 from stackconfig.releases import CORE_CHART_PATH
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -48,8 +49,11 @@ __all__ = ["CHECKOUT", "Cluster", "ConfigError", "StackConfig", "build_cluster",
 
 
 def stack_config(values: Mapping[str, Any]) -> StackConfig:
-    """Validate `values` (`{"cluster": {...}, "machines": {...}, ...}`) as a stack config."""
-    return parse_stack_config(values)
+    """Validate `values` (`{"cluster": {...}, "machines": {...}, ...}`) as a stack config, with
+    the checks `stubernetes check` and the program make (snippets over the program's own files
+    included). The values come from your program, not from a committed stack file, so every
+    one counts as held as a secret: keep the secret ones in Pulumi secrets on your side."""
+    return checked_stack_config(values, secure_paths=tuple(values))
 
 
 @dataclass(frozen=True)

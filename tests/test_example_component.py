@@ -151,3 +151,15 @@ def test_a_bad_dict_fails_with_every_problem() -> None:
     text = str(error.value)
     assert "machine 'c1': field 'mac': malformed MAC address 'nope'" in text
     assert "stubernetes:admin" in text and "stubernetes:cluster" in text
+
+
+def test_a_snippet_over_the_programs_own_file_is_refused(example_stack: StackConfig) -> None:
+    """The component runs the checks the CLI and the program run, not the parser alone."""
+    values = as_values(example_stack)
+    sudoers = {"path": "/etc/sudoers.d/stubernetes-admin", "contents": {"source": "data:,"}}
+    values["machines"]["w1"]["snippets"] = [{"storage": {"files": [sudoers]}}]
+    with pytest.raises(ConfigError) as error:
+        stack_config(values)
+    assert "machine 'w1': field 'snippets[0].storage.files[0].path': collides with" in str(
+        error.value
+    )
