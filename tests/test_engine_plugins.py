@@ -1411,3 +1411,59 @@ def test_the_real_engine_drives_the_stand_ins(tmp_path: Path) -> None:
         print("engine timings (s):", {k: round(v, 1) for k, v in timings.items()})
         print("engine warnings:", *warnings, sep="\n  ")
         stack.workspace.remove_stack("engine-plugins", force=True)
+
+
+@pytest.mark.engine
+def test_the_real_engine_records_no_command_whose_output_is_not_utf8(tmp_path: Path) -> None:
+    """Through the real engine: a Command whose output is not UTF-8 fails its up after its
+    script ran (the stand-in fails as pulumi-command v1.2.1 does, commandOutputs.go run and
+    gRPC's marshalling), the state keeps no such resource, and the next up runs it again; one
+    whose line is over 64 KiB fails at once, where the real provider hangs."""
+    root = _cli_root()
+    if root is None:
+        pytest.skip("the Pulumi CLI is not built: run ./scripts/tools pulumi")
+    import pulumi_command as command_sdk
+    from pulumi import automation as auto
+
+    runs_log = tmp_path / "runs.log"
+    script = {"create": f"echo ran >> {runs_log}; printf 'caf\\351\\n'"}
+
+    def program() -> None:
+        command_sdk.local.Command("step", create=script["create"])
+
+    env = {
+        "PULUMI_CONFIG_PASSPHRASE": "engine-plugins",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
+        "PULUMI_HOME": str(tmp_path / "pulumi-home"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    (tmp_path / "state").mkdir()
+    (tmp_path / "project").mkdir()
+    stack = auto.create_or_select_stack(
+        stack_name="utf8",
+        project_name="engine-plugins",
+        program=program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(tmp_path / "project"),
+            pulumi_command=auto.PulumiCommand(root=str(root)),
+            env_vars=env,
+        ),
+    )
+    try:
+        for attempt in (1, 2):
+            with pytest.raises(auto.errors.CommandError) as caught:
+                stack.up()
+            assert "string field contains invalid UTF-8" in str(caught.value)
+            assert runs_log.read_text() == "ran\n" * attempt
+            resources = (stack.export_stack().deployment or {}).get("resources") or []
+            assert not [r for r in resources if r["type"] == "command:local:Command"]
+        script["create"] = "head -c 70000 /dev/zero | tr '\\0' x; echo; sleep 60"
+        started = time.monotonic()
+        with pytest.raises(auto.errors.CommandError) as caught:
+            stack.up()
+        assert "the real provider would hang here for ever" in str(caught.value)
+        assert time.monotonic() - started < 50
+    finally:
+        stack.workspace.remove_stack("utf8", force=True)
