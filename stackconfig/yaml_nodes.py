@@ -202,25 +202,21 @@ def _unreadable_message(node: yaml.ScalarNode, reason: str) -> str:
     return f"the tag {tag} does not fit {written!r} ({short(reason, 80)}); remove it"
 
 
+_NAMED = {f"{NAMESPACE_PREFIX}machines": "machine", f"{NAMESPACE_PREFIX}releases": "release"}
+
+
 def _named_maps(root: yaml.Node) -> dict[int, str]:
     """The maps whose keys are names, by node: `stubernetes:machines`, `stubernetes:releases`."""
     named: dict[int, str] = {}
     if not isinstance(root, yaml.MappingNode):
         return named
-    for key, value in root.value:
-        if not (isinstance(key, yaml.ScalarNode) and key.value == "config"):
+    for key, config in root.value:
+        if key.value != "config" or not isinstance(config, yaml.MappingNode):
             continue
-        if not isinstance(value, yaml.MappingNode):
-            continue
-        for entry, section in value.value:
-            if isinstance(entry, yaml.ScalarNode) and isinstance(section, yaml.MappingNode):
-                kind = {"machines": "machine", "releases": "release"}.get(
-                    str(entry.value).removeprefix(NAMESPACE_PREFIX)
-                    if str(entry.value).startswith(NAMESPACE_PREFIX)
-                    else ""
-                )
-                if kind:
-                    named[id(section)] = kind
+        for entry, section in config.value:
+            kind = _NAMED.get(entry.value) if isinstance(entry, yaml.ScalarNode) else None
+            if kind and isinstance(section, yaml.MappingNode):
+                named[id(section)] = kind
     return named
 
 
