@@ -1,39 +1,48 @@
-"""One machine and its install chain.
+"""One machine: its component, and each kind of step as it is made.
 
-The chain, in order: an install anchor (replaced when `generation` changes, or with
-`pulumi up --replace` of it), a new bootstrap token (and, on a controller, a new certificate
-key), the cleaning of the old Node and etcd member, the Ignition (a secret) in a Matchbox
-profile, a Matchbox group by MAC; then (`boot`, once the program has made the token's Secret) on
-a controller the upload of the control-plane certificates for its join
-(components/certificate_join.py), a one-time network boot with a power cycle, on a controller
-the wait for its control-plane join (which deletes the upload), and the wait for the machine to
-rejoin. Every link is replaced with the anchor, and nothing outside this component is.
+Which steps a machine has, in what order and waiting for what, is declared in
+components/machine_steps.py and wired by components/step_wiring.py; here is what each kind of
+step is made of. Every step of an install is replaced with the machine's install anchor (or, the
+anchor itself, when its `generation` changes), and nothing outside the machine's component is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from string import Template
+from typing import Any
 
 import pulumi
-import pulumi_command as command
 import pulumi_random as random
 import pulumiverse_matchbox as matchbox
 
-from components.certificate_join import (
-    certificate_key_secret,
-    joined_environment,
-    upload_environment,
+from components.certificate_join import certificate_key_secret
+from components.install_step import SCRIPTS, install_step
+from components.machine_steps import (
+    BOOTSTRAP_TOKEN,
+    CERTIFICATE_KEY,
+    INSTALL_ANCHOR,
+    INSTALL_STEP,
+    MATCHBOX_GROUP,
+    MATCHBOX_PROFILE,
+    MATERIAL,
+    MEMBERSHIP,
+    STATUS_REPORT,
+    TOKEN_SECRET,
+    Kind,
+    Replaced,
+    Step,
 )
-from components.install_step import install_step
-from components.previous import PreviousState
-from components.token import BootstrapToken, BootstrapTokenArgs
+from components.membership import membership_step
+from components.status_report import StatusReport, StatusReportArgs
+from components.step_environments import ENVIRONMENTS, StepInputs
+from components.token import BootstrapToken, BootstrapTokenArgs, bootstrap_token_secret
 from ignition import ClusterMaterial, machine_ignition_json
-from ignition.kubeadm import joins_with_certificate_key
 from ignition.pxe import fcos_install_boot
 from ignition.validate import check_structure
 from stackconfig import Machine, StackConfig
+
+MACHINE_TYPE = "stubernetes:machine:Machine"
 
 
 def matchbox_id(stack: StackConfig, machine: Machine) -> str:
@@ -45,228 +54,227 @@ def anchor_name(stack: StackConfig, machine: Machine) -> str:
     return f"{matchbox_id(stack, machine)}-install"
 
 
-@dataclass(frozen=True)
-class MachineArgs:
-    stack: StackConfig
-    machine: Machine
-    material: pulumi.Output[ClusterMaterial]
-    kubeconfig: pulumi.Output[str]
-    provider: pulumi.ProviderResource
-    previous: PreviousState
-
-
-@dataclass(frozen=True)
-class BootArgs:
-    """What the second half of the chain waits for, made by the program between the halves."""
-
-    # The machine's bootstrap-token Secret in the cluster (the upload's owner); None for a
-    # founding install, whose token waits for it and whose upload is a no-op.
-    token_secret: pulumi.Resource | None
-    # The Role and RoleBinding that let a bootstrap token read the kubeadm-certs Secret.
-    certs_rbac: Sequence[pulumi.Resource]
-    # The previous controller's wait for its join: only one upload can exist at a time.
-    previous_join: pulumi.Resource | None
-
-
 class MachineResources(pulumi.ComponentResource):
-    anchor: random.RandomId
-    clock: command.local.Command
-    token: BootstrapToken
-    ignition: pulumi.Output[str]
-    profile: matchbox.Profile
-    group: matchbox.Group
-    # A controller's certificate key for this install (hex; a secret), else None.
-    certificate_key: pulumi.Output[str] | None
-    # Whether this install joins with the certificate key: a controller that does not found the
-    # cluster (decided from the stack's previous outputs: components/previous.py).
-    certificate_key_join: bool
-    upload: command.local.Command | None
-    network_boot: command.local.Command
-    control_plane_joined: command.local.Command | None
-    rejoined: command.local.Command
-    installed_before: pulumi.Output[str]
+    """A machine's component: the parent of every step of its (components/machine_steps.py)."""
 
-    def __init__(
-        self, name: str, args: MachineArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("stubernetes:machine:Machine", name, None, opts)
-        self._args = args
-        stack, machine = args.stack, args.machine
-        object_id = matchbox_id(stack, machine)
-        self._generation = machine.generation
-        generation = {"generation": str(machine.generation)}
-        self.anchor = random.RandomId(
-            anchor_name(stack, machine),
-            byte_length=4,
-            keepers=generation,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        chain = pulumi.ResourceOptions(parent=self, replace_with=[self.anchor])
-        # When this install started, kept in the state: its credentials expire after it.
-        self.clock = self._step(
-            f"{object_id}-install-clock", "install-clock", {}, after=self.anchor
-        )
-        self.token = BootstrapToken(
-            f"{object_id}-token",
-            BootstrapTokenArgs(
-                generation=machine.generation,
-                anchor=self.anchor,
-                started=self.clock.stdout,
-                lifetime_hours=stack.cluster.install_credential_hours,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # A new key for every install of a controller, like its token: it decrypts the
-        # control-plane certificates uploaded for that install's join only.
-        self.certificate_key = (
-            certificate_key_secret(object_id, generation, chain) if machine.is_controller else None
-        )
-        cluster_exists = args.previous.cluster_exists
-        self.certificate_key_join = joins_with_certificate_key(stack, machine, cluster_exists)
-        # Whether this install replaces one that had joined: recorded in the stack's outputs.
-        self.installed_before = args.previous.installed_before(machine.name, self.anchor.hex)
-        clean = self._step(
-            f"{object_id}-clean",
-            "clean-before-rejoin",
-            {
-                "KUBECONFIG_CONTENT": args.kubeconfig,
-                "MACHINE": machine.name,
-                "ROLE": machine.role,
-                "CONTROLLERS": " ".join(m.name for m in stack.controllers),
-                "ALLOW_CLUSTER_REBUILD": str(stack.cluster.allow_cluster_rebuild).lower(),
-                # Whether an earlier update saw this machine join: then an API server that does
-                # not answer is a failure, never a first install.
-                "INSTALLED_BEFORE": self.installed_before,
-                "DRAIN_TIMEOUT_SECONDS": str(stack.gates.drain_timeout_seconds),
-            },
-            after=self.anchor,
-        )
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(MACHINE_TYPE, name, None, opts)
 
-        def render(material: ClusterMaterial, token: str, key: str | None) -> str:
-            config = machine_ignition_json(
-                stack, machine, material, token, certificate_key=key, cluster_exists=cluster_exists
-            )
-            # Matchbox serves even a config it failed to parse: refuse it before the upload.
-            check_structure(f"machine '{machine.name}'", config)
-            return config.decode()
-
-        self.ignition = pulumi.Output.secret(
-            pulumi.Output.all(args.material, self.token.token, self.certificate_key).apply(
-                lambda v: render(v[0], v[1], v[2])
-            )
-        )
-        boot = fcos_install_boot(stack, machine)
-        # A Matchbox object's id is its name: a create-before-delete replacement would delete
-        # its own successor, so these two are always deleted first.
-        matchbox_opts = chain.merge(
-            pulumi.ResourceOptions(provider=args.provider, delete_before_replace=True)
-        )
-        self.profile = matchbox.Profile(
-            object_id,
-            name=object_id,
-            kernel=boot.kernel,
-            initrds=list(boot.initrds),
-            args=list(boot.args),
-            raw_ignition=self.ignition,
-            opts=matchbox_opts.merge(pulumi.ResourceOptions(depends_on=[clean])),
-        )
-        self.group = matchbox.Group(
-            object_id,
-            name=object_id,
-            profile=self.profile.name,
-            selector={"mac": machine.mac},
-            metadata={"stubernetes_machine": machine.name},
-            opts=matchbox_opts,
-        )
-        self._clean = clean
-        self.upload = self.control_plane_joined = None
-
-    def boot(self, boot: BootArgs) -> None:
-        """The second half of the chain: (controllers) the certificates' upload, the network
-        boot, (controllers) the wait for the control-plane join, the wait for the rejoin."""
-        args, stack, machine = self._args, self._args.stack, self._args.machine
-        object_id = matchbox_id(stack, machine)
-        before_boot: list[pulumi.Resource] = [self.group]
-        if self.certificate_key is not None:
-            previous = [boot.previous_join] if boot.previous_join is not None else []
-            owner = [boot.token_secret] if boot.token_secret is not None else []
-            self.upload = self._step(
-                f"{object_id}-upload-certs",
-                "upload-control-plane-certs",
-                upload_environment(
-                    machine.name,
-                    self.certificate_key_join,
-                    args.kubeconfig,
-                    args.material,
-                    self.certificate_key,
-                    self.token.token_id,
-                ),
-                after=[*owner, *boot.certs_rbac, *previous],
-            )
-            # A joining controller boots once its certificates are there.
-            if self.certificate_key_join:
-                before_boot.append(self.upload)
-        self.network_boot = self._step(
-            f"{object_id}-network-boot",
-            "network-boot-once",
-            boot_environment(machine),
-            after=before_boot,
-        )
-        if self.upload is not None:
-            self.control_plane_joined = self._step(
-                f"{object_id}-control-plane-joined",
-                "wait-for-control-plane-join",
-                joined_environment(
-                    machine.name,
-                    self.certificate_key_join,
-                    args.kubeconfig,
-                    self.token.token_id,
-                    stack.gates,
-                ),
-                after=[self.network_boot, self.upload],
-            )
-        self.rejoined = self._step(
-            f"{object_id}-rejoin",
-            "wait-for-rejoin",
-            {
-                "KUBECONFIG_CONTENT": args.kubeconfig,
-                "MACHINE": machine.name,
-                "CLEAN_OUTPUT": self._clean.stdout,
-                "TIMEOUT_SECONDS": str(stack.gates.reinstall_timeout_seconds),
-                "POLL_SECONDS": str(stack.gates.poll_seconds),
-            },
-            after=self.network_boot,
-        )
-        self.register_outputs({"profile": self.profile.name, "group": self.group.name})
-
-    def _step(
-        self,
-        name: str,
-        script: str,
-        environment: dict[str, pulumi.Input[str]],
-        after: pulumi.Resource | Sequence[pulumi.Resource],
-    ) -> command.local.Command:
-        return install_step(
-            name, script, environment, self._generation, self.anchor, after, parent=self
-        )
+    def close(self, outputs: Mapping[str, pulumi.Output[Any]]) -> None:
+        """Its outputs, once every step is made: the names of its Matchbox objects."""
+        self.register_outputs({"profile": outputs["profile.name"], "group": outputs["group.name"]})
 
 
-def boot_environment(machine: Machine) -> dict[str, pulumi.Input[str]]:
-    """How the install step reaches the machine; the BMC password only as a secret variable."""
-    if machine.bmc is not None:
-        return {
-            "MACHINE": machine.name,
-            "BOOT_METHOD": machine.bmc.kind,
-            "BMC_ADDRESS": machine.bmc.address,
-            "BMC_USER": machine.bmc.user,
-            "BMC_PASSWORD": pulumi.Output.secret(machine.bmc.password),
-            "REDFISH_SYSTEM": machine.bmc.system_path,
-            "EFI_BOOT": str(machine.bmc.efi_boot).lower(),
-        }
-    if machine.pxe_command is not None:
-        address = str(machine.address.ip) if machine.address else ""
-        command_line = Template(machine.pxe_command).safe_substitute(
-            name=machine.name, mac=machine.mac, address=address
+@dataclass(frozen=True)
+class StepMaking:
+    """Everything one step is made from: its row, what its row reads, what it waits for."""
+
+    name: str
+    step: Step
+    inputs: StepInputs
+    component: MachineResources
+    # The machine's install anchor; None while the anchor itself is made.
+    anchor: pulumi.Resource | None
+    waits: Sequence[pulumi.Resource]
+    matchbox: pulumi.ProviderResource
+    # The cluster's provider; None before the API gate.
+    kubernetes: pulumi.ProviderResource | None
+
+
+@dataclass(frozen=True)
+class Made:
+    resource: pulumi.Resource
+    # What later steps may read of it, by output name (`<step>.<output>` in their rows).
+    outputs: dict[str, pulumi.Output[Any]]
+
+
+def _anchor(making: StepMaking) -> pulumi.Resource:
+    if making.anchor is None:
+        raise ValueError(f"step {making.step.name}: made before the install anchor")
+    return making.anchor
+
+
+def _kubernetes(making: StepMaking) -> pulumi.ProviderResource:
+    if making.kubernetes is None:
+        raise ValueError(f"step {making.step.name}: made before the API gate")
+    return making.kubernetes
+
+
+def _options(making: StepMaking) -> pulumi.ResourceOptions:
+    """A custom resource's options as its row says: replaced with the anchor, deleted first."""
+    with_anchor = making.step.replaced in (
+        Replaced.WITH_ANCHOR,
+        Replaced.WITH_ANCHOR_DELETED_FIRST,
+    )
+    first = making.step.replaced is Replaced.WITH_ANCHOR_DELETED_FIRST
+    return pulumi.ResourceOptions(
+        parent=making.component,
+        replace_with=[_anchor(making)] if with_anchor else None,
+        delete_before_replace=True if first else None,
+    )
+
+
+def _generation(making: StepMaking) -> dict[str, str]:
+    return {"generation": str(making.inputs.machine.generation)}
+
+
+def make_anchor(making: StepMaking) -> Made:
+    anchor = random.RandomId(
+        making.name,
+        byte_length=4,
+        keepers=_generation(making),
+        opts=pulumi.ResourceOptions(parent=making.component),
+    )
+    return Made(anchor, {"hex": anchor.hex})
+
+
+def _script(name: str | None) -> str | None:
+    return f"bash {SCRIPTS}/{name}" if name is not None else None
+
+
+def make_install_step(making: StepMaking) -> Made:
+    step = making.step
+    if step.script is None:
+        raise ValueError(f"step {step.name}: an install step runs a script")
+    command = install_step(
+        making.name,
+        step.script,
+        ENVIRONMENTS[step.script](making.inputs),
+        making.inputs.machine.generation,
+        _anchor(making),
+        making.waits,
+        parent=making.component,
+        delete=_script(step.delete),
+    )
+    return Made(command, {"stdout": command.stdout})
+
+
+def make_token(making: StepMaking) -> Made:
+    token = BootstrapToken(
+        making.name,
+        BootstrapTokenArgs(
+            generation=making.inputs.machine.generation,
+            anchor=_anchor(making),
+            started=making.inputs.reads["install-clock.stdout"],
+            lifetime_hours=making.inputs.stack.cluster.install_credential_hours,
+        ),
+        opts=pulumi.ResourceOptions(parent=making.component),
+    )
+    outputs = {"token": token.token, "token_id": token.token_id, "expiration": token.expiration}
+    return Made(token, outputs)
+
+
+def make_certificate_key(making: StepMaking) -> Made:
+    secret, key = certificate_key_secret(making.name, _generation(making), _options(making))
+    return Made(secret, {"key": key})
+
+
+def make_profile(making: StepMaking) -> Made:
+    inputs = making.inputs
+    stack, machine, reads = inputs.stack, inputs.machine, inputs.reads
+    cluster_exists = inputs.previous.cluster_exists
+
+    def render(material: ClusterMaterial, token: str, key: str | None) -> str:
+        config = machine_ignition_json(
+            stack, machine, material, token, certificate_key=key, cluster_exists=cluster_exists
         )
-        return {"MACHINE": machine.name, "BOOT_METHOD": "command", "PXE_COMMAND": command_line}
-    return {"MACHINE": machine.name, "BOOT_METHOD": "manual"}
+        # Matchbox serves even a config it failed to parse: refuse it before the upload.
+        check_structure(f"machine '{machine.name}'", config)
+        return config.decode()
+
+    ignition: pulumi.Output[str] = pulumi.Output.secret(
+        pulumi.Output.all(
+            reads[MATERIAL], reads["token.token"], reads.get("certificate-key.key")
+        ).apply(lambda v: render(v[0], v[1], v[2]))
+    )
+    boot = fcos_install_boot(stack, machine)
+    profile = matchbox.Profile(
+        making.name,
+        name=making.name,
+        kernel=boot.kernel,
+        initrds=list(boot.initrds),
+        args=list(boot.args),
+        raw_ignition=ignition,
+        opts=_matchbox_options(making),
+    )
+    return Made(profile, {"name": profile.name})
+
+
+def _matchbox_options(making: StepMaking) -> pulumi.ResourceOptions:
+    options = _options(making)
+    options.provider = making.matchbox
+    options.depends_on = list(making.waits)
+    return options
+
+
+def make_group(making: StepMaking) -> Made:
+    machine = making.inputs.machine
+    group = matchbox.Group(
+        making.name,
+        name=making.name,
+        profile=making.inputs.reads["profile.name"],
+        selector={"mac": machine.mac},
+        metadata={"stubernetes_machine": machine.name},
+        opts=_matchbox_options(making),
+    )
+    return Made(group, {"name": group.name})
+
+
+def make_token_secret(making: StepMaking) -> Made:
+    reads = making.inputs.reads
+    secret = bootstrap_token_secret(
+        making.name,
+        making.inputs.machine.name,
+        reads["token.token_id"],
+        reads["token.token"],
+        reads["token.expiration"],
+        _kubernetes(making),
+        parent=making.component,
+        depends_on=making.waits,
+    )
+    return Made(secret, {})
+
+
+def make_status_report(making: StepMaking) -> Made:
+    report = StatusReport(
+        making.name,
+        StatusReportArgs(
+            making.inputs.machine.name,
+            making.inputs.reads["token.token_id"],
+            _anchor(making),
+            _kubernetes(making),
+        ),
+        depends_on=making.waits,
+        opts=pulumi.ResourceOptions(parent=making.component),
+    )
+    return Made(report, {})
+
+
+def make_membership(making: StepMaking) -> Made:
+    step, inputs = making.step, making.inputs
+    if step.delete is None:
+        raise ValueError(f"step {step.name}: a membership's delete runs a script")
+    command = membership_step(
+        making.name,
+        inputs.stack,
+        inputs.machine,
+        f"bash {SCRIPTS}/{step.delete}",
+        ENVIRONMENTS[step.delete](inputs),
+        making.waits,
+        making.component,
+    )
+    return Made(command, {})
+
+
+# What the wiring makes for each kind of row.
+MAKERS: dict[Kind, Callable[[StepMaking], Made]] = {
+    INSTALL_ANCHOR: make_anchor,
+    INSTALL_STEP: make_install_step,
+    BOOTSTRAP_TOKEN: make_token,
+    CERTIFICATE_KEY: make_certificate_key,
+    MATCHBOX_PROFILE: make_profile,
+    MATCHBOX_GROUP: make_group,
+    TOKEN_SECRET: make_token_secret,
+    STATUS_REPORT: make_status_report,
+    MEMBERSHIP: make_membership,
+}

@@ -19,7 +19,8 @@ A row says:
 - `reads`: the outputs it is given, `<step>.<output>` of an earlier step of this machine or
   `cluster.<output>`, and no others;
 - `replaced`: what replaces it;
-- `delete`: the script its delete runs, components/scripts/<delete>; None: its kind says.
+- `delete`: the script its delete runs, components/scripts/<delete>; None: its kind says;
+- `note`: why it is there, or is as it is.
 
 This module is plain data (no Pulumi): `stubernetes` and the docs read it offline.
 """
@@ -59,14 +60,14 @@ class Kind:
 INSTALL_ANCHOR: Final = Kind(
     "install anchor", "random:index/randomId:RandomId", "nothing outside Pulumi's state"
 )
-INSTALL_STEP: Final = Kind(
-    "install step", "command:local:Command", "runs nothing, unless the row names a delete"
-)
+INSTALL_STEP: Final = Kind("install step", "command:local:Command", "runs nothing")
 BOOTSTRAP_TOKEN: Final = Kind(
     "bootstrap token", "stubernetes:cluster:BootstrapToken", "nothing outside Pulumi's state"
 )
 CERTIFICATE_KEY: Final = Kind(
-    "certificate key", "random:index/randomPassword:RandomPassword", "nothing outside the state"
+    "certificate key",
+    "random:index/randomPassword:RandomPassword",
+    "nothing outside Pulumi's state",
 )
 MATCHBOX_PROFILE: Final = Kind(
     "Matchbox profile", "matchbox:index/profile:Profile", "Matchbox forgets the Ignition"
@@ -104,8 +105,15 @@ class Replaced(StrEnum):
 @dataclass(frozen=True)
 class Stage:
     name: str
-    machines: str
+    # The machines in the stack's order, or the controllers (in it) before the workers.
+    controllers_first: bool
     why: str
+
+    @property
+    def machines(self) -> str:
+        if self.controllers_first:
+            return "the controllers in the stack's order, then the workers"
+        return "every machine, in the stack's order"
 
 
 # The order between machines: each stage is made for every machine, in the order `machines`
@@ -113,26 +121,29 @@ class Stage:
 # RBAC for the certificates are made between the first two.
 SERVED: Final = Stage(
     "served",
-    "every machine, in the stack's order",
+    False,
     "each machine's Ignition on Matchbox; nothing here waits for the cluster, and the API gate "
     "waits for the init controller's group",
 )
 JOINS: Final = Stage(
     "joins",
-    "every machine, in the stack's order",
+    False,
     "after the API gate: the steps that need the cluster, machine by machine, so that each "
     "controller's upload waits for the controller before it to have joined (the kubeadm-certs "
     "Secret has one name)",
 )
 MEMBER: Final = Stage(
     "member",
-    "the controllers in the stack's order, then the workers",
+    True,
     "after every machine's install chain: a destroy deletes in the other order, so the "
     "workers leave first, then the controllers one at a time, the first in the stack last",
 )
 STAGES: Final = (SERVED, JOINS, MEMBER)
 # The API gate waits for this step of the init controller: the API server comes with it alone.
 API_GATE_AFTER: Final = "group"
+# The readiness gates `registered` and `ready` wait for these steps of every machine: so a
+# destroy deletes the releases (after those gates) before any machine leaves the cluster.
+GATES_AFTER: Final = ("group", "membership")
 
 
 @dataclass(frozen=True)
@@ -149,7 +160,7 @@ PREVIOUS_CONTROLLER: Final = "previous controller"
 LAST_CONTROLLER: Final = "last controller"
 
 # The cluster's API server answers (components/gates.py, condition `api`).
-API_GATE: Final = Elsewhere("api-server gate")
+API_GATE: Final = Elsewhere("API server gate")
 # The Role and RoleBinding that let a bootstrap token read the kubeadm-certs Secret.
 KUBEADM_CERTS_RBAC: Final = Elsewhere("kubeadm-certs RBAC")
 # Controllers join one at a time: the kubeadm-certs Secret has one name.
@@ -174,6 +185,8 @@ class Step:
     elsewhere: tuple[Elsewhere, ...] = ()
     reads: tuple[str, ...] = ()
     delete: str | None = None
+    # Why the step is there, or is as it is: for the reader (and the docs).
+    note: str = ""
 
 
 # The anchor: every other step of an install is replaced with it.
@@ -182,8 +195,13 @@ ANCHOR: Final = "install"
 # ------------------------------------------------------------------------------------------
 # The steps every machine starts with, on Matchbox before the cluster answers.
 
-INSTALL: Final = Step("install", INSTALL_ANCHOR, SERVED, Replaced.BY_GENERATION)
-# When the install started: its credentials expire `installCredentialHours` after it.
+INSTALL: Final = Step(
+    "install",
+    INSTALL_ANCHOR,
+    SERVED,
+    Replaced.BY_GENERATION,
+    note="a new install of the machine is a new anchor",
+)
 INSTALL_CLOCK: Final = Step(
     "install-clock",
     INSTALL_STEP,
@@ -191,13 +209,23 @@ INSTALL_CLOCK: Final = Step(
     Replaced.WITH_ANCHOR,
     script="install-clock",
     after=("install",),
+    note="when the install started: its credentials expire `installCredentialHours` after it",
 )
 TOKEN: Final = Step(
-    "token", BOOTSTRAP_TOKEN, SERVED, Replaced.WITH_ANCHOR, reads=("install-clock.stdout",)
+    "token",
+    BOOTSTRAP_TOKEN,
+    SERVED,
+    Replaced.WITH_ANCHOR,
+    reads=("install-clock.stdout",),
+    note="the machine's own join credential, in its Ignition; it expires",
 )
-# A new key for every install of a controller: it decrypts that install's upload only.
-CONTROLLER_KEY: Final = Step("certificate-key", CERTIFICATE_KEY, SERVED, Replaced.WITH_ANCHOR)
-# The old Node and etcd member go before the new install can join under the same name.
+CONTROLLER_KEY: Final = Step(
+    "certificate-key",
+    CERTIFICATE_KEY,
+    SERVED,
+    Replaced.WITH_ANCHOR,
+    note="a new key for every install of a controller: it decrypts that install's upload only",
+)
 CLEAN: Final = Step(
     "clean",
     INSTALL_STEP,
@@ -206,6 +234,7 @@ CLEAN: Final = Step(
     script="clean-before-rejoin",
     after=("install",),
     reads=(KUBECONFIG, "install.hex"),
+    note="the old Node and etcd member go before the new install joins under the same name",
 )
 
 
@@ -217,18 +246,24 @@ def profile(reads: tuple[str, ...]) -> Step:
         Replaced.WITH_ANCHOR_DELETED_FIRST,
         after=("clean",),
         reads=(MATERIAL, *reads),
+        note="the machine's Ignition, served once the old install is cleaned away",
     )
 
 
 GROUP: Final = Step(
-    "group", MATCHBOX_GROUP, SERVED, Replaced.WITH_ANCHOR_DELETED_FIRST, reads=("profile.name",)
+    "group",
+    MATCHBOX_GROUP,
+    SERVED,
+    Replaced.WITH_ANCHOR_DELETED_FIRST,
+    reads=("profile.name",),
+    note="the machine's MAC to its profile",
 )
 
 # ------------------------------------------------------------------------------------------
 # The steps after the API gate, and the membership.
 
 
-def token_secret(after: tuple[str, ...] = ()) -> Step:
+def token_secret(after: tuple[str, ...], note: str) -> Step:
     return Step(
         "bootstrap-token",
         TOKEN_SECRET,
@@ -237,10 +272,11 @@ def token_secret(after: tuple[str, ...] = ()) -> Step:
         after=after,
         elsewhere=(API_GATE,),
         reads=("token.token", "token.token_id", "token.expiration"),
+        note=note,
     )
 
 
-def upload_certs(after: tuple[str, ...]) -> Step:
+def upload_certs(after: tuple[str, ...], note: str) -> Step:
     return Step(
         "upload-certs",
         INSTALL_STEP,
@@ -250,10 +286,11 @@ def upload_certs(after: tuple[str, ...]) -> Step:
         after=after,
         elsewhere=(KUBEADM_CERTS_RBAC, PREVIOUS_CONTROLLER_JOINED),
         reads=(KUBECONFIG, MATERIAL, "certificate-key.key", "token.token_id"),
+        note=note,
     )
 
 
-def network_boot(after: tuple[str, ...]) -> Step:
+def network_boot(after: tuple[str, ...], note: str = "") -> Step:
     return Step(
         "network-boot",
         INSTALL_STEP,
@@ -261,10 +298,10 @@ def network_boot(after: tuple[str, ...]) -> Step:
         Replaced.WITH_ANCHOR,
         script="network-boot-once",
         after=after,
+        note=note or "a one-time network boot: by its BMC, its pxeCommand, or by hand",
     )
 
 
-# Deletes the upload once the machine is a control-plane Node.
 CONTROL_PLANE_JOINED: Final = Step(
     "control-plane-joined",
     INSTALL_STEP,
@@ -273,6 +310,7 @@ CONTROL_PLANE_JOINED: Final = Step(
     script="wait-for-control-plane-join",
     after=("network-boot", "upload-certs"),
     reads=(KUBECONFIG, "token.token_id"),
+    note="deletes the upload once the machine is a control-plane Node",
 )
 REJOIN: Final = Step(
     "rejoin",
@@ -282,6 +320,8 @@ REJOIN: Final = Step(
     script="wait-for-rejoin",
     after=("network-boot",),
     reads=(KUBECONFIG, "clean.stdout"),
+    note="a reinstall waits for the Node to be Ready as a new boot; a first install leaves "
+    "the waiting to the gates",
 )
 
 
@@ -294,6 +334,7 @@ def status_report(after: tuple[str, ...] = ()) -> Step:
         after=after,
         elsewhere=(API_GATE,),
         reads=("token.token_id",),
+        note="where the machine reports its setup, writable with its token alone",
     )
 
 
@@ -307,6 +348,8 @@ def membership(elsewhere: Elsewhere) -> Step:
         elsewhere=(elsewhere,),
         reads=(KUBECONFIG,),
         delete="remove-machine",
+        note="lives as long as the machine is in the stack; its delete drains the machine and "
+        "deletes its Node (and a controller's etcd member)",
     )
 
 
@@ -322,17 +365,19 @@ ROLE_STEPS: Final[dict[Role, tuple[Step, ...]]] = {
         TOKEN,
         CONTROLLER_KEY,
         CLEAN,
-        profile(("token.token", "certificate-key.key")),
+        profile(reads=("token.token", "certificate-key.key")),
         GROUP,
-        # Uploads nothing: its Ignition carries the CA material.
-        upload_certs(after=()),
-        # Boots at once: it brings the API server up.
-        network_boot(after=("group",)),
+        upload_certs(after=(), note="uploads nothing: its Ignition carries the CA material"),
+        network_boot(
+            after=("group",), note="a one-time network boot, at once: it brings the API server up"
+        ),
         CONTROL_PLANE_JOINED,
         REJOIN,
-        # Not needed for `kubeadm init`, but a reinstalled founding controller joins with it;
-        # on a rebuild the old API server is gone until this machine is back.
-        token_secret(after=("rejoin",)),
+        token_secret(
+            after=("rejoin",),
+            note="kubeadm init does not need it, but a reinstalled founding controller joins "
+            "with it; on a rebuild the old API server is gone until this machine is back",
+        ),
         status_report(after=("rejoin",)),
         membership(PREVIOUS_CONTROLLER_MEMBERSHIP),
     ),
@@ -342,13 +387,17 @@ ROLE_STEPS: Final[dict[Role, tuple[Step, ...]]] = {
         TOKEN,
         CONTROLLER_KEY,
         CLEAN,
-        profile(("token.token", "certificate-key.key")),
+        profile(reads=("token.token", "certificate-key.key")),
         GROUP,
-        # Before its join needs it, and before the upload, which the token's Secret owns.
-        token_secret(),
-        upload_certs(after=("bootstrap-token",)),
-        # Boots once its certificates are there.
-        network_boot(after=("group", "upload-certs")),
+        token_secret(after=(), note="before its join needs it, and before the upload it owns"),
+        upload_certs(
+            after=("bootstrap-token",),
+            note="the cluster's CA material, encrypted with this install's key, for its join",
+        ),
+        network_boot(
+            after=("group", "upload-certs"),
+            note="a one-time network boot, once its certificates are there",
+        ),
         CONTROL_PLANE_JOINED,
         REJOIN,
         status_report(),
@@ -359,9 +408,9 @@ ROLE_STEPS: Final[dict[Role, tuple[Step, ...]]] = {
         INSTALL_CLOCK,
         TOKEN,
         CLEAN,
-        profile(("token.token",)),
+        profile(reads=("token.token",)),
         GROUP,
-        token_secret(),
+        token_secret(after=(), note="before its join needs it"),
         network_boot(after=("group",)),
         REJOIN,
         status_report(),

@@ -19,73 +19,40 @@ of its inputs (a role, a kubeconfig, the controllers) is an in-place update that
 them for the delete.
 
 The controllers' membership steps depend on each other in the stack's order, and every worker's
-on the last controller's: the engine deletes dependents before what they depend on, so in a
-`pulumi destroy` the workers leave first (while every controller still serves the API), then the
-controllers one at a time, the first in the stack last (etcd asks for one membership change at a
-time, etcd.io/docs/v3.6/op-guide/runtime-configuration/); remove-machine leaves that last one
-alone.
+on the last controller's (components/machine_steps.py, the stage `member`): the engine deletes
+dependents before what they depend on, so in a `pulumi destroy` the workers leave first (while
+every controller still serves the API), then the controllers one at a time, the first in the
+stack last (etcd asks for one membership change at a time,
+etcd.io/docs/v3.6/op-guide/runtime-configuration/); remove-machine leaves that last one alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_command as command
 
-from components.install_step import KEEP_LAST_OUTPUT, SCRIPTS
-from components.machine import MachineResources
+from components.install_step import KEEP_LAST_OUTPUT
 from stackconfig import Machine, StackConfig
 
 
-def membership_name(stack: StackConfig, machine: Machine) -> str:
-    return f"{stack.cluster.name}-{machine.name}-membership"
-
-
 def membership_step(
+    name: str,
     stack: StackConfig,
     machine: Machine,
-    kubeconfig: pulumi.Output[str],
+    delete: str,
+    environment: dict[str, pulumi.Input[str]],
     after: Sequence[pulumi.Resource],
     parent: pulumi.Resource,
 ) -> command.local.Command:
-    """The step whose delete takes `machine` out of the cluster, created after `after`."""
+    """The step whose `delete` takes `machine` out of the cluster, created after `after`."""
     said = f"{machine.name} ({machine.role}) is a member of the cluster {stack.cluster.name}"
     return command.local.Command(
-        membership_name(stack, machine),
+        name,
         create=f"echo '{said}'",
         update=KEEP_LAST_OUTPUT,
-        delete=f"bash {SCRIPTS}/remove-machine",
-        environment={
-            "KUBECONFIG_CONTENT": kubeconfig,
-            "MACHINE": machine.name,
-            "ROLE": machine.role,
-            "CONTROLLERS": " ".join(m.name for m in stack.controllers),
-            "DRAIN_TIMEOUT_SECONDS": str(stack.gates.drain_timeout_seconds),
-        },
+        delete=delete,
+        environment=environment,
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)),
     )
-
-
-def membership_steps(
-    stack: StackConfig, kubeconfig: pulumi.Output[str], machines: Mapping[str, MachineResources]
-) -> dict[str, command.local.Command]:
-    """Every machine's membership step, after its rejoin wait: the controllers' in a chain, each
-    after the one before it, and every worker's after the last controller's, so that deletes go
-    the other way."""
-    steps: dict[str, command.local.Command] = {}
-    previous: list[pulumi.Resource] = []
-
-    def step(machine: Machine) -> command.local.Command:
-        resources = machines[machine.name]
-        steps[machine.name] = membership_step(
-            stack, machine, kubeconfig, [resources.rejoined, *previous], resources
-        )
-        return steps[machine.name]
-
-    for machine in stack.controllers:
-        previous = [step(machine)]
-    for machine in stack.machines:
-        if not machine.is_controller:
-            step(machine)
-    return steps

@@ -11,8 +11,17 @@ import pulumiverse_matchbox as matchbox
 from components.cluster import Cluster
 from components.config import load_stack_config
 from components.gates import ReadinessGate, ReadinessGateArgs
-from components.machine import BootArgs, MachineArgs, MachineResources, matchbox_id
-from components.membership import membership_steps
+from components.machine import matchbox_id
+from components.machine_steps import (
+    ANCHOR,
+    API_GATE,
+    API_GATE_AFTER,
+    GATES_AFTER,
+    JOINS,
+    KUBEADM_CERTS_RBAC,
+    MEMBER,
+    SERVED,
+)
 from components.previous import (
     CLUSTER_EXISTS_OUTPUT,
     INSTALLED_OUTPUT,
@@ -21,9 +30,8 @@ from components.previous import (
 )
 from components.releases import chart_version, helm_release
 from components.removals import refuse_unsafe_removals
-from components.status_report import StatusReport, StatusReportArgs
-from components.token import bootstrap_token_secret, kubeadm_certs_rbac
-from ignition.kubeadm import founds_cluster
+from components.step_wiring import ClusterInputs, InCluster, MachineSteps
+from components.token import kubeadm_certs_rbac
 from stackconfig import StackConfig
 from stackconfig.releases import CORE_CHART_PATH, core_release, system_releases
 
@@ -44,36 +52,23 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     previous = PreviousState()
     refuse_unsafe_removals(stack, previous.outputs)
     cluster = Cluster(name, stack)
-    material = cluster.pki.material
     kubeconfig = cluster.pki.admin_kubeconfig
-    provider = matchbox_provider(stack)
-    machines = {
-        machine.name: MachineResources(
-            matchbox_id(stack, machine),
-            MachineArgs(
-                stack=stack,
-                machine=machine,
-                material=material,
-                kubeconfig=kubeconfig,
-                provider=provider,
-                previous=previous,
-            ),
-        )
-        for machine in stack.machines
-    }
-    groups: list[pulumi.Resource] = [m.group for m in machines.values()]
+    # Every machine's steps, as components/machine_steps.py declares them, stage by stage.
+    machines = MachineSteps(
+        ClusterInputs(stack, cluster.pki.material, kubeconfig, matchbox_provider(stack), previous)
+    )
+    machines.make(SERVED)
     node_names = [machine.name for machine in stack.machines]
     gates = stack.gates
 
     # The API server comes with the init controller alone; every machine's token is added as
-    # soon as it answers, the init controller's too: kubeadm init does not need it, but a
-    # reinstalled or accidentally network-booted init controller joins its cluster with it.
+    # soon as it answers (the stage `joins`).
     api = ReadinessGate(
         f"{name}-api-server",
         ReadinessGateArgs(
             "api", [], kubeconfig, gates.registered_timeout_seconds, gates.poll_seconds
         ),
-        depends_on=[machines[stack.init_controller.name].group],
+        depends_on=[machines.step(stack.init_controller, API_GATE_AFTER)],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
     kubernetes = k8s.Provider(
@@ -89,47 +84,13 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         opts=pulumi.ResourceOptions(parent=cluster, depends_on=[api.command]),
     )
     certs_rbac = kubeadm_certs_rbac(name, kubernetes, parent=cluster, depends_on=[api.command])
-    # Controllers join one at a time, in the stack's order: the kubeadm-certs Secret has one
-    # name, so each upload waits until the controller before has joined with its own.
-    previous_join: pulumi.Resource | None = None
-    for machine in stack.machines:
-        resources = machines[machine.name]
-
-        def token_secret(
-            after: list[pulumi.Resource], machine: str = machine.name
-        ) -> pulumi.Resource:
-            return bootstrap_token_secret(
-                f"{name}-{machine}-bootstrap-token",
-                machine,
-                machines[machine].token,
-                kubernetes,
-                parent=machines[machine],
-                depends_on=[api.command, *after],
-            )
-
-        founding: list[pulumi.Resource] = []
-        if founds_cluster(stack, machine, previous.cluster_exists):
-            # A machine that founds the cluster does not need its token to come up, and on a
-            # rebuild the old API server is gone until it is back: its token waits for it. Its
-            # certificates' upload is a no-op (its Ignition has the CA material).
-            resources.boot(BootArgs(None, certs_rbac, previous_join))
-            founding = [resources.rejoined]
-            token_secret(founding)
-        else:
-            # Every other machine's token is there before its join needs it (and before a
-            # controller's upload, which its token's Secret owns).
-            resources.boot(BootArgs(token_secret([]), certs_rbac, previous_join))
-        if resources.control_plane_joined is not None:
-            previous_join = resources.control_plane_joined
-        # Where the machine reports its setup status, writable with its token alone.
-        StatusReport(
-            f"{name}-{machine.name}-status",
-            StatusReportArgs(machine.name, resources.token.token_id, resources.anchor, kubernetes),
-            depends_on=[api.command, *founding],
-            opts=pulumi.ResourceOptions(parent=resources),
-        )
-    # After each machine's install chain (boot() above made its rejoin step).
-    members = membership_steps(stack, kubeconfig, machines)
+    in_cluster = InCluster(
+        kubernetes, {API_GATE.what: [api.command], KUBEADM_CERTS_RBAC.what: certs_rbac}
+    )
+    machines.make(JOINS, in_cluster)
+    machines.make(MEMBER, in_cluster)
+    # Every machine's Matchbox group and membership (after its install chain).
+    every_machine = machines.every(GATES_AFTER)
     registered = ReadinessGate(
         f"{name}-registered",
         ReadinessGateArgs(
@@ -143,7 +104,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         # The gate polls until the machines joined, which they can only do with their tokens.
         # On the membership steps, so that a destroy deletes the releases (after this gate)
         # before any machine leaves the cluster: the engine deletes dependents first.
-        depends_on=[*groups, api.command, *members.values()],
+        depends_on=[*every_machine, api.command],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
     core = helm_release(
@@ -162,7 +123,7 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             gates.poll_seconds,
         ),
         # Nodes turn Ready only once the pod network (in the core release) runs.
-        depends_on=[*groups, core, *members.values()],
+        depends_on=[*every_machine, core],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
     for spec in system_releases(stack):
@@ -181,20 +142,19 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         True if previous.cluster_exists else api.command.stdout.apply(lambda _: True),
     )
     # Known only once each machine's install chain has finished; read back by PreviousState.
+    rejoined = {m: machines.output(m, "rejoin.stdout") for m in node_names}
+    anchors = {m: machines.output(m, f"{ANCHOR}.hex") for m in node_names}
     pulumi.export(
         INSTALLED_OUTPUT,
-        {
-            name: pulumi.Output.all(m.rejoined.stdout, m.anchor.hex).apply(lambda v: v[1])
-            for name, m in machines.items()
-        },
+        {m: pulumi.Output.all(rejoined[m], anchors[m]).apply(lambda v: v[1]) for m in node_names},
     )
     pulumi.export(
         REINSTALLED_OUTPUT,
         {
-            name: pulumi.Output.all(m.rejoined.stdout, m.installed_before).apply(
+            m: pulumi.Output.all(rejoined[m], previous.installed_before(m, anchors[m])).apply(
                 lambda v: v[1] == "true"
             )
-            for name, m in machines.items()
+            for m in node_names
         },
     )
     pulumi.export(

@@ -74,31 +74,34 @@ def token_secret_name(token_id: pulumi.Output[str]) -> pulumi.Output[str]:
 def bootstrap_token_secret(
     name: str,
     machine: str,
-    token: BootstrapToken,
+    token_id: pulumi.Output[str],
+    token: pulumi.Output[str],
+    expiration: pulumi.Output[str],
     provider: pulumi.ProviderResource,
     parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource],
 ) -> k8s.core.v1.Secret:
-    """The token as kubeadm's own `bootstrap-token-<id>` Secret, so the machine can join.
+    """The token (`BootstrapToken`'s outputs) as kubeadm's own `bootstrap-token-<id>` Secret,
+    so the machine can join.
 
     The init controller's token comes from its InitConfiguration instead; every other token is
     added here, which keeps each machine's token out of every other machine's Ignition.
     """
     # Derived from a secret, so itself a secret.
-    token_secret = token.token.apply(lambda t: t.partition(".")[2])
+    token_secret = token.apply(lambda t: t.partition(".")[2])
     return k8s.core.v1.Secret(
         name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=token_secret_name(token.token_id),
+            name=token_secret_name(token_id),
             namespace="kube-system",
             labels={"app.kubernetes.io/managed-by": "stubernetes"},
         ),
         type="bootstrap.kubernetes.io/token",
         string_data={
             "description": f"stubernetes: bootstrap token of machine {machine}",
-            "token-id": token.token_id,
+            "token-id": token_id,
             "token-secret": token_secret,
-            "expiration": token.expiration,
+            "expiration": expiration,
             "usage-bootstrap-authentication": "true",
             "usage-bootstrap-signing": "true",
             "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token",
