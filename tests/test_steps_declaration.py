@@ -34,6 +34,8 @@ from components.machine_steps import (
     ANCHOR,
     API_GATE,
     CLUSTER,
+    INSTALL_STEP,
+    JOINS,
     KUBEADM_CERTS_RBAC,
     LAST_CONTROLLER,
     PREVIOUS_CONTROLLER,
@@ -41,11 +43,13 @@ from components.machine_steps import (
     SERVED,
     STAGES,
     Replaced,
+    Role,
     Step,
     needs,
     resource_name,
     role_of,
 )
+from components.machine_steps_doc import PAGE, generated_part, steps_markdown
 from components.previous import CLUSTER_EXISTS_OUTPUT
 from stackconfig import Machine, StackConfig, parse_stack_config
 from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks
@@ -286,3 +290,47 @@ def test_each_row_needs_only_earlier_rows_of_its_stage_or_before() -> None:
             assert step.stage != SERVED or not step.elsewhere, f"{role}: {step.name}"
             seen[step.name] = step
         assert [s.stage for s in rows] == sorted((s.stage for s in rows), key=STAGES.index)
+
+
+def test_the_docs_show_the_declaration() -> None:
+    page = PAGE.read_text()
+    assert generated_part(page) == steps_markdown(), (
+        "docs/machine-steps.md differs from the declaration: "
+        ".venv/bin/python -m components.machine_steps_doc --write"
+    )
+    # Every role, and every step of it, is on the page.
+    for role, steps in ROLE_STEPS.items():
+        assert f"### {role.value[0].upper()}{role.value[1:]}" in page
+        assert all(f"| `{step.name}` |" in page for step in steps)
+
+
+def test_a_new_row_is_a_new_step(
+    monkeypatch: pytest.MonkeyPatch, example_values: dict[str, Any]
+) -> None:
+    """A step added to the workers' table (a backup after the rejoin, here running the install
+    clock's script) is made for every worker, and nothing else changes."""
+    rows = list(ROLE_STEPS[Role.WORKER])
+    backup = Step(
+        "backup",
+        INSTALL_STEP,
+        JOINS,
+        Replaced.WITH_ANCHOR,
+        script="install-clock",
+        after=("rejoin",),
+    )
+    rows.insert(rows.index(next(s for s in rows if s.name == "rejoin")) + 1, backup)
+    before = program(example_values)
+    monkeypatch.setitem(ROLE_STEPS, Role.WORKER, tuple(rows))
+    after = program(example_values)
+    names = {(r.type, r.name) for r in after.run.registrations}
+    added = names - {(r.type, r.name) for r in before.run.registrations}
+    assert added == {(INSTALL_STEP.type, "lab-w1-backup"), (INSTALL_STEP.type, "lab-w2-backup")}
+    registered = Registered(after)
+    (w1,) = [m for m in after.stack.machines if m.name == "w1"]
+    (step,) = registered.custom(w1, backup)
+    assert step.inputs["create"] == f"bash {SCRIPTS}/install-clock"
+    assert registered.step_of[step.urn] == ("w1", "backup")
+    assert {registered.step_of.get(d) for d in step.dependencies} == {("w1", "rejoin")}
+    # And it holds the declaration's every rule, as the other steps do.
+    test_each_step_waits_for_what_its_row_declares(after)
+    test_each_step_runs_its_script_and_is_replaced_as_declared(after)
