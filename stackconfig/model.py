@@ -79,12 +79,16 @@ def check_rfc1123_label(value: str) -> str:
     return value
 
 
+BOOL_FOR_NUMBER = "bool_for_number"
+"""The error kind of a boolean given where a whole number belongs (see `refuse_bool`)."""
+
+
 def refuse_bool(value: object) -> object:
     """Pydantic's lax mode reads True as 1 for an int field, so `pollSeconds: yes` (a YAML 1.1
-    boolean) would quietly become 1. Refused as a `literal_error`, the kind whose message
+    boolean) would quietly become 1. Refused as a `bool_for_number` error, whose message
     `stackconfig.problems` completes with what YAML read and how the value was written."""
     if isinstance(value, bool):
-        raise PydanticCustomError("literal_error", "Input should be a whole number")
+        raise PydanticCustomError(BOOL_FOR_NUMBER, "Input should be a whole number")
     return value
 
 
