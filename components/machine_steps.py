@@ -121,21 +121,21 @@ class Stage:
 # RBAC for the certificates are made between the first two.
 SERVED: Final = Stage(
     "served",
-    False,
-    "each machine's Ignition on Matchbox; nothing here waits for the cluster, and the API gate "
-    "waits for the init controller's group",
+    controllers_first=False,
+    why="each machine's Ignition on Matchbox; nothing here waits for the cluster, and the API "
+    "gate waits for the init controller's group",
 )
 JOINS: Final = Stage(
     "joins",
-    False,
-    "after the API gate: the steps that need the cluster, machine by machine, so that each "
+    controllers_first=False,
+    why="after the API gate: the steps that need the cluster, machine by machine, so that each "
     "controller's upload waits for the controller before it to have joined (the kubeadm-certs "
     "Secret has one name)",
 )
 MEMBER: Final = Stage(
     "member",
-    True,
-    "after every machine's install chain: a destroy deletes in the other order, so the "
+    controllers_first=True,
+    why="after every machine's install chain: a destroy deletes in the other order, so the "
     "workers leave first, then the controllers one at a time, the first in the stack last",
 )
 STAGES: Final = (SERVED, JOINS, MEMBER)
@@ -146,18 +146,19 @@ API_GATE_AFTER: Final = "group"
 GATES_AFTER: Final = ("group", "membership")
 
 
-@dataclass(frozen=True)
-class Elsewhere:
-    """A wait outside the machine: a resource of the cluster (`of` is "cluster"), or a step of
-    another controller, the one before this machine in the stack's order or the last one."""
-
-    what: str
-    of: str = "cluster"
-
-
 CLUSTER: Final = "cluster"
 PREVIOUS_CONTROLLER: Final = "previous controller"
 LAST_CONTROLLER: Final = "last controller"
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """A wait outside the machine: a resource of the cluster, or a step of another controller,
+    the one before this machine in the stack's order or the last one."""
+
+    what: str
+    of: str = CLUSTER
+
 
 # The cluster's API server answers (components/gates.py, condition `api`).
 API_GATE: Final = Elsewhere("API server gate")
