@@ -12,12 +12,13 @@ resolve, and that order varies from run to run.)
 
     .venv/bin/python tests/render_cases.py DIR    # writes DIR/<case>/stack-<n>.yaml, prints
                                                   # the `stubernetes render` lines to run
-    .venv/bin/python tests/render_cases.py --digests DIR   # renders them all into DIR and
+    .venv/bin/python tests/render_cases.py --digests DIR  # renders them all into DIR and
                                                   # writes tests/render_digests.json
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
 import json
@@ -301,10 +302,16 @@ def take_digests(root: Path, digests_file: Path, commit: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--digests":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="where the stack files and renders go")
+    parser.add_argument(
+        "--digests", action="store_true", help=f"render every case and write tests/{DIGESTS_FILE}"
+    )
+    args = parser.parse_args()
+    if args.digests:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=TESTS
         ).stdout.strip()
-        take_digests(Path(sys.argv[2]), TESTS / DIGESTS_FILE, head)
+        take_digests(args.folder, TESTS / DIGESTS_FILE, head)
     else:
-        write_stack_files(Path(sys.argv[1]))
+        write_stack_files(args.folder)

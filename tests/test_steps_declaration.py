@@ -65,7 +65,10 @@ def test_every_case_has_its_digests() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_the_render_is_byte_for_byte_what_it_was(case: Case, tmp_path: Path) -> None:
-    assert render_case(case, tmp_path) == DIGESTS[case.name]
+    assert render_case(case, tmp_path) == DIGESTS[case.name], (
+        f"{case.name}: the program registers something else than at the digests' commit; if "
+        "that is meant, take them again: .venv/bin/python tests/render_cases.py --digests DIR"
+    )
 
 
 def test_the_component_example_registers_what_it_did(tmp_path: Path) -> None:
