@@ -238,7 +238,8 @@ class Matchbox(StrictModel):
     """Matchbox's HTTP API, which machines boot from, e.g. http://matchbox.home.arpa:8080."""
     rpc_endpoint: str = Field(pattern=r"^[^/\s:]+:[0-9]+$")
     """Matchbox's gRPC API (`host:8081`), which the program writes through."""
-    # Set them with `pulumi config set --secret --path matchbox.clientKey "$(cat client.key)"`.
+    # Set them with `pulumi config set --secret --path matchbox.clientKey < client.key` (on the
+    # command line a PEM value would start with `-----`, which the CLI reads as a flag).
     client_cert: str = Field(min_length=1)
     """The gRPC API's client certificate (PEM; a secret)."""
     client_key: str = Field(min_length=1)
