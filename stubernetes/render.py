@@ -30,7 +30,7 @@ from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks, unwr
 from stubernetes.output import write_tree
 from stubernetes.program_run import run_program
 from stubernetes.render_outputs import OUTPUTS_FILE, outputs_document
-from stubernetes.review import MachineFacts, NamedSecret, review_tree
+from stubernetes.review import MachineFacts, NamedSecret, SecretFinder, review_tree
 
 PROFILE = "matchbox:index/profile:Profile"
 GROUP = "matchbox:index/group:Group"
@@ -202,12 +202,13 @@ def machine_trees(
 ) -> dict[Path, bytes]:
     trees: dict[Path, bytes] = {}
     os = f"Fedora CoreOS {stack.os.version} ({stack.os.stream})"
+    finder = SecretFinder(secrets)
     for machine in stack.machines:
         object_id = matchbox_id(stack, machine)
         profile = json.loads(files[Path(f"matchbox/profiles/{object_id}.json")])
         facts = MachineFacts(machine.name, _role(machine), machine.mac, os, profile)
         ignition = files[Path(f"matchbox/ignition/{object_id}.ign")]
-        for relative, contents in review_tree(facts, ignition, secrets).items():
+        for relative, contents in review_tree(facts, ignition, finder).items():
             trees[Path("machines", machine.name, *PurePosixPath(relative).parts)] = contents
     return trees
 
