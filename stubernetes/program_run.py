@@ -17,6 +17,7 @@ from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
 from stackconfig.parse import NAMESPACE
+from stubernetes.mock_run_tuning import tuned_for_mocks
 from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -103,4 +104,5 @@ def run_under_mocks(
         monitor.mocks, project=project, stack=stack, preview=preview, monitor=monitor
     )
     settings.ROOT.set(None)
-    _sync_await(run_in_stack(program))
+    with tuned_for_mocks():
+        _sync_await(run_in_stack(program))
