@@ -26,7 +26,6 @@ from components.previous import CLUSTER_EXISTS_OUTPUT
 from ignition.validate import check_with_ignition_validate, have_ignition_validate
 from stackconfig import LoadedStack, Machine, StackConfig
 from stackconfig.stackfile import SECURE_STAND_IN
-from stubernetes.checked_beside import checked_beside
 from stubernetes.mock_run_tuning import no_full_collections
 from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks, unwrap_secrets
 from stubernetes.output import write_tree
@@ -254,15 +253,18 @@ def render_files(
     # full collection now would walk all of them and free none.
     with no_full_collections():
         registrations = sorted(run.registrations, key=lambda r: (r.type, r.name))
-        files = matchbox_files(registrations)
-        configs = [(str(path), data) for path, data in files.items() if path.suffix == ".ign"]
-        validate = configs if have_ignition_validate() else []
-        with checked_beside(check_with_ignition_validate, validate):
-            files.update(release_files(registrations))
-            files[Path("resources.json")] = _json([resource_record(r) for r in registrations])
-            files[OUTPUTS_FILE] = outputs_document(run.stack_outputs)
-            secrets = [*produced_secrets(registrations), *stack_secrets]
-            files.update(machine_trees(loaded.config, files, secrets))
+        files = {
+            **matchbox_files(registrations),
+            **release_files(registrations),
+            Path("resources.json"): _json([resource_record(r) for r in registrations]),
+            OUTPUTS_FILE: outputs_document(run.stack_outputs),
+        }
+        if have_ignition_validate():
+            for path, contents in files.items():
+                if path.suffix == ".ign":
+                    check_with_ignition_validate(str(path), contents)
+        secrets = [*produced_secrets(registrations), *stack_secrets]
+        files.update(machine_trees(loaded.config, files, secrets))
     return Render(loaded, files, registrations)
 
 
