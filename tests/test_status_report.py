@@ -410,9 +410,12 @@ def _api(*machines: str) -> ApiServer:
 
 
 def _stack_at(values: dict[str, Any], port: int) -> StackConfig:
-    values = copy.deepcopy(values)
-    values["cluster"] = {**values["cluster"], "apiEndpoint": f"127.0.0.1:{port}"}
-    return parse_stack_config(values)
+    """The stack with its API endpoint at this test's API server on loopback. The stack check
+    refuses a loopback apiEndpoint (no other machine of a rack could reach it), so the address
+    is set on the parsed stack, past the check, as only this simulated host can use it."""
+    stack = parse_stack_config(copy.deepcopy(values))
+    cluster = stack.cluster.model_copy(update={"api_endpoint": f"127.0.0.1:{port}"})
+    return stack.model_copy(update={"cluster": cluster})
 
 
 def _machine(
