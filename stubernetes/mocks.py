@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.sync_await import _sync_await
@@ -134,6 +135,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
         self.stack_outputs: dict[str, Any] = {}
+        self.texts = SharedTexts()
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
         if request.urn.split("::")[-2:-1] == ["pulumi:pulumi:Stack"]:
@@ -150,6 +152,9 @@ class RecordingMonitor(MockMonitor):
                     state[key] = {SECRET_SIG_KEY: rpc._special_secret_sig, "value": state[key]}
             response.object.CopyFrom(_sync_await(rpc.serialize_properties(state, {})))
         if request.type != "pulumi:pulumi:Stack":
+            registered = self.resources.get(response.urn)
+            if registered is not None:
+                self.texts.share(registered.state)
             self.registrations.append(
                 Registration(
                     urn=response.urn,
@@ -167,29 +172,69 @@ class RecordingMonitor(MockMonitor):
                     replace_on_changes=sorted(request.replaceOnChanges),
                     replace_with=sorted(request.replace_with),
                     additional_secret_outputs=sorted(request.additionalSecretOutputs),
-                    inputs=rpc.deserialize_properties(request.object),
-                    inputs_in_place=in_place(request.object),
-                    outputs_in_place=in_place(response.object),
+                    inputs=self.texts.share(rpc.deserialize_properties(request.object)),
+                    inputs_in_place=in_place(request.object, self.texts),
+                    outputs_in_place=in_place(response.object, self.texts),
                     ignore_changes=sorted(request.ignoreChanges),
                 )
             )
         return response
 
 
-def _numbers(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_numbers(v) for v in value]
-    return value
+class SharedTexts:
+    """One str object for each distinct long text the recording holds. A registration is read
+    three times over (its inputs as the SDK reads them, and its inputs and outputs as sent) and
+    the mock monitor keeps its state besides: without sharing, each machine's Ignition and each
+    step's kubeconfig were held four times over (80 MB at 500 machines)."""
+
+    SHORTEST = 64
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+
+    def text(self, value: str) -> str:
+        if len(value) < self.SHORTEST:
+            return value
+        return self._texts.setdefault(value, value)
+
+    def share(self, value: Any) -> Any:
+        """`value` with each long text in it replaced by the shared one, in place."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                value[key] = self.share(item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                value[index] = self.share(item)
+        return value
 
 
-def in_place(properties: struct_pb2.Struct) -> dict[str, Any]:
+def _plain(value: struct_pb2.Value, texts: SharedTexts) -> Any:
+    """A protobuf Value as `json_format.MessageToDict` reads it, whole numbers as integers."""
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return texts.text(value.string_value)
+    if kind == "struct_value":
+        return {key: _plain(item, texts) for key, item in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_plain(item, texts) for item in value.list_value.values]
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            # As MessageToDict refuses them: JSON has no such number.
+            raise ValueError(f"Fail to serialize {number} for Value.number_value")
+        return int(number) if number.is_integer() else number
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def in_place(properties: struct_pb2.Struct, texts: SharedTexts | None = None) -> dict[str, Any]:
     """Properties as the wire carries them: a secret stays marked exactly where it is (as the
     `rpc.wrap_rpc_secret` form, which `rpc.is_rpc_secret` recognises), so a map with one secret
     entry keeps its other entries readable; numbers, which the wire holds as doubles, are
-    integers again where they are whole (a port is 53, not 53.0)."""
-    document = json_format.MessageToDict(properties)
-    return {key: _numbers(value) for key, value in document.items()}
+    integers again where they are whole (a port is 53, not 53.0). Read field by field as
+    `json_format.MessageToDict` reads a Struct, without its generic walk over descriptors."""
+    shared = texts or SharedTexts()
+    return {key: _plain(value, shared) for key, value in properties.fields.items()}
