@@ -55,6 +55,7 @@ def run_gate(
     states: list[str],
     timeout: int = 3,
     reports: list[str] | None = None,
+    poll: int = 1,
 ) -> subprocess.CompletedProcess[str]:
     cluster = tmp_path / "cluster"
     cluster.mkdir()
@@ -74,7 +75,7 @@ def run_gate(
         "KUBECONFIG_CONTENT": "users: [{user: {token: fake-admin-credentials}}]",
         "NODES": nodes,
         "TIMEOUT_SECONDS": str(timeout),
-        "POLL_SECONDS": "1",
+        "POLL_SECONDS": str(poll),
     }
     return subprocess.run(
         ["bash", str(SCRIPT), condition], env=env, capture_output=True, text=True, timeout=30

@@ -188,8 +188,17 @@ def sample_waits(root: Path) -> str:
     ready = root / "gate-ready"
     ready.mkdir()
     done = c1 + "stubernetes-status-w2|done|done|0|2026-12-02T14:06:12Z|\n"
+    # Exactly one poll before the timeout, however loaded the machine: bash's SECONDS counts
+    # whole seconds of the clock (it can turn within a moment of the start), so the first poll
+    # is inside a 3 s timeout unless it takes 2 s, and the next comes 4 s later, past it.
     result = run_gate(
-        ready, "ready", "c1 w1 w2", ["c1 True\nw1 True\nw2 False\n"], timeout=1, reports=[done]
+        ready,
+        "ready",
+        "c1 w1 w2",
+        ["c1 True\nw1 True\nw2 False\n"],
+        timeout=3,
+        reports=[done],
+        poll=4,
     )
     assert result.returncode == 1
     lines += [result.stdout.rstrip("\n"), result.stderr.rstrip("\n")]
