@@ -185,7 +185,7 @@ class SharedTexts:
     """One str object for each distinct long text the recording holds. A registration is read
     three times over (its inputs as the SDK reads them, and its inputs and outputs as sent) and
     the mock monitor keeps its state besides: without sharing, each machine's Ignition and each
-    step's kubeconfig were held four times over (80 MB at 500 machines)."""
+    step's kubeconfig were held four times over (70 MB of peak memory at 500 machines)."""
 
     SHORTEST = 64
 
