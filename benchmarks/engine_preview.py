@@ -107,7 +107,7 @@ def measure(machines: int, work: Path, repeat: int) -> dict[str, Any]:
         set_registered_timeout(work, stack, BENCH_REGISTERED_SECONDS)
         ups = [bench.run("up (first)", "up")]
         assert ups[0].ok, ups[0].explain()
-        # At most one more up converges the stack (tests/test_engine_stack.py test 3).
+        # At most one more up converges the stack (tests/engine/test_engine_stack.py test 3).
         while not unchanged(bench.run(f"preview after up {len(ups)}", "preview")):
             assert len(ups) < 3, "the stack does not converge"
             ups.append(bench.run(f"up ({len(ups) + 1})", "up"))

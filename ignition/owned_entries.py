@@ -113,7 +113,7 @@ def machine_owned_entries(stack: StackConfig, machine: Machine) -> OwnedEntries:
     """The entries the program writes on `machine`: those of its Ignition in a new stack's
     first update. That stage's configs hold every entry a later one does, and more on the
     founding controller (its CA material and its second kubeadm config), so a snippet is held
-    to the widest; tests/test_owned_entries.py checks both stages."""
+    to the widest; tests/offline/test_owned_entries.py checks both stages."""
     config = machine_ignition(
         stack,
         machine,

@@ -32,8 +32,9 @@ import yaml
 TESTS = Path(__file__).resolve().parent.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
-if str(TESTS.parent) not in sys.path:
-    sys.path.insert(1, str(TESTS.parent))
+from layers import module_path  # noqa: E402
+
+sys.path[:0] = [p for p in module_path() if p not in sys.path]
 
 from engine.lab import running_lab  # noqa: E402
 from engine.session import lab_for, run_action  # noqa: E402

@@ -5,7 +5,7 @@ inside the lab's network namespace (``engine.session.run_action`` starts it ther
 ``nsenter``), from the repository's root: the engine, its plugins and the program's local
 Commands then reach the lab's Matchbox and API server at the addresses the stack names, and
 the Commands' ``bash components/scripts/...`` resolve (for an inline program the plugins'
-working directory is this process's, tests/test_engine_plugins.py).
+working directory is this process's, tests/engine/test_engine_plugins.py).
 
 The program is ``components.program.pulumi_program``, the function ``__main__.py`` calls.
 The real CLI (scripts/tools' v3.274.1) with a file backend in DIR/state, the passphrase

@@ -5,7 +5,7 @@ its own (``start_lab`` starts it under ``unshare --net``); the namespace lives e
 as it does. In it:
 
 * the loopback device carries ADDRESS... (the machines' own addresses and the API endpoint's
-  host): kubeadm refuses a loopback advertise address (tests/control_plane/netns.py), and so
+  host): kubeadm refuses a loopback advertise address (tests/real/control_plane/netns.py), and so
   every address and port the program renders works unchanged, and nothing is reachable from
   outside;
 * a machine without a static address gets one as from a DHCP server (``--lease
@@ -25,7 +25,7 @@ as it does. In it:
   - the init controller lays out its Ignition's files (the PKI the engine's tls resources
     made), runs kubeadm's init phases that write files, and starts etcd, kube-apiserver,
     kube-controller-manager and kube-scheduler from kubeadm's static Pod manifests (what
-    tests/control_plane does from a mocks run, here from what the engine put into Matchbox),
+    tests/real/control_plane does from a mocks run, here from what the engine put into Matchbox),
     then kubeadm's ``upload-config`` and ``bootstrap-token`` phases, its Node and the mirror
     Pods a kubelet would create, and kwok, which plays every kubelet;
   - every other machine waits for the cluster, runs the real ``kubeadm join phase preflight``
@@ -93,7 +93,7 @@ BOOTS_FILE = "boots.jsonl"
 # backoff; pulumi up's own waits are the stack's gates).
 JOIN_TIMEOUT_SECONDS = 900
 # kubeadm's preflight checks that look at this host, not the cluster, and fail inside a
-# scratch root (no CRI, kubelet, /proc, ...): tests/test_control_plane_real.py HOST_CHECKS,
+# scratch root (no CRI, kubelet, /proc, ...): tests/real/test_control_plane_real.py HOST_CHECKS,
 # where each is explained. Discovery is not a check and cannot be ignored.
 HOST_CHECKS = (
     "CRI",

@@ -27,7 +27,10 @@ def argv(module: str, *args: str, python: str = sys.executable) -> list[str]:
 def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit("usage: python -P tests/engine/launch.py MODULE [ARG...]")
-    sys.path[:0] = [str(TESTS), str(REPO)]
+    sys.path[:0] = [str(TESTS)]
+    from layers import module_path
+
+    sys.path[:0] = module_path()
     module = sys.argv.pop(1)
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

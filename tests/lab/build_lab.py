@@ -18,7 +18,7 @@ Everything goes into a cache outside the repository,
   are reused.
 
 The initramfs holds BusyBox (static), the real Ignition v2.24.0 that ``scripts/tools`` builds
-from its Go module (``tests/tool_cache.py``; dynamically linked, cgo and libblkid) and the
+from its Go module (``tests/real/tool_cache.py``; dynamically linked, cgo and libblkid) and the
 ``useradd``, ``usermod`` and ``groupadd`` it calls (from the host's ``passwd`` package), with
 the shared libraries ``ldd`` lists for them, the kernel modules virtio networking needs (the
 closure of ``virtio_pci`` and ``virtio_net`` over the modules' ``.modinfo`` depends), a no-op
@@ -140,8 +140,11 @@ def ignition_binary() -> Path:
     re-serves every raw config as spec 3.4.0, which 2.14 refuses."""
     try:
         import tool_cache
-    except ModuleNotFoundError:  # run as a script: tests/ is not on sys.path
+    except ModuleNotFoundError:  # run as a script: tests/ and its layers are not on sys.path
         sys.path.insert(0, str(HERE.parent))
+        from layers import module_path
+
+        sys.path[:0] = module_path()
         import tool_cache
     return tool_cache.require_tool("ignition", "ignition")
 

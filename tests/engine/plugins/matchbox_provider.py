@@ -9,7 +9,7 @@ client: TLS 1.2 at least, the CA, the client key pair, a blocking dial with a 25
 through poseidon/matchbox ``matchbox/client/client.go``), ``matchbox/resource_profile.go`` and
 ``matchbox/resource_group.go`` (every attribute ``ForceNew``, no Update).
 
-The gRPC client is ``tests/matchbox_grpc.py``'s ``MatchboxClient``, over stubs generated from
+The gRPC client is ``tests/real/matchbox_grpc.py``'s ``MatchboxClient``, over stubs generated from
 Matchbox's own ``.proto`` files; the provider only needs :class:`MatchboxAPI`, so a test can
 give it another.
 
@@ -50,7 +50,7 @@ DIAL_TIMEOUT_SECONDS = 25  # matchbox/matchbox.go defaultTimeout
 
 
 class MatchboxAPI(Protocol):
-    """The calls the provider makes (``tests/matchbox_grpc.py`` MatchboxClient's)."""
+    """The calls the provider makes (``tests/real/matchbox_grpc.py`` MatchboxClient's)."""
 
     def profile_put(self, profile: JsonObject) -> None: ...
     def profile_get(self, profile_id: str) -> JsonObject: ...

@@ -1,0 +1,247 @@
+"""Every machine's Ignition, checked by the real tools: ignition-validate, the Ignition binary
+itself, visudo, shellcheck and systemd-analyze."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ignition_root import apply_ignition, install_host_units, kargs_helper_calls
+from real_tools import ignition_validate, shellcheck, systemd_verify, visudo_check
+from repo_paths import TEST_SEED
+
+from ignition import machine_ignition_json, standin_bootstrap_token
+from ignition.kubeadm_certs import standin_certificate_key
+from ignition.material import ClusterMaterial
+from ignition.node import SETUP_UNIT
+from stackconfig import Machine, StackConfig, parse_stack_config
+
+SCRIPTS = (
+    "usr/local/bin/stubernetes-setup",
+    "usr/local/lib/stubernetes/phase-packages",
+    "usr/local/lib/stubernetes/phase-kubeadm",
+    "usr/local/lib/stubernetes/phase-finish",
+    "usr/local/lib/stubernetes/label-host-paths",
+)
+# What kubeadm reuses when it finds it, and a control-plane join requires.
+SHARED_PKI = (
+    "ca.crt",
+    "ca.key",
+    "sa.key",
+    "sa.pub",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+)
+
+
+def render(stack: StackConfig, machine: Machine, material: ClusterMaterial) -> bytes:
+    return machine_ignition_json(
+        stack,
+        machine,
+        material,
+        standin_bootstrap_token(TEST_SEED, machine.name),
+        certificate_key=standin_certificate_key(TEST_SEED, machine.name),
+    )
+
+
+def applied_root(config: bytes, tmp: Path) -> Path:
+    root, work = tmp / "root", tmp / "work"
+    root.mkdir()
+    work.mkdir()
+    apply_ignition(config, root, work)
+    return root
+
+
+def check_applied_tree(stack: StackConfig, machine: Machine, root: Path) -> None:
+    admin = stack.admin.user
+    passwd = (root / "etc/passwd").read_text().splitlines()
+    assert any(line.startswith(f"{admin}:") for line in passwd)
+    groups = {
+        line.split(":")[0]: line.split(":")[3].split(",")
+        for line in (root / "etc/group").read_text().splitlines()
+    }
+    assert admin in groups["wheel"] and admin in groups["sudo"]
+    keys = (root / f"home/{admin}/.ssh/authorized_keys.d/ignition").read_text().splitlines()
+    assert keys == list(stack.admin.ssh_authorized_keys)
+
+    sudoers = root / "etc/sudoers.d/stubernetes-admin"
+    assert stat.S_IMODE(sudoers.stat().st_mode) == 0o440
+    assert visudo_check(sudoers) == ""
+    assert f"{admin} ALL=(ALL) NOPASSWD: ALL" in sudoers.read_text()
+
+    preset = (root / "etc/systemd/system-preset/20-ignition.preset").read_text()
+    assert f"enable {SETUP_UNIT}" in preset.splitlines()
+    assert (root / f"etc/systemd/system/{SETUP_UNIT}").is_file()
+    for script in SCRIPTS:
+        assert stat.S_IMODE((root / script).stat().st_mode) == 0o755, script
+
+    assert (root / "etc/hostname").read_text() == f"{machine.name}\n"
+    keyfile = root / "etc/NetworkManager/system-connections/stubernetes-static.nmconnection"
+    assert keyfile.exists() == (machine.address is not None)
+    if machine.address is not None:
+        assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+        assert f"address1={machine.address}" in keyfile.read_text()
+
+    kubeadm = (root / "etc/stubernetes/kubeadm.yaml").read_text()
+    assert ("kind: InitConfiguration" in kubeadm) == machine.init
+    assert ("controlPlane:" in kubeadm) == (machine.is_controller and not machine.init)
+    # The founding controller's control-plane join, for when its cluster already answers.
+    join = root / "etc/stubernetes/kubeadm-join.yaml"
+    assert join.exists() == machine.init
+    if machine.init:
+        assert stat.S_IMODE(join.stat().st_mode) == 0o600
+        assert "controlPlane:" in join.read_text()
+    etcd_patch = root / "etc/stubernetes/kubeadm-patches/etcd+strategic.yaml"
+    assert etcd_patch.exists() == machine.is_controller
+    drop_in = root / "etc/crio/crio.conf.d/20-stubernetes-cni-plugin-dirs.conf"
+    assert "[crio.network]" in drop_in.read_text()
+    # Only the founding controller carries the CA material; a joining one downloads it with its
+    # certificate key (kubernetes cmd/kubeadm/app/phases/copycerts/copycerts.go DownloadCerts).
+    pki = root / "etc/stubernetes/pki"
+    assert sorted(str(p.relative_to(pki)) for p in pki.rglob("*") if p.is_file()) == (
+        sorted(SHARED_PKI) if machine.init else []
+    )
+    if machine.is_controller and not machine.init:
+        assert "certificateKey: " in kubeadm
+    assert (root / "etc/zincati/config.d/90-stubernetes-hold-updates.toml").exists()
+
+
+def check_with_tools(root: Path) -> None:
+    assert shellcheck([root / s for s in SCRIPTS], cwd=root / "usr/local/lib/stubernetes") == ""
+    install_host_units(root)
+    assert systemd_verify(root, f"/etc/systemd/system/{SETUP_UNIT}") == ""
+
+
+@pytest.mark.parametrize("name", ["c1", "w1", "w2"])
+def test_example_machine_passes_every_real_tool(
+    name: str, example_stack: StackConfig, material: ClusterMaterial, tmp_path: Path
+) -> None:
+    machine = example_stack.machine(name)
+    config = render(example_stack, machine, material)
+    assert ignition_validate(config, tmp_path) == ""
+    root = applied_root(config, tmp_path)
+    check_applied_tree(example_stack, machine, root)
+    check_with_tools(root)
+
+
+def test_kernel_arguments_reach_ignitions_kargs_stage(
+    example_values: dict[str, Any], material: ClusterMaterial, tmp_path: Path
+) -> None:
+    """The real Ignition validates and applies a config with kernelArguments: its kargs stage
+    calls ignition-kargs-helper with --should-exist for each argument, in order (here a stand-in
+    that records them: the real helper edits an installed system's boot entries and reboots;
+    see tests/host/ignition_root.py), and a config without them calls nothing."""
+    values = {**example_values, "machines": dict(example_values["machines"])}
+    values["machines"]["w1"] = {
+        **values["machines"]["w1"],
+        "kernelArgs": ["console=ttyS0,115200n8", "mitigations=off"],
+    }
+    stack = parse_stack_config(values)
+    for name, expected in (
+        ("w1", [["--should-exist", "console=ttyS0,115200n8", "--should-exist", "mitigations=off"]]),
+        ("w2", []),
+    ):
+        machine = stack.machine(name)
+        config = render(stack, machine, material)
+        tmp = tmp_path / name
+        tmp.mkdir()
+        assert ignition_validate(config, tmp) == ""
+        root = applied_root(config, tmp)
+        assert kargs_helper_calls(tmp / "work") == expected
+        check_applied_tree(stack, machine, root)
+
+
+def test_the_checks_can_fail(tmp_path: Path) -> None:
+    """Each checker reports a planted mistake, so an empty report above means something."""
+    unknown_key = b'{"ignition":{"version":"3.3.0"},"storage":{"filez":[]}}'
+    assert "filez" in ignition_validate(unknown_key, tmp_path)
+    root = tmp_path / "root"
+    unit = root / "etc/systemd/system/bad.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nType=oneshot\nExecStart=/bin/true\nRemainAfterExitt=yes\n")
+    install_host_units(root)
+    assert "RemainAfterExitt" in systemd_verify(root, "/etc/systemd/system/bad.service")
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/bin/bash\necho $1\n")
+    assert "SC2086" in shellcheck([script], cwd=tmp_path)
+    sudoers = tmp_path / "sudoers"
+    sudoers.write_text("admin ALL=(ALL NOPASSWD ALL\n")
+    assert visudo_check(sudoers) != ""
+
+
+# --- generated stacks across roles -----------------------------------------------------------
+
+names = st.lists(
+    st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True), min_size=1, max_size=5, unique=True
+)
+
+
+@st.composite
+def stacks(draw: st.DrawFn, base: dict[str, Any]) -> tuple[StackConfig, str]:
+    machine_names = draw(names)
+    controllers = draw(st.integers(min_value=1, max_value=len(machine_names)))
+    machines: dict[str, Any] = {}
+    for index, name in enumerate(machine_names):
+        fields: dict[str, Any] = {
+            "mac": f"52:54:00:00:{index // 256:02x}:{index % 256:02x}",
+            "role": "controller" if index < controllers else "worker",
+            "installDisk": draw(st.sampled_from(["/dev/sda", "/dev/nvme0n1", "/dev/disk/by-id/x"])),
+        }
+        if draw(st.booleans()):
+            fields.update(address=f"10.1.0.{index + 10}/24", gateway="10.1.0.1", dns=["10.1.0.1"])
+        if draw(st.booleans()):
+            fields["labels"] = {"example.com/zone": draw(st.sampled_from(["a", "b"]))}
+        if draw(st.booleans()):
+            fields["taints"] = [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]
+        if draw(st.booleans()):
+            fields["kernelArgs"] = draw(
+                st.lists(st.sampled_from(["quiet", "console=ttyS0,115200n8", "nosmt"]), unique=True)
+            )
+        if draw(st.booleans()):
+            fields["snippets"] = [
+                {
+                    "storage": {
+                        "files": [
+                            {
+                                "path": f"/etc/motd.d/{name}",
+                                "mode": 420,
+                                "contents": {"source": "data:,hello%0A"},
+                            }
+                        ]
+                    }
+                }
+            ]
+        machines[name] = fields
+    stack = parse_stack_config({**base, "machines": machines})
+    return stack, draw(st.sampled_from(machine_names))
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_generated_machines_pass_every_real_tool(
+    data: st.DataObject,
+    example_values: dict[str, Any],
+    material: ClusterMaterial,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    stack, name = data.draw(stacks({k: v for k, v in example_values.items() if k != "machines"}))
+    machine = stack.machine(name)
+    tmp = tmp_path_factory.mktemp("generated")
+    config = render(stack, machine, material)
+    assert ignition_validate(config, tmp) == ""
+    root = applied_root(config, tmp)
+    check_applied_tree(stack, machine, root)
+    if machine.snippets:
+        # Ignition merged the snippet itself.
+        assert (root / f"etc/motd.d/{name}").read_text() == "hello\n"
+    expected = [arg for kernel_arg in machine.kernel_args for arg in ("--should-exist", kernel_arg)]
+    assert kargs_helper_calls(tmp / "work") == ([expected] if expected else [])
+    check_with_tools(root)
