@@ -23,7 +23,11 @@ from pulumi.runtime import rpc
 
 from components.machine import matchbox_id
 from components.previous import CLUSTER_EXISTS_OUTPUT
-from ignition.validate import check_with_ignition_validate, have_ignition_validate
+from ignition.validate import (
+    check_with_ignition_validate,
+    have_ignition_validate,
+    validated_ahead,
+)
 from stackconfig import LoadedStack, Machine, StackConfig
 from stackconfig.stackfile import SECURE_STAND_IN
 from stubernetes.mock_run_tuning import no_full_collections
@@ -253,16 +257,15 @@ def render_files(
     # full collection now would walk all of them and free none.
     with no_full_collections():
         registrations = sorted(run.registrations, key=lambda r: (r.type, r.name))
-        files = {
-            **matchbox_files(registrations),
-            **release_files(registrations),
-            Path("resources.json"): _json([resource_record(r) for r in registrations]),
-            OUTPUTS_FILE: outputs_document(run.stack_outputs),
-        }
-        if have_ignition_validate():
-            for path, contents in files.items():
-                if path.suffix == ".ign":
-                    check_with_ignition_validate(str(path), contents)
+        files = matchbox_files(registrations)
+        validate = have_ignition_validate()
+        configs = [(str(path), data) for path, data in files.items() if path.suffix == ".ign"]
+        with validated_ahead(configs if validate else []):
+            files.update(release_files(registrations))
+            files[Path("resources.json")] = _json([resource_record(r) for r in registrations])
+            files[OUTPUTS_FILE] = outputs_document(run.stack_outputs)
+            for name, config in configs if validate else []:
+                check_with_ignition_validate(name, config)
         secrets = [*produced_secrets(registrations), *stack_secrets]
         files.update(machine_trees(loaded.config, files, secrets))
     return Render(loaded, files, registrations)
