@@ -338,7 +338,50 @@ def fragment_problems(fragment: object) -> list[str]:
     storage.files[0].mode). Empty when valid."""
     walker = _Walker()
     walker.walk(SPEC, fragment, "")
-    return walker.problems
+    return walker.problems + _storage_problems(fragment)
+
+
+def _storage_problems(fragment: object) -> list[str]:
+    """What Ignition refuses across storage entries (coreos/ignition
+    config/v3_3/types/storage.go validateDirectories, validateFiles, validateLinks): an entry
+    below a link of the same config ("directory path includes link in config", and likewise
+    for a file or link), and a hard link to one of its directories ("hard link target is a
+    directory"). Paths are compared as written, as Ignition compares them."""
+    storage = fragment.get("storage") if isinstance(fragment, dict) else None
+    if not isinstance(storage, dict):
+        return []
+
+    def paths(kind: str) -> list[tuple[int, str, dict[object, object]]]:
+        entries = storage.get(kind)
+        if not isinstance(entries, list):
+            return []
+        return [
+            (index, entry["path"], entry)
+            for index, entry in enumerate(entries)
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str)
+        ]
+
+    links = [path for _, path, _ in paths("links")]
+    directories = {path for _, path, _ in paths("directories")}
+    problems = []
+    for kind, noun in (("directories", "directory"), ("files", "file"), ("links", "link")):
+        for index, path, entry in paths(kind):
+            under = next((link for link in links if path.startswith(link + "/")), None)
+            if under is not None:
+                problems.append(
+                    f"storage.{kind}[{index}].path: {path!r} is below {under!r}, a link of this "
+                    f"config; Ignition refuses it ({noun} path includes link in config)"
+                )
+            target = entry.get("target")
+            if kind == "links" and entry.get("hard") is True and isinstance(target, str):
+                resolved = posixpath.normpath(posixpath.join(path, target))
+                if resolved in directories:
+                    problems.append(
+                        f"storage.links[{index}].target: {target!r} is a directory of this "
+                        "config; Ignition refuses a hard link to it (hard link target is a "
+                        "directory)"
+                    )
+    return problems
 
 
 _EXPECTED = {str: "a string", bool: "a boolean", int: "an integer"}
