@@ -1,8 +1,9 @@
 """Benchmark: `stubernetes check` of large stacks, whole and its config stage, time and memory.
 
 For each size (default 50 and 500 machines: three controllers, the rest workers, built by
-tests/program_stacks.py `sized_stack` from stacks/Pulumi.example.yaml and written as a stack
-file in the example's format, secure values included) it runs, each in a fresh child process:
+tests/offline/program_stacks.py `sized_stack` from stacks/Pulumi.example.yaml and written as a
+stack file in the example's format, secure values included) it runs, each in a fresh child
+process:
 
 - the whole `stubernetes check --stack-file F`: wall time, CPU time (the child's and its own
   children's, ignition-validate included) and peak RSS, from the kernel's accounting of the
@@ -36,8 +37,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-# tests/program_stacks.py, in tests/offline/ since the tests were sorted by what they need.
-sys.path[:0] = [str(REPO / "tests" / "offline"), str(REPO / "tests")]
+sys.path.insert(0, str(REPO / "tests" / "offline"))
 
 from program_stacks import sized_stack  # noqa: E402
 

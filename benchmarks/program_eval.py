@@ -25,7 +25,7 @@ from typing import Any
 import pulumi
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "offline"))
 
 from program_stacks import sized_stack  # noqa: E402
 
