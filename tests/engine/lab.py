@@ -70,7 +70,13 @@ from typing import Any
 
 import yaml
 from control_plane.cluster import COMPONENTS, CONTROLLER_MANAGER_PORT, FILE_PHASES, SCHEDULER_PORT
-from control_plane.kubeadm import KUBERNETES_DIR, config_args, kubeadm, machine_root
+from control_plane.kubeadm import (
+    HOST_CHECKS,
+    KUBERNETES_DIR,
+    config_args,
+    kubeadm,
+    machine_root,
+)
 from control_plane.kwok import LEASE_SECONDS, STAGES, node_object
 from control_plane.program_output import MachineOutput, ignition_files
 from control_plane.static_pods import StaticPod, Translation, read_static_pods
@@ -92,21 +98,6 @@ BOOTS_FILE = "boots.jsonl"
 # How long a machine keeps trying to join before it gives up (its setup service retries with
 # backoff; pulumi up's own waits are the stack's gates).
 JOIN_TIMEOUT_SECONDS = 900
-# kubeadm's preflight checks that look at this host, not the cluster, and fail inside a
-# scratch root (no CRI, kubelet, /proc, ...): tests/real/test_control_plane_real.py HOST_CHECKS,
-# where each is explained. Discovery is not a check and cannot be ignored.
-HOST_CHECKS = (
-    "CRI",
-    "ContainerRuntimeVersion",
-    "Swap",
-    "SystemVerification",
-    "KubeletVersion",
-    "FileContent--proc-sys-net-ipv4-ip_forward",
-    "FileExisting-losetup",
-    "FileExisting-mount",
-    "FileExisting-cp",
-    "ImagePull",
-)
 # The ports a joining controller's preflight finds taken here, in the init controller's
 # namespace, and free on its own machine (kubernetes cmd/kubeadm/app/preflight/checks.go
 # InitNodeChecks: the bind port, scheduler, controller-manager, etcd client and peer ports).

@@ -36,7 +36,7 @@ from control_plane.cluster import (
     kubectl_binary,
     start_control_plane,
 )
-from control_plane.kubeadm import config_args, kubeadm, machine_root
+from control_plane.kubeadm import HOST_CHECKS, config_args, kubeadm, machine_root
 from control_plane.kwok import node_object, start_kwok
 from control_plane.program_output import (
     KUBEADM_CONFIG,
@@ -412,23 +412,6 @@ def test_joins_get_the_kubelet_configuration_from_the_cluster(
         assert not differing, f"{machine.name}: (its own, the cluster's) {differing}"
 
 
-# The preflight checks that look at this host, not at the cluster, and fail inside a scratch
-# root: no container runtime at the CRI socket, no kubelet, losetup, mount or cp binary, no
-# /proc, no kernel config (kubernetes `cmd/kubeadm/app/preflight/checks.go` JoinNodeChecks,
-# addCommonChecks, addIPv4Checks, InitNodeChecks; ImagePull needs the CRI too:
-# RunPullImagesCheck). Discovery itself is not a check and cannot be ignored.
-HOST_CHECKS = (
-    "CRI",
-    "ContainerRuntimeVersion",
-    "Swap",
-    "SystemVerification",
-    "KubeletVersion",
-    "FileContent--proc-sys-net-ipv4-ip_forward",
-    "FileExisting-losetup",
-    "FileExisting-mount",
-    "FileExisting-cp",
-    "ImagePull",
-)
 # The ports a joining controller's preflight finds taken (kubernetes
 # `cmd/kubeadm/app/preflight/checks.go` InitNodeChecks: the API server's bindPort, then
 # KubeSchedulerPort, KubeControllerManagerPort, EtcdListenClientPort, EtcdListenPeerPort of

@@ -21,6 +21,24 @@ KUBERNETES_DIR = "/etc/kubernetes"
 PKI_DIR = f"{KUBERNETES_DIR}/pki"
 MANIFESTS_DIR = f"{KUBERNETES_DIR}/manifests"
 
+# The preflight checks that look at this host, not at the cluster, and fail inside a scratch
+# root: no container runtime at the CRI socket, no kubelet, losetup, mount or cp binary, no
+# /proc, no kernel config (kubernetes `cmd/kubeadm/app/preflight/checks.go` JoinNodeChecks,
+# addCommonChecks, addIPv4Checks, InitNodeChecks; ImagePull needs the CRI too:
+# RunPullImagesCheck). Discovery itself is not a check and cannot be ignored.
+HOST_CHECKS = (
+    "CRI",
+    "ContainerRuntimeVersion",
+    "Swap",
+    "SystemVerification",
+    "KubeletVersion",
+    "FileContent--proc-sys-net-ipv4-ip_forward",
+    "FileExisting-losetup",
+    "FileExisting-mount",
+    "FileExisting-cp",
+    "ImagePull",
+)
+
 
 def kubeadm_binary() -> Path:
     return require_tool("kubernetes", "kubeadm")
