@@ -9,7 +9,8 @@ import yaml
 from stackconfig.model import Machine, StackConfig
 
 API_VERSION = "kubeadm.k8s.io/v1beta4"
-CRI_SOCKET = "unix:///var/run/crio/crio.sock"
+# containerd's CRI endpoint: its `grpc.address` (the containerd config.toml every node gets).
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 CONF_DIR = "/etc/stubernetes"
 # What `kubeadm init` reads on the founding controller, or `kubeadm join` everywhere else.
 KUBEADM_CONFIG = f"{CONF_DIR}/kubeadm.yaml"
@@ -52,10 +53,9 @@ def _local_endpoint(stack: StackConfig, machine: Machine) -> dict[str, Any]:
 
 
 def kubernetes_version(stack: StackConfig) -> str:
-    """kubeadm's `kubernetesVersion`: the exact release when the stack names one (v1.36.3), else
-    the newest patch of the minor (`stable-1.36`, which kubeadm resolves through dl.k8s.io)."""
-    patch = stack.cluster.kubernetes_patch
-    return f"v{patch}" if patch else f"stable-{stack.cluster.kubernetes_minor}"
+    """kubeadm's `kubernetesVersion`: the exact release of the binaries the node downloads
+    (v1.36.3), so the control plane's images match its kubelet and kubeadm."""
+    return f"v{stack.cluster.kubernetes_release}"
 
 
 def _cluster_configuration(stack: StackConfig) -> dict[str, Any]:
@@ -90,7 +90,7 @@ KUBELET_CONFIGURATION = {
 }
 
 # etcd's files in /var/lib/etcd take the SELinux level of the process that creates them, and
-# CRI-O gives every new pod sandbox a random MCS category pair: after a reboot the new etcd
+# the runtime gives every new pod sandbox a random MCS category pair: after a reboot the new etcd
 # could not read its own data. A fixed level (Typhoon does the same for Calico's install-cni,
 # poseidon/terraform-render-bootstrap#186) keeps it readable; the setup service labels
 # /var/lib/etcd with the same level.

@@ -33,10 +33,12 @@ from ignition.kubeadm import (
     kubeadm_patches,
 )
 from ignition.material import ClusterMaterial, is_bootstrap_token
-from ignition.packages import layered_packages
+from ignition.node_binaries import CNI_PLUGINS_ARCHIVE, download_entries
 from ignition.status_report import add_status_report
 from stackconfig.model import Machine, StackConfig
 from stackconfig.node_paths import NODE_CNI_BIN_DIR, OPENEBS_HOSTPATH_DIR
+from stackconfig.pinned_digests import CNI_PLUGINS_VERSION
+from stackconfig.release_digests import CNI_PLUGINS
 
 SETUP_UNIT = "stubernetes-setup.service"
 SETUP_BIN = "/usr/local/bin/stubernetes-setup"
@@ -45,9 +47,10 @@ SETUP_CONF = "/etc/stubernetes"
 SUDOERS_DROP_IN = "/etc/sudoers.d/stubernetes-admin"
 ZINCATI_HOLD = "/etc/zincati/config.d/90-stubernetes-hold-updates.toml"
 ZINCATI_STRATEGY = "/etc/zincati/config.d/55-stubernetes-fleetlock.toml"
-# After the cri-o package's own 10-crio.conf: CRI-O applies its drop-ins in lexical order, the
-# last one setting an option wins (cri-o/cri-o docs/crio.conf.d.5.md).
-CRIO_CNI_DROP_IN = "/etc/crio/crio.conf.d/20-stubernetes-cni-plugin-dirs.conf"
+# Replaces the file the containerd package ships (Typhoon's nodes overwrite it likewise).
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+# udev reads link files from /etc/systemd/network (systemd.link(5)).
+FLANNEL_LINK = "/etc/systemd/network/50-flannel.link"
 ADMIN_GROUPS = ("wheel", "sudo")
 
 
@@ -61,7 +64,6 @@ class SetupPolicy:
     backoff_base_seconds: int = 5
     backoff_max_seconds: int = 60
     # Every command that may hang has a time limit: the unit itself has none.
-    packages_timeout_seconds: int = 1800
     kubeadm_timeout_seconds: int = 600
     kubectl_timeout_seconds: int = 60
 
@@ -105,23 +107,33 @@ def _network_files(stack: StackConfig, machine: Machine) -> list[dict[str, Any]]
 
 
 def _os_files(stack: StackConfig) -> list[dict[str, Any]]:
-    minor = stack.cluster.kubernetes_minor
+    """The host's settings, each with its reason in its file (ignition/files/node/)."""
     return [
-        file_entry(
-            "/etc/yum.repos.d/kubernetes.repo", render_template("kubernetes.repo", minor=minor)
-        ),
-        file_entry("/etc/yum.repos.d/cri-o.repo", render_template("cri-o.repo", minor=minor)),
-        file_entry(
-            CRIO_CNI_DROP_IN,
-            render_template("crio-cni-plugin-dirs.conf", cni_bin_dir=NODE_CNI_BIN_DIR),
-        ),
+        file_entry(CONTAINERD_CONFIG, read_asset("node/containerd-config.toml")),
         file_entry("/etc/modules-load.d/stubernetes.conf", read_asset("node/modules-load.conf")),
         file_entry("/etc/sysctl.d/90-stubernetes.conf", read_asset("node/sysctl.conf")),
+        file_entry(FLANNEL_LINK, read_asset("node/50-flannel.link")),
         file_entry(ZINCATI_HOLD, read_asset("node/zincati-hold-updates.toml")),
         file_entry(
             ZINCATI_STRATEGY,
             render_template("zincati-fleetlock.toml", fleetlock_ip=str(stack.cluster.fleetlock_ip)),
         ),
+    ]
+
+
+def _runtime_units() -> list[dict[str, Any]]:
+    """The runtime Fedora CoreOS ships, enabled; the kubelet as Kubernetes publishes its unit.
+
+    Docker is masked as Typhoon masks it: Fedora CoreOS ships it too, and on the same
+    containerd it would be a second way to run containers beside the kubelet's."""
+    kubelet = unit_entry("kubelet.service", read_asset("node/kubelet.service"))
+    kubelet["dropins"] = [
+        {"name": "10-kubeadm.conf", "contents": read_asset("node/10-kubeadm.conf")}
+    ]
+    return [
+        {"name": "containerd.service", "enabled": True},
+        {"name": "docker.service", "mask": True},
+        kubelet,
     ]
 
 
@@ -164,14 +176,16 @@ def _setup_files(
         peer_api_endpoints=shlex.quote(
             " ".join(peer_api_endpoints(stack, machine, cluster_exists))
         ),
-        minor=shlex.quote(stack.cluster.kubernetes_minor),
-        packages=shlex.quote(" ".join(layered_packages(stack))),
+        release=shlex.quote(stack.cluster.kubernetes_release),
+        cni_plugins_version=shlex.quote(CNI_PLUGINS_VERSION),
+        cni_plugins_archive=shlex.quote(CNI_PLUGINS_ARCHIVE),
+        cni_plugins_sha256=stack.cluster.binary_digests[CNI_PLUGINS],
+        cni_bin_dir=shlex.quote(NODE_CNI_BIN_DIR),
         container_file_paths=shlex.quote(" ".join(container_file_paths(machine))),
         max_attempts=str(policy.max_attempts),
         max_boots_per_phase=str(policy.max_boots_per_phase),
         backoff_base=str(policy.backoff_base_seconds),
         backoff_max=str(policy.backoff_max_seconds),
-        packages_timeout=str(policy.packages_timeout_seconds),
         kubeadm_timeout=str(policy.kubeadm_timeout_seconds),
         kubectl_timeout=str(policy.kubectl_timeout_seconds),
     )
@@ -181,7 +195,7 @@ def _setup_files(
     ]
     scripts += [
         file_entry(f"{SETUP_LIB}/{script}", read_asset(f"setup/{script}"), MODE_0755)
-        for script in ("phase-packages", "phase-kubeadm", "phase-finish", "label-host-paths")
+        for script in ("phase-node", "phase-kubeadm", "phase-finish", "label-host-paths")
     ]
     return [*scripts, file_entry(f"{SETUP_CONF}/setup.env", env)]
 
@@ -259,6 +273,7 @@ def machine_ignition(
         sudoers,
         *_network_files(stack, machine),
         *_os_files(stack),
+        *download_entries(stack),
         *_setup_files(stack, machine, policy, cluster_exists),
         *_kubernetes_files(stack, machine, material, token, certificate_key, cluster_exists),
     ]
@@ -270,7 +285,12 @@ def machine_ignition(
         "ignition": ignition,
         "passwd": {"users": [user]},
         "storage": {"files": sorted(files, key=lambda f: f["path"])},
-        "systemd": {"units": [unit_entry(SETUP_UNIT, read_asset(f"setup/{SETUP_UNIT}"))]},
+        "systemd": {
+            "units": [
+                *_runtime_units(),
+                unit_entry(SETUP_UNIT, read_asset(f"setup/{SETUP_UNIT}")),
+            ]
+        },
     }
     add_cert_renewal(config, machine)
     add_status_report(config, material)

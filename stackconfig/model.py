@@ -41,6 +41,12 @@ from stackconfig.labels import (
     check_taint_value,
 )
 from stackconfig.os_version import build_id_problem
+from stackconfig.release_digests import (
+    missing_digests,
+    newest_pinned_patch,
+    node_binary_digests,
+    resolved_release,
+)
 from stackconfig.ssh_keys import check_ssh_public_key
 
 MAC_FORMS = (
@@ -143,14 +149,33 @@ class ReleaseSettings(StrictModel):
     """The gate it waits for: every machine a Node (`registered`) or every Node Ready."""
 
 
+# A sha256 digest as dl.k8s.io's `.sha256` files give it: 64 lowercase hex digits.
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class BinarySha256(StrictModel):
+    """Digests the stack supplies for the binaries a node downloads, for a Kubernetes release
+    this version of stubernetes has not pinned (stackconfig/pinned_digests.py), or to serve
+    binaries of your own build. A digest given here replaces the pinned one."""
+
+    kubeadm: Sha256Hex | None = None
+    """sha256 of linux/amd64 kubeadm at `kubernetesVersion` (dl.k8s.io's kubeadm.sha256)."""
+    kubectl: Sha256Hex | None = None
+    """sha256 of linux/amd64 kubectl at `kubernetesVersion`."""
+    kubelet: Sha256Hex | None = None
+    """sha256 of linux/amd64 kubelet at `kubernetesVersion`."""
+    cni_plugins: Sha256Hex | None = None
+    """sha256 of the CNI plugins' archive, cni-plugins-linux-amd64-v<version>.tgz."""
+
+
 class Cluster(StrictModel):
     name: Rfc1123Label
     """The cluster's name (an RFC 1123 label); it prefixes every Matchbox object."""
     api_endpoint: str
     """`host:port` where the nodes and the operator reach the API server."""
     kubernetes_version: str
-    """The text as written: a minor (`"1.36"`, its newest patch) or an exact patch release
-    (`"1.36.3"`); see `kubernetes_minor` and `kubernetes_patch`."""
+    """The text as written: a minor (`"1.36"`: its newest patch with pinned digests) or an
+    exact patch release (`"1.36.3"`); see `kubernetes_release`."""
     pod_cidr: ipaddress.IPv4Network
     """The pod network (flannel's), e.g. 10.244.0.0/16."""
     service_cidr: ServiceCidr
@@ -159,6 +184,8 @@ class Cluster(StrictModel):
     """The household DNS domain, e.g. lab.home.arpa."""
     allow_cluster_rebuild: bool = False
     """Allow reinstalling the only controller, which wipes etcd, the cluster's whole state."""
+    binary_sha256: BinarySha256 | None = Field(default=None, validate_default=True)
+    """Digests of the node's binaries for a release without pinned ones (see BinarySha256)."""
     install_credential_hours: WholeNumber = Field(default=6, ge=1, le=168)
     """How long a machine's bootstrap token works, counted from the start of its install:
     long enough to PXE-boot, install and join (a manual network boot included), short enough
@@ -184,18 +211,45 @@ class Cluster(StrictModel):
                 f"unsupported Kubernetes minor {minor!r}; supported: "
                 + ", ".join(SUPPORTED_KUBERNETES_MINORS)
             )
+        if found[3] is None and newest_pinned_patch(minor) is None:
+            raise ValueError(
+                f"no {minor} release has pinned digests in this version of stubernetes: name "
+                f"the patch release (such as '{minor}.0') and give its digests in 'binarySha256'"
+            )
         return value
+
+    @field_validator("binary_sha256")
+    @classmethod
+    def _digests_known(
+        cls, value: BinarySha256 | None, info: ValidationInfo
+    ) -> BinarySha256 | None:
+        version = info.data.get("kubernetes_version")
+        if version is None:
+            return value  # Refused itself, and reported on its own.
+        missing = missing_digests(resolved_release(version), value)
+        if missing:
+            raise ValueError(
+                f"no digests pinned for Kubernetes {resolved_release(version)}: give "
+                + ", ".join(missing)
+                + " (from dl.k8s.io's '<binary>.sha256' files beside the release binaries)"
+            )
+        return value
+
+    @property
+    def kubernetes_release(self) -> str:
+        """The exact patch release the nodes run: as written, or a minor's newest pinned patch."""
+        return resolved_release(self.kubernetes_version)
+
+    @property
+    def binary_digests(self) -> dict[str, str]:
+        """sha256 of each binary a node downloads (kubeadm, kubectl, kubelet, cni-plugins)."""
+        return node_binary_digests(self.kubernetes_release, self.binary_sha256)
 
     @property
     def kubernetes_minor(self) -> str:
         """The minor of `kubernetes_version`: "1.36" for "1.36" and for "1.36.3"."""
         major, minor = self.kubernetes_version.split(".")[:2]
         return f"{major}.{minor}"
-
-    @property
-    def kubernetes_patch(self) -> str | None:
-        """The exact patch release ("1.36.3"), or None when only a minor was given."""
-        return self.kubernetes_version if self.kubernetes_version.count(".") == 2 else None
 
     @property
     def api_host(self) -> str:
@@ -257,7 +311,7 @@ class Gates(StrictModel):
     """Gate 2: how long until every Node is Ready."""
     reinstall_timeout_seconds: WholeNumber = Field(default=3600, ge=10)
     """How long a reinstalled machine has to come back Ready as a new boot: PXE, install to
-    disk, reboot, layer packages, reboot, join."""
+    disk, reboot, join."""
     drain_timeout_seconds: WholeNumber = Field(default=600, ge=10)
     """How long a reinstall waits for the machine's Node to drain before it goes on."""
     poll_seconds: WholeNumber = Field(default=10, ge=1)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 
+from pydantic.alias_generators import to_camel
+
 from stackconfig.model import Machine, StackConfig
 from stackconfig.parse import NAMESPACE
 from stackconfig.problems import Problem, machine_where
+from stackconfig.release_digests import pinned_digests, supplied_digests
 
 
 def _network_warnings(machine: Machine) -> list[Problem]:
@@ -92,10 +95,27 @@ def _api_endpoint_warnings(stack: StackConfig) -> list[Problem]:
     ]
 
 
+def _binary_digest_warnings(stack: StackConfig) -> list[Problem]:
+    """A supplied digest that replaces a pinned one: right for binaries of one's own build,
+    a mistake (or a tampered download) otherwise."""
+    release = stack.cluster.kubernetes_release
+    pinned = pinned_digests(release)
+    return [
+        Problem(
+            f"{NAMESPACE}:cluster",
+            f"binarySha256.{to_camel(name.replace('-', '_'))}",
+            f"replaces the digest pinned for {name} of Kubernetes {release} (from dl.k8s.io); "
+            "nodes will run only a binary with the digest given here",
+        )
+        for name, digest in supplied_digests(stack.cluster.binary_sha256).items()
+        if name in pinned and pinned[name] != digest
+    ]
+
+
 def stack_warnings(stack: StackConfig) -> list[Problem]:
     """The warnings of a valid stack. (Secrets given in plain text are refused, not warned
     about: stackconfig.secrets.)"""
-    warnings = _api_endpoint_warnings(stack)
+    warnings = _api_endpoint_warnings(stack) + _binary_digest_warnings(stack)
     for machine in stack.machines:
         warnings += _network_warnings(machine)
         warnings += _controller_address_warnings(machine)

@@ -1,5 +1,5 @@
-"""`stubernetes assets`: the Fedora CoreOS files `cachedInstall` has Matchbox serve, and where
-they come from.
+"""`stubernetes assets`: the files `cachedInstall` has Matchbox serve, and where they come from:
+Fedora CoreOS's boot files, and the binaries every node downloads (ignition.node_binaries).
 
 With `cachedInstall: true` every profile boots from `<httpEndpoint>/assets/fedora-coreos/...`;
 Matchbox serves `/assets/` from its `-assets-path` (default /var/lib/matchbox/assets,
@@ -7,7 +7,9 @@ poseidon/matchbox `cmd/matchbox/main.go`), so each file goes to
 `<assets-path>/fedora-coreos/<name>`, as Matchbox's own `scripts/get-fedora-coreos` lays them
 out. The names are taken from the very boot arguments the profiles get (`ignition.pxe`), so
 they follow the pinned version: since Fedora CoreOS 42 the kernel's name has a dot before the
-architecture, before that a dash.
+architecture, before that a dash. The binaries keep their upstream layout under kubernetes/
+and cni-plugins/, and the commands check each against the digest the nodes will ask for, so a
+file that would fail a node's Ignition fails on the Matchbox host first.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from ignition.node_binaries import node_downloads
 from ignition.pxe import fcos_install_boot
 from stackconfig import StackConfig
 
@@ -25,7 +28,8 @@ DEFAULT_ASSETS_PATH = "/var/lib/matchbox/assets"
 class Asset:
     relative: str  # under Matchbox's -assets-path
     url: str  # where it is downloaded from
-    served_at: str  # the URL the profiles boot from
+    served_at: str  # the URL the profiles boot from, or the nodes fetch
+    sha256: str | None = None  # what a node's Ignition checks it against (binaries only)
 
 
 def _boot_urls(stack: StackConfig) -> list[str]:
@@ -44,6 +48,9 @@ def cached_assets(stack: StackConfig) -> list[Asset]:
         if not served.startswith(prefix):
             raise ValueError(f"an asset URL outside {prefix}: {served}")
         assets.append(Asset(served.removeprefix(prefix), url, served))
+    for download in node_downloads(stack):
+        served = f"{prefix}{download.asset}"
+        assets.append(Asset(download.asset, download.official_url, served, download.sha256))
     return assets
 
 
@@ -57,7 +64,8 @@ def assets_text(stack: StackConfig, assets_path: str = DEFAULT_ASSETS_PATH) -> s
     )
     assets = cached_assets(stack)
     lines = [
-        f"Fedora CoreOS {os.version} ({os.stream}, x86_64); cachedInstall is {state}.",
+        f"Fedora CoreOS {os.version} ({os.stream}, x86_64) and Kubernetes "
+        f"{stack.cluster.kubernetes_release}'s node binaries; cachedInstall is {state}.",
         f"Files under Matchbox's -assets-path ({assets_path}), served at "
         f"{stack.matchbox.http_endpoint}/assets/:",
         *(f"  {a.relative}" for a in assets),
@@ -68,5 +76,11 @@ def assets_text(stack: StackConfig, assets_path: str = DEFAULT_ASSETS_PATH) -> s
     lines += [
         f"  curl -fL -o {shlex.quote(f'{assets_path}/{a.relative}')} {shlex.quote(a.url)}"
         for a in assets
+    ]
+    lines.append("Check the binaries against the digests the nodes' Ignition will ask for:")
+    lines += [
+        f"  echo {a.sha256}  {shlex.quote(f'{assets_path}/{a.relative}')} | sha256sum --check"
+        for a in assets
+        if a.sha256 is not None
     ]
     return "\n".join(lines)

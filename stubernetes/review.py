@@ -143,7 +143,9 @@ def _contents(resource: Mapping[str, Any] | None) -> tuple[bytes | None, str]:
     source = str(resource["source"])
     raw = decode_data_url(source)
     if raw is None:
-        return None, f"fetched at first boot from {source}"
+        digest = (resource.get("verification") or {}).get("hash")
+        checked = f", refused unless its digest is {digest}" if digest else ", unverified"
+        return None, f"fetched at first boot from {source}{checked}"
     if resource.get("compression") == "gzip":
         raw = gzip.decompress(raw)
     return raw, ""

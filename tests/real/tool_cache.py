@@ -21,6 +21,9 @@ TOOL_VARIABLES = {
     "kwok": "KWOK",
     "helm": "HELM",
     "kubernetes": "KUBERNETES",
+    "kubelet": "KUBERNETES",
+    "cni-plugins": "CNI_PLUGINS",
+    "containerd": "CONTAINERD",
     "pulumi": "PULUMI",
     "pulumi-kubernetes": "PULUMI_KUBERNETES",
 }
