@@ -82,11 +82,18 @@ def _cluster_configuration(stack: StackConfig) -> dict[str, Any]:
 # controller manager must agree).
 FLEX_VOLUME_DIR = "/opt/libexec/kubernetes/kubelet-plugins/volume/exec/"
 
+# The kubelet's settings, uploaded by `kubeadm init` for every node. cgroupDriver matches the
+# runtime's SystemdCgroup. The shutdown grace periods are Typhoon's: on a reboot (Zincati's OS
+# updates among them) the kubelet holds a systemd-logind inhibitor lock and stops pods first,
+# critical ones last; it raises logind's InhibitDelayMaxSec to match by itself (kubernetes
+# pkg/kubelet/nodeshutdown/systemd/inhibit_linux.go, /etc/systemd/logind.conf.d/99-kubelet.conf).
 KUBELET_CONFIGURATION = {
     "apiVersion": "kubelet.config.k8s.io/v1beta1",
     "kind": "KubeletConfiguration",
     "cgroupDriver": "systemd",
     "volumePluginDir": FLEX_VOLUME_DIR,
+    "shutdownGracePeriod": "45s",
+    "shutdownGracePeriodCriticalPods": "30s",
 }
 
 # etcd's files in /var/lib/etcd take the SELinux level of the process that creates them, and

@@ -51,6 +51,7 @@ ZINCATI_STRATEGY = "/etc/zincati/config.d/55-stubernetes-fleetlock.toml"
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 # udev reads link files from /etc/systemd/network (systemd.link(5)).
 FLANNEL_LINK = "/etc/systemd/network/50-flannel.link"
+ACCOUNTING_DROP_IN = "/etc/systemd/system.conf.d/50-stubernetes-accounting.conf"
 ADMIN_GROUPS = ("wheel", "sudo")
 
 
@@ -113,6 +114,7 @@ def _os_files(stack: StackConfig) -> list[dict[str, Any]]:
         file_entry("/etc/modules-load.d/stubernetes.conf", read_asset("node/modules-load.conf")),
         file_entry("/etc/sysctl.d/90-stubernetes.conf", read_asset("node/sysctl.conf")),
         file_entry(FLANNEL_LINK, read_asset("node/50-flannel.link")),
+        file_entry(ACCOUNTING_DROP_IN, read_asset("node/accounting.conf")),
         file_entry(ZINCATI_HOLD, read_asset("node/zincati-hold-updates.toml")),
         file_entry(
             ZINCATI_STRATEGY,
