@@ -156,7 +156,7 @@ def sample_up(root: Path) -> str:
 
 def sample_waits(root: Path) -> str:
     """Gate 1 while the machines report their setup (w1's join refused until its token is in
-    the cluster, w2 layering its packages), then gate 2 timing out on a machine whose setup is
+    the cluster, w2 unpacking its CNI plugins), then gate 2 timing out on a machine whose setup is
     done but whose Node is not Ready: the real script, against the stand-in kubectl of
     test_gate_script.py, which answers the reports' ConfigMaps as kubectl prints them."""
     jws = (
@@ -168,7 +168,7 @@ def sample_waits(root: Path) -> str:
     reports = [
         c1
         + f"stubernetes-status-w1|kubeadm|retrying|1|2026-12-02T14:03:05Z|{jws}\n"
-        + "stubernetes-status-w2|packages|running|0|2026-12-02T14:02:58Z|\n",
+        + "stubernetes-status-w2|node|running|0|2026-12-02T14:02:58Z|\n",
         c1
         + f"stubernetes-status-w1|kubeadm|running|1|2026-12-02T14:03:10Z|{jws}\n"
         + "stubernetes-status-w2|kubeadm|running|0|2026-12-02T14:04:30Z|\n",
@@ -347,7 +347,7 @@ def test_the_reference_names_every_field(section: str) -> None:
     heading = f"\n## `{section}`\n"
     assert heading in text, heading
     body = text.split(heading, 1)[1].split("\n## ", 1)[0]
-    rows = {m.group(1) for m in re.finditer(r"^\| `([A-Za-z.]+)` \|", body, re.M)}
+    rows = {m.group(1) for m in re.finditer(r"^\| `([A-Za-z0-9.]+)` \|", body, re.M)}
     assert set(aliases(SECTIONS[section])) <= rows, section
 
 
