@@ -1,5 +1,10 @@
 """Apply an Ignition config with the real Ignition binary into a scratch root directory.
 
+The binary is Ignition v2.24.0 as scripts/tools builds it (tool "ignition"): the release whose
+source the tests cite (github.com/coreos/ignition/v2@v2.24.0). Remote `contents.source` URLs
+are fetched for real, so a config that downloads files needs a server that answers them
+(tests/real/node_downloads.py serves the node's binaries from the real Matchbox).
+
 Ignition's `kargs` and `files` stages read the config that its `fetch` stage caches; all keep
 their cache and state in a work folder, so nothing on the host is touched.
 
@@ -21,7 +26,10 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-IGNITION_BINARY = Path("/usr/lib/dracut/modules.d/30ignition/ignition")
+from tool_cache import tool_dir
+
+# Where scripts/tools puts its build; `exists()` tells the tests that need it to skip.
+IGNITION_BINARY = tool_dir("ignition") / "bin" / "ignition"
 
 # The groups a Fedora CoreOS root has that the admin user is put in.
 BASE_FILES = {
@@ -75,15 +83,18 @@ def apply_ignition(
     prepare: Callable[[Path], None] = prepare_root,
     tools: Sequence[Path] = (),
     env: Mapping[str, str] | None = None,
+    keep_failed_root: bool = False,
 ) -> str:
     """Run Ignition's fetch, kargs and files stages for `config` into `root`; returns Ignition's
     log.
 
     The lab applies with its own build of the binary, root skeleton and tools (`prepare`,
-    `tools`, `env`), so that its guest and the host compute the same tree.
+    `tools`, `env`), so that its guest and the host compute the same tree. When a stage fails,
+    `root` is left as Ignition left it with `keep_failed_root` (to see what it did not write),
+    else emptied.
     """
     if not binary.exists():
-        raise IgnitionFailed(f"{binary} is missing (Debian package 'ignition')")
+        raise IgnitionFailed(f"{binary} is missing: run ./scripts/tools ignition")
     root.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.gettempdir())
@@ -99,14 +110,25 @@ def apply_ignition(
     let_others_traverse(target)
     try:
         log = _run_stages(config, target, workdir, binary, prepare, tools, env)
+    except IgnitionFailed:
+        if staging is not None:
+            if keep_failed_root:
+                _move_into_place(staging, root)
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
+        raise
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
         raise
     if staging is not None:
-        root.rmdir()
-        staging.rename(root)
+        _move_into_place(staging, root)
     return log
+
+
+def _move_into_place(staging: Path, root: Path) -> None:
+    root.rmdir()
+    staging.rename(root)
 
 
 def _run_stages(

@@ -1,28 +1,47 @@
-"""Every machine's Ignition, checked by the real tools: ignition-validate, the Ignition binary
-itself, visudo, shellcheck and systemd-analyze."""
+"""Every machine's Ignition, checked by the real tools: Ignition v2.24.0 itself and its
+ignition-validate (both built by scripts/tools), visudo, shellcheck and systemd-analyze.
+
+Each config downloads kubeadm, kubectl, kubelet and the CNI plugins' archive. Here the real
+Matchbox serves this repository's own builds of them under /assets/, the stack names their
+sha256 in `cluster.binarySha256` and sets `os.cachedInstall: true`, as a user serving binaries
+of their own would (tests/real/node_downloads.py), and the real Ignition fetches them.
+"""
 
 from __future__ import annotations
 
+import filecmp
+import hashlib
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ignition_root import apply_ignition, install_host_units, kargs_helper_calls
-from real_tools import ignition_validate, shellcheck, systemd_verify, visudo_check
+from ignition_root import IgnitionFailed, apply_ignition, install_host_units, kargs_helper_calls
+from node_downloads import ServedDownloads, served_downloads
+from real_tools import quiet_run, shellcheck, systemd_verify, visudo_check
 from repo_paths import TEST_SEED
+from tool_cache import tool_bin
 
 from ignition import machine_ignition_json, standin_bootstrap_token
 from ignition.kubeadm_certs import standin_certificate_key
 from ignition.material import ClusterMaterial
 from ignition.node import SETUP_UNIT
+from ignition.node_binaries import node_downloads
 from stackconfig import Machine, StackConfig, parse_stack_config
+
+IGNITION_VALIDATE = tool_bin("ignition", "ignition-validate")
+pytestmark = pytest.mark.skipif(
+    IGNITION_VALIDATE is None or tool_bin("matchbox", "matchbox") is None,
+    reason="needs Ignition and Matchbox built: ./scripts/tools ignition matchbox "
+    "kubernetes kubelet cni-plugins",
+)
 
 SCRIPTS = (
     "usr/local/bin/stubernetes-setup",
-    "usr/local/lib/stubernetes/phase-packages",
+    "usr/local/lib/stubernetes/phase-node",
     "usr/local/lib/stubernetes/phase-kubeadm",
     "usr/local/lib/stubernetes/phase-finish",
     "usr/local/lib/stubernetes/label-host-paths",
@@ -38,6 +57,22 @@ SHARED_PKI = (
     "etcd/ca.crt",
     "etcd/ca.key",
 )
+
+
+def ignition_validate(config: bytes, workdir: Path) -> str:
+    """ignition-validate v2.24.0 on `config`: '' when it has nothing to say."""
+    assert IGNITION_VALIDATE is not None
+    path = workdir / "validate.ign"
+    path.write_bytes(config)
+    return quiet_run([str(IGNITION_VALIDATE), str(path)])
+
+
+@pytest.fixture(scope="module")
+def served(
+    example_values: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedDownloads]:
+    with served_downloads(example_values, tmp_path_factory.mktemp("served")) as downloads:
+        yield downloads
 
 
 def render(stack: StackConfig, machine: Machine, material: ClusterMaterial) -> bytes:
@@ -99,8 +134,7 @@ def check_applied_tree(stack: StackConfig, machine: Machine, root: Path) -> None
         assert "controlPlane:" in join.read_text()
     etcd_patch = root / "etc/stubernetes/kubeadm-patches/etcd+strategic.yaml"
     assert etcd_patch.exists() == machine.is_controller
-    drop_in = root / "etc/crio/crio.conf.d/20-stubernetes-cni-plugin-dirs.conf"
-    assert "[crio.network]" in drop_in.read_text()
+    assert "[grpc]" in (root / "etc/containerd/config.toml").read_text()
     # Only the founding controller carries the CA material; a joining one downloads it with its
     # certificate key (kubernetes cmd/kubeadm/app/phases/copycerts/copycerts.go DownloadCerts).
     pki = root / "etc/stubernetes/pki"
@@ -112,6 +146,16 @@ def check_applied_tree(stack: StackConfig, machine: Machine, root: Path) -> None
     assert (root / "etc/zincati/config.d/90-stubernetes-hold-updates.toml").exists()
 
 
+def check_and_drop_downloads(stack: StackConfig, served: ServedDownloads, root: Path) -> None:
+    """Ignition wrote every download at its path, with its mode, byte for byte what Matchbox
+    served; then they are removed, since each tree would keep some 300 MB of binaries."""
+    for download in node_downloads(stack):
+        written = root / download.path.lstrip("/")
+        assert stat.S_IMODE(written.stat().st_mode) == download.mode, download.path
+        assert filecmp.cmp(written, served.files[download.name], shallow=False), download.path
+        written.unlink()
+
+
 def check_with_tools(root: Path) -> None:
     assert shellcheck([root / s for s in SCRIPTS], cwd=root / "usr/local/lib/stubernetes") == ""
     install_host_units(root)
@@ -120,24 +164,71 @@ def check_with_tools(root: Path) -> None:
 
 @pytest.mark.parametrize("name", ["c1", "w1", "w2"])
 def test_example_machine_passes_every_real_tool(
-    name: str, example_stack: StackConfig, material: ClusterMaterial, tmp_path: Path
+    name: str, served: ServedDownloads, material: ClusterMaterial, tmp_path: Path
 ) -> None:
-    machine = example_stack.machine(name)
-    config = render(example_stack, machine, material)
+    stack = served.stack
+    machine = stack.machine(name)
+    config = render(stack, machine, material)
     assert ignition_validate(config, tmp_path) == ""
     root = applied_root(config, tmp_path)
-    check_applied_tree(example_stack, machine, root)
+    check_applied_tree(stack, machine, root)
+    check_and_drop_downloads(stack, served, root)
     check_with_tools(root)
 
 
+# Ignition's own words for a fetched file whose digest is not the one its config names
+# (coreos/ignition v2.24.0 `internal/util/verification.go` ErrHashMismatch).
+HASH_MISMATCH = "hash verification failed (calculated {calculated} but expected {expected})"
+
+
+@pytest.mark.parametrize("name", ["kubeadm", "kubelet", "cni-plugins"])
+def test_a_tampered_download_fails_ignition_and_is_not_written(
+    name: str, served: ServedDownloads, material: ClusterMaterial, tmp_path: Path
+) -> None:
+    """Matchbox serves a file one byte off the build whose digest the stack names. The real
+    Ignition hashes what it downloads while it copies it into a temporary file beside the
+    target and compares the sum with `verification.hash` (coreos/ignition v2.24.0
+    `internal/resource/url.go` FetchFromHTTP -> decompressCopyHashAndVerify); on a mismatch the
+    fetch fails, so `internal/exec/util/file.go` PerformFetch never renames the temporary file
+    into place (and removes it), and the files stage exits non-zero: the node never gets it."""
+    stack = served.stack
+    (download,) = [d for d in node_downloads(stack) if d.name == name]
+    genuine = served.files[name].read_bytes()
+    middle = len(genuine) // 2
+    tampered = genuine[:middle] + bytes([genuine[middle] ^ 0x01]) + genuine[middle + 1 :]
+    served.serve_instead(name, tampered)
+    try:
+        config = render(stack, stack.machine("w1"), material)
+        root, work = tmp_path / "root", tmp_path / "work"
+        with pytest.raises(IgnitionFailed) as failed:
+            apply_ignition(config, root, work, keep_failed_root=True)
+    finally:
+        served.restore(name)
+    message = str(failed.value)
+    assert "Ignition's files stage exited" in message, message
+    expected = HASH_MISMATCH.format(
+        calculated=hashlib.sha256(tampered).hexdigest(), expected=download.sha256
+    )
+    assert expected in message, message
+    assert download.path in message, message
+    # The tree is what Ignition left: it writes shallower paths first (`internal/exec/stages/
+    # files/filesystemEntries.go`, sorted by depth), so /etc/hostname went in before it.
+    assert (root / "etc/hostname").read_text() == "w1\n"
+    target = root / download.path.lstrip("/")
+    assert not target.exists()
+    # PerformFetch made the folder before fetching, and removed its temporary file.
+    assert target.parent.is_dir()
+    assert not [p.name for p in target.parent.iterdir() if p.name.startswith("tmp")]
+
+
 def test_kernel_arguments_reach_ignitions_kargs_stage(
-    example_values: dict[str, Any], material: ClusterMaterial, tmp_path: Path
+    served: ServedDownloads, material: ClusterMaterial, tmp_path: Path
 ) -> None:
     """The real Ignition validates and applies a config with kernelArguments: its kargs stage
     calls ignition-kargs-helper with --should-exist for each argument, in order (here a stand-in
     that records them: the real helper edits an installed system's boot entries and reboots;
     see tests/host/ignition_root.py), and a config without them calls nothing."""
-    values = {**example_values, "machines": dict(example_values["machines"])}
+    values = {**served.values, "machines": dict(served.values["machines"])}
     values["machines"]["w1"] = {
         **values["machines"]["w1"],
         "kernelArgs": ["console=ttyS0,115200n8", "mitigations=off"],
@@ -155,6 +246,7 @@ def test_kernel_arguments_reach_ignitions_kargs_stage(
         root = applied_root(config, tmp)
         assert kargs_helper_calls(tmp / "work") == expected
         check_applied_tree(stack, machine, root)
+        check_and_drop_downloads(stack, served, root)
 
 
 def test_the_checks_can_fail(tmp_path: Path) -> None:
@@ -228,17 +320,18 @@ def stacks(draw: st.DrawFn, base: dict[str, Any]) -> tuple[StackConfig, str]:
 @given(data=st.data())
 def test_generated_machines_pass_every_real_tool(
     data: st.DataObject,
-    example_values: dict[str, Any],
+    served: ServedDownloads,
     material: ClusterMaterial,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    stack, name = data.draw(stacks({k: v for k, v in example_values.items() if k != "machines"}))
+    stack, name = data.draw(stacks({k: v for k, v in served.values.items() if k != "machines"}))
     machine = stack.machine(name)
     tmp = tmp_path_factory.mktemp("generated")
     config = render(stack, machine, material)
     assert ignition_validate(config, tmp) == ""
     root = applied_root(config, tmp)
     check_applied_tree(stack, machine, root)
+    check_and_drop_downloads(stack, served, root)
     if machine.snippets:
         # Ignition merged the snippet itself.
         assert (root / f"etc/motd.d/{name}").read_text() == "hello\n"
