@@ -60,10 +60,42 @@ def _decode_source(source: str) -> bytes:
     return urllib.parse.unquote_to_bytes(payload)
 
 
+def _is_download(entry: Mapping[str, Any]) -> bool:
+    """A file Ignition fetches from a remote source (the node's binaries:
+    ignition/node_binaries.py), not one the config carries."""
+    return not str(entry.get("contents", {}).get("source", "data:,")).startswith("data:")
+
+
+@dataclass(frozen=True)
+class IgnitionDownload:
+    path: str
+    source: str
+    sha256: str
+    mode: int
+
+
+def ignition_downloads(config: Mapping[str, Any]) -> dict[str, IgnitionDownload]:
+    """Every `storage.files` entry Ignition fetches, with the sha256 it checks it against."""
+    downloads: dict[str, IgnitionDownload] = {}
+    for entry in config.get("storage", {}).get("files", []):
+        if not _is_download(entry):
+            continue
+        contents = entry["contents"]
+        kind, _, digest = contents["verification"]["hash"].partition("-")
+        assert kind == "sha256", contents["verification"]
+        downloads[entry["path"]] = IgnitionDownload(
+            entry["path"], contents["source"], digest, int(entry["mode"])
+        )
+    return downloads
+
+
 def ignition_files(config: Mapping[str, Any]) -> dict[str, IgnitionFile]:
-    """Every `storage.files` entry of an Ignition config, its hash checked as Ignition does."""
+    """Every `storage.files` entry an Ignition config carries, its hash checked as Ignition
+    does (the ones it downloads are `ignition_downloads`)."""
     files: dict[str, IgnitionFile] = {}
     for entry in config.get("storage", {}).get("files", []):
+        if _is_download(entry):
+            continue
         contents = entry.get("contents", {})
         raw = _decode_source(contents.get("source", "data:,"))
         compression = contents.get("compression", "")
