@@ -14,6 +14,7 @@ from stackconfig.fragment import fragment_problems
 from stackconfig.model import Cluster, MacAddress, Machine, Role, WholeNumber
 from stackconfig.networks import cluster_network_problems
 from stackconfig.problems import Problem, machine_where
+from stackconfig.vip import SUGGESTION as VIP_SUGGESTION
 
 
 def snippet_problems(machine: Machine) -> list[Problem]:
@@ -222,9 +223,8 @@ def api_endpoint_problems(cluster: Cluster, machines: Sequence[MachineFacts]) ->
             "apiEndpoint",
             f"{cluster.api_host} is the address of controller '{owner.name}' itself: with "
             f"{len(controllers)} controllers, the API endpoint must outlive any one of them "
-            f"(a reinstalled '{owner.name}' could join through nothing else); use a virtual IP "
-            "shared by all controllers (kube-vip, keepalived) or a DNS name over all of them "
-            "(e.g. a round-robin record)",
+            f"(a reinstalled '{owner.name}' could join through nothing else); "
+            + VIP_SUGGESTION,
         )
     ]
 

@@ -48,6 +48,7 @@ from stackconfig.release_digests import (
     resolved_release,
 )
 from stackconfig.ssh_keys import check_ssh_public_key
+from stackconfig.vip import Vip
 
 MAC_FORMS = (
     re.compile(
@@ -418,6 +419,8 @@ class StackConfig(StrictModel):
     """`stubernetes:gates`."""
     releases: dict[str, ReleaseSettings] = Field(default_factory=dict)
     """`stubernetes:releases`."""
+    vip: Vip | None = None
+    """`stubernetes:vip`: the API endpoint's virtual IP, if the controllers hold one."""
 
     @cached_property
     def controllers(self) -> tuple[Machine, ...]:

@@ -38,6 +38,7 @@ from stackconfig.model import (
 )
 from stackconfig.problems import ConfigError, Problem, from_validation_error, machine_where
 from stackconfig.releases import release_problems
+from stackconfig.vip import Vip, vip_problems
 
 SECTIONS: Mapping[str, type[BaseModel]] = {
     "cluster": Cluster,
@@ -46,7 +47,7 @@ SECTIONS: Mapping[str, type[BaseModel]] = {
     "admin": Admin,
 }
 OPTIONAL_SECTIONS: Mapping[str, type[BaseModel]] = {"gates": Gates}
-KNOWN_KEYS = (*SECTIONS, *OPTIONAL_SECTIONS, "machines", "releases")
+KNOWN_KEYS = (*SECTIONS, *OPTIONAL_SECTIONS, "machines", "releases", "vip")
 
 
 def _section(
@@ -182,6 +183,9 @@ def parse_stack_config(
     if isinstance(cluster, Cluster):
         problems.extend(rebuild_problems(facts, cluster.allow_cluster_rebuild))
         problems.extend(api_endpoint_problems(cluster, facts))
+    vip = _vip(values.get("vip"), problems, texts)
+    if vip is not None:
+        problems.extend(vip_problems(vip, cluster if isinstance(cluster, Cluster) else None, facts))
     if problems:
         raise ConfigError(sorted(set(problems), key=_problem_order(values)))
     return StackConfig(
@@ -192,7 +196,19 @@ def parse_stack_config(
         gates=sections["gates"],
         machines=_with_default_init(machines),
         releases=releases,
+        vip=vip,
     )
+
+
+def _vip(raw: object, problems: list[Problem], texts: Mapping[str, str]) -> Vip | None:
+    if raw is None:
+        return None
+    where = f"{NAMESPACE}:vip"
+    try:
+        return Vip.model_validate(raw)
+    except ValidationError as error:
+        problems.extend(from_validation_error(where, error, source=where, texts=texts))
+        return None
 
 
 def _problem_order(values: Mapping[str, Any]) -> Callable[[Problem], tuple[int, str, str]]:

@@ -77,6 +77,8 @@ def _api_endpoint_warnings(stack: StackConfig) -> list[Problem]:
     controller = stack.controllers[0]
     if controller.address is not None and controller.address.ip == address:
         return []
+    if stack.vip is not None and stack.vip.address == address:
+        return []  # The controller holds the VIP (stackconfig.vip).
     if controller.address is None:
         why = (
             f"controller '{controller.name}' has no static address (DHCP), so unless DHCP "
