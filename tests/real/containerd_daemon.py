@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,9 +149,12 @@ class Containerd:
         self.process.stop()
 
 
-def start_containerd(root: Path, work: Path) -> Containerd:
+def start_containerd(
+    root: Path, work: Path, wrap: Callable[[Sequence[str]], list[str]] | None = None
+) -> Containerd:
     """containerd as root, with the scratch root's /etc/containerd/config.toml re-rooted into
-    `root` (the copy is written to `work`); ready once `ctr version` answers on its socket."""
+    `root` (the copy is written to `work`), run through `wrap` when given (e.g. into a network
+    namespace); ready once `ctr version` answers on its socket."""
     node_config = (root / NODE_CONFIG.lstrip("/")).read_text()
     config = work / "containerd-daemon.toml"
     work.mkdir(parents=True, exist_ok=True)
@@ -175,5 +179,7 @@ def start_containerd(root: Path, work: Path) -> Containerd:
     daemon = [str(containerd_binary()), "--config", str(config), "--log-level", "info"]
     argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"]
     argv += ['mount -t tmpfs tmpfs /run && exec "$@"', "containerd", *daemon]
+    if wrap is not None:
+        argv = wrap(argv)
     process = start("containerd", argv, work, ready, timeout_seconds=60)
     return Containerd(process, config, socket)

@@ -7,17 +7,16 @@ out as the machine's after Ignition and the setup service's `install_shared_pki`
 phases that write files run for real: `certs all`, `kubeconfig all`, `etcd local`,
 `control-plane all`.
 
-Not run here: kubeadm init's `preflight` phase, which checks this host rather than the
-config (root, free ports 6443/10250/10257/10259/2379/2380, swap, the CRI socket, kernel
-modules and sysctls, the kubelet binary: kubernetes `cmd/kubeadm/app/preflight/checks.go`
-InitNodeChecks), and the phases that need a running kubelet or API server (those run against
-a real control plane in test_control_plane_real.py).
+kubeadm init's `preflight` phase runs in test_kubeadm_preflight_real.py, against the root the
+real Ignition writes and the node's containerd; the phases that need a running kubelet or API
+server run against a real control plane in test_control_plane_real.py.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,8 @@ from control_plane.stacks import for_built_kubeadm
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from program_stacks import sized_stack
+
+from ignition.node import CONTAINERD_CONFIG
 
 pytestmark = pytest.mark.real
 
@@ -107,6 +108,28 @@ def test_kubeadm_validates_every_machine_config(rendered: ProgramOutput, tmp_pat
             validated.append((name, config))
     assert not problems, "\n\n".join(problems)
     assert {name for name, _ in validated} == {m.name for m in rendered.stack.machines}
+
+
+def test_every_machine_names_the_release_and_containerds_socket(rendered: ProgramOutput) -> None:
+    """kubeadm deploys the control plane at `kubernetesVersion` and talks to the runtime at
+    `nodeRegistration.criSocket` (kubernetes `cmd/kubeadm/app/apis/kubeadm/v1beta4/types.go`).
+    Every machine's config names the exact release its binaries are (`v<release>`: a bare
+    minor or a label would send kubeadm to dl.k8s.io, `cmd/kubeadm/app/util/version.go`
+    kubernetesReleaseVersion) and the socket its own containerd config serves."""
+    release = f"v{rendered.stack.cluster.kubernetes_release}"
+    for name, machine in sorted(rendered.machines.items()):
+        documents = machine.kubeadm_documents()
+        address = tomllib.loads(machine.files[CONTAINERD_CONFIG].contents.decode())["grpc"]
+        registrations = [
+            documents[kind]["nodeRegistration"]
+            for kind in ("InitConfiguration", "JoinConfiguration")
+            if kind in documents
+        ]
+        assert registrations, name
+        for registration in registrations:
+            assert registration["criSocket"] == f"unix://{address['address']}", name
+        if "ClusterConfiguration" in documents:
+            assert documents["ClusterConfiguration"]["kubernetesVersion"] == release, name
 
 
 def _files(root: Path, folder: str) -> dict[str, bytes]:

@@ -21,23 +21,29 @@ KUBERNETES_DIR = "/etc/kubernetes"
 PKI_DIR = f"{KUBERNETES_DIR}/pki"
 MANIFESTS_DIR = f"{KUBERNETES_DIR}/manifests"
 
-# The preflight checks that look at this host, not at the cluster, and fail inside a scratch
-# root: no container runtime at the CRI socket, no kubelet, losetup, mount or cp binary, no
-# /proc, no kernel config (kubernetes `cmd/kubeadm/app/preflight/checks.go` JoinNodeChecks,
-# addCommonChecks, addIPv4Checks, InitNodeChecks; ImagePull needs the CRI too:
-# RunPullImagesCheck). Discovery itself is not a check and cannot be ignored.
-HOST_CHECKS = (
-    "CRI",
-    "ContainerRuntimeVersion",
+# The preflight checks that look at the operating system kubeadm runs on, not at the files a
+# machine receives, and fail inside a scratch root, which is no OS image: no /proc (the
+# ip_forward sysctl; swap), no kernel config or cgroup mounts (SystemVerification), no
+# losetup, mount or cp, which Fedora CoreOS ships in util-linux and coreutils (kubernetes
+# `cmd/kubeadm/app/preflight/checks.go` addCommonChecks, addIPv4Checks, InitNodeChecks,
+# JoinNodeChecks), and the image pulls, which need registry.k8s.io (RunPullImagesCheck).
+OS_CHECKS = (
     "Swap",
     "SystemVerification",
-    "KubeletVersion",
     "FileContent--proc-sys-net-ipv4-ip_forward",
     "FileExisting-losetup",
     "FileExisting-mount",
     "FileExisting-cp",
     "ImagePull",
 )
+# The checks that ask the node's container runtime over its CRI socket and run its kubelet
+# binary (ContainerRuntimeCheck, ContainerRuntimeVersionCheck, KubeletVersionCheck). They run
+# for real where a containerd serves the scratch root and Ignition put the kubelet in it
+# (tests/real/test_kubeadm_real.py); elsewhere there is neither.
+RUNTIME_CHECKS = ("CRI", "ContainerRuntimeVersion", "KubeletVersion")
+# Everything a scratch root without a runtime cannot pass. Discovery itself is not a check and
+# cannot be ignored.
+HOST_CHECKS = (*RUNTIME_CHECKS, *OS_CHECKS)
 
 
 def kubeadm_binary() -> Path:
