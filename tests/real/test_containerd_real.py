@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 import yaml
 from containerd_daemon import NODE_CONFIG, config_dump, start_containerd
-from control_plane.program_output import ProgramOutput, render_program
+from control_plane.kubeadm import kubeadm
+from control_plane.program_output import KUBEADM_CONFIG, ProgramOutput, render_program
 from cri_client import CriClient, cri_stubs
 from repo_paths import REPO
 from tool_cache import tool_bin, tool_version
@@ -260,3 +261,28 @@ def test_the_kubelets_cgroup_driver_follows_systemd_cgroup(
             client.close()
     finally:
         daemon.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="containerd v2.2.9's default sandbox image is pause:3.10.1 (internal/cri/config/"
+    "config.go DefaultSandboxImage), kubeadm v1.36.3's is pause:3.10.2 (cmd/kubeadm/app/"
+    "constants/constants.go PauseVersion); the node's file does not set it",
+)
+def test_containerds_sandbox_image_is_kubeadms(output: ProgramOutput, tmp_path: Path) -> None:
+    """kubeadm pre-pulls its own pause image and recommends the runtime use the same one
+    (kubernetes `cmd/kubeadm/app/preflight/checks.go` ImagePullCheck). It cannot see
+    containerd 2's (the CRI status config has no sandboxImage any more: `cmd/kubeadm/app/util/
+    runtime/runtime.go` SandboxImage fails and is logged at V(4) only), so this compares them
+    here: the image `kubeadm config images list` names against the one in the node's config."""
+    config = tmp_path / "config.toml"
+    config.write_bytes(_node_config(output))
+    dump = config_dump(config)
+    assert dump.returncode == 0, dump.report()
+    sandbox = dump.config["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"]
+    init = output.init_controller
+    kubeadm_config = tmp_path / "kubeadm.yaml"
+    kubeadm_config.write_bytes(init.files[KUBEADM_CONFIG].contents)
+    listed = kubeadm(["config", "images", "list", f"--config={kubeadm_config}"]).stdout.split()
+    (pause,) = [image for image in listed if image.startswith("registry.k8s.io/pause:")]
+    assert sandbox == pause
