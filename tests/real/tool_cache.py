@@ -18,6 +18,7 @@ TOOL_VARIABLES = {
     "matchbox": "MATCHBOX",
     "ignition": "IGNITION",
     "etcd": "ETCD",
+    "etcdutl": "ETCD",
     "kwok": "KWOK",
     "helm": "HELM",
     "kubernetes": "KUBERNETES",

@@ -17,7 +17,7 @@ import datetime
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,9 +158,13 @@ def namespace_addresses(output: ProgramOutput) -> set[str]:
     return addresses
 
 
-def start_control_plane(output: ProgramOutput, work: Path) -> ControlPlane:
+def start_control_plane(
+    output: ProgramOutput, work: Path, prepare: Callable[[Path], None] | None = None
+) -> ControlPlane:
     """The init controller's control plane, started from kubeadm's output; stop it with
-    `ControlPlane.stop` (done here too when a component does not come up)."""
+    `ControlPlane.stop` (done here too when a component does not come up). `prepare` gets the
+    machine's root once kubeadm has written its files, before anything starts (a restore of
+    etcd's data directory, as a reinstalled controller's does before its etcd starts)."""
     init = output.init_controller
     root = machine_root(init, work / f"{init.name}-root")
     ca_file = work / "ca.crt"
@@ -174,6 +178,8 @@ def start_control_plane(output: ProgramOutput, work: Path) -> ControlPlane:
     try:
         for phase in FILE_PHASES:
             plane.phases.append(kubeadm(["init", "phase", *phase, *config_args()], rootfs=root))
+        if prepare is not None:
+            prepare(root)
         plane.pods = pods = read_static_pods(root)
         translation = Translation(root)
         binaries = {
