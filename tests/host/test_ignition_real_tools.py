@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
+import ipaddress
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -274,8 +275,21 @@ names = st.lists(
 )
 
 
+def lan_of(values: dict[str, Any]) -> ipaddress.IPv4Network:
+    """The subnet of the example's statically addressed machines: the stack's own address
+    ranges (API endpoint, load-balancer pool, DHCP range) lie in it."""
+    (network,) = {
+        ipaddress.IPv4Interface(machine["address"]).network
+        for machine in values["machines"].values()
+        if "address" in machine
+    }
+    return network
+
+
 @st.composite
-def stacks(draw: st.DrawFn, base: dict[str, Any]) -> tuple[StackConfig, str]:
+def stacks(
+    draw: st.DrawFn, base: dict[str, Any], lan: ipaddress.IPv4Network
+) -> tuple[StackConfig, str]:
     machine_names = draw(names)
     controllers = draw(st.integers(min_value=1, max_value=len(machine_names)))
     machines: dict[str, Any] = {}
@@ -286,7 +300,13 @@ def stacks(draw: st.DrawFn, base: dict[str, Any]) -> tuple[StackConfig, str]:
             "installDisk": draw(st.sampled_from(["/dev/sda", "/dev/nvme0n1", "/dev/disk/by-id/x"])),
         }
         if draw(st.booleans()):
-            fields.update(address=f"10.1.0.{index + 10}/24", gateway="10.1.0.1", dns=["10.1.0.1"])
+            # .20 and up: below the example's DHCP range, apart from its API endpoint (.11).
+            gateway = str(lan.network_address + 1)
+            fields.update(
+                address=f"{lan.network_address + 20 + index}/{lan.prefixlen}",
+                gateway=gateway,
+                dns=[gateway],
+            )
         if draw(st.booleans()):
             fields["labels"] = {"example.com/zone": draw(st.sampled_from(["a", "b"]))}
         if draw(st.booleans()):
@@ -324,7 +344,8 @@ def test_generated_machines_pass_every_real_tool(
     material: ClusterMaterial,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    stack, name = data.draw(stacks({k: v for k, v in served.values.items() if k != "machines"}))
+    base = {k: v for k, v in served.values.items() if k != "machines"}
+    stack, name = data.draw(stacks(base, lan_of(served.values)))
     machine = stack.machine(name)
     tmp = tmp_path_factory.mktemp("generated")
     config = render(stack, machine, material)

@@ -148,10 +148,13 @@ class ServedDownloads:
 
 
 @contextmanager
-def served_downloads(values: Mapping[str, Any], work: Path) -> Iterator[ServedDownloads]:
-    """The real Matchbox on loopback serving the tool builds under /assets/, and `values`
-    changed to fetch them from there; Matchbox stops on exit."""
-    files = built_downloads(work / "built")
+def served_downloads(
+    values: Mapping[str, Any], work: Path, files: Mapping[str, Path] | None = None
+) -> Iterator[ServedDownloads]:
+    """The real Matchbox on loopback serving the tool builds (or `files`, by download name:
+    small stand-ins where only the tree matters) under /assets/, and `values` changed to fetch
+    them from there; Matchbox stops on exit."""
+    files = dict(files) if files is not None else built_downloads(work / "built")
     data, assets = work / "matchbox-data", work / "matchbox-assets"
     data.mkdir(parents=True)
     assets.mkdir(parents=True)
