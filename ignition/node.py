@@ -12,6 +12,7 @@ from typing import Any
 
 from ignition.assets import read_asset, render_template
 from ignition.cert_renewal import add_cert_renewal
+from ignition.container_runtime import containerd_config
 from ignition.entries import (
     MODE_0440,
     MODE_0600,
@@ -111,7 +112,7 @@ def _network_files(stack: StackConfig, machine: Machine) -> list[dict[str, Any]]
 def _os_files(stack: StackConfig) -> list[dict[str, Any]]:
     """The host's settings, each with its reason in its file (ignition/files/node/)."""
     return [
-        file_entry(CONTAINERD_CONFIG, read_asset("node/containerd-config.toml")),
+        file_entry(CONTAINERD_CONFIG, containerd_config(stack)),
         file_entry("/etc/modules-load.d/stubernetes.conf", read_asset("node/modules-load.conf")),
         file_entry("/etc/sysctl.d/90-stubernetes.conf", read_asset("node/sysctl.conf")),
         file_entry(FLANNEL_LINK, read_asset("node/50-flannel.link")),

@@ -263,18 +263,14 @@ def test_the_kubelets_cgroup_driver_follows_systemd_cgroup(
         daemon.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="containerd v2.2.9's default sandbox image is pause:3.10.1 (internal/cri/config/"
-    "config.go DefaultSandboxImage), kubeadm v1.36.3's is pause:3.10.2 (cmd/kubeadm/app/"
-    "constants/constants.go PauseVersion); the node's file does not set it",
-)
 def test_containerds_sandbox_image_is_kubeadms(output: ProgramOutput, tmp_path: Path) -> None:
     """kubeadm pre-pulls its own pause image and recommends the runtime use the same one
     (kubernetes `cmd/kubeadm/app/preflight/checks.go` ImagePullCheck). It cannot see
     containerd 2's (the CRI status config has no sandboxImage any more: `cmd/kubeadm/app/util/
     runtime/runtime.go` SandboxImage fails and is logged at V(4) only), so this compares them
-    here: the image `kubeadm config images list` names against the one in the node's config."""
+    here: the image `kubeadm config images list` names against the one in the node's config.
+    containerd v2.2.9's default would differ (pause:3.10.1, internal/cri/config/config.go
+    DefaultSandboxImage, against kubeadm v1.36.3's 3.10.2): the node's config names kubeadm's."""
     config = tmp_path / "config.toml"
     config.write_bytes(_node_config(output))
     dump = config_dump(config)
