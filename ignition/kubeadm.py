@@ -119,9 +119,9 @@ def founds_cluster(stack: StackConfig, machine: Machine, cluster_exists: bool = 
     every other install joins the cluster that exists."""
     if not stack.bootstraps_cluster(machine):
         return False
-    return not cluster_exists or (
-        len(stack.controllers) == 1 and stack.cluster.allow_cluster_rebuild
-    )
+    # With backups, the rebuilt only controller restores etcd before init (ignition.etcd_backup).
+    rebuild = stack.cluster.allow_cluster_rebuild or stack.backups is not None
+    return not cluster_exists or (len(stack.controllers) == 1 and rebuild)
 
 
 def joins_with_certificate_key(

@@ -23,6 +23,7 @@ from ignition.entries import (
     file_entry,
     unit_entry,
 )
+from ignition.etcd_backup import add_etcd_backup
 from ignition.kubeadm import (
     KUBEADM_CONFIG,
     KUBEADM_JOIN_CONFIG,
@@ -299,6 +300,7 @@ def machine_ignition(
     add_cert_renewal(config, machine)
     add_status_report(config, material)
     add_vip(config, stack, machine)
+    add_etcd_backup(config, stack, machine, material)
     if machine.kernel_args:
         # The installed system's kernel arguments. On Fedora CoreOS, Ignition's kargs stage
         # applies them in the initramfs of the first boot and reboots once when they changed.

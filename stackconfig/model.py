@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from stackconfig.addresses import check_service_cidr, check_unicast_mac
 from stackconfig.admin_checks import check_admin_user, check_password_hash
+from stackconfig.backups import Backups
 from stackconfig.boot_args import (
     check_install_disk,
     check_installed_kernel_arg,
@@ -421,6 +422,8 @@ class StackConfig(StrictModel):
     """`stubernetes:releases`."""
     vip: Vip | None = None
     """`stubernetes:vip`: the API endpoint's virtual IP, if the controllers hold one."""
+    backups: Backups | None = None
+    """`stubernetes:backups`: etcd snapshots, and what a reinstalled only controller restores."""
 
     @cached_property
     def controllers(self) -> tuple[Machine, ...]:

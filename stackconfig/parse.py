@@ -6,10 +6,11 @@ All problems are collected before failing, so a user fixes a stack file in one p
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from stackconfig.backups import Backups
 from stackconfig.checks import (
     MachineFacts,
     api_endpoint_problems,
@@ -47,7 +48,8 @@ SECTIONS: Mapping[str, type[BaseModel]] = {
     "admin": Admin,
 }
 OPTIONAL_SECTIONS: Mapping[str, type[BaseModel]] = {"gates": Gates}
-KNOWN_KEYS = (*SECTIONS, *OPTIONAL_SECTIONS, "machines", "releases", "vip")
+_M = TypeVar("_M", bound=BaseModel)
+KNOWN_KEYS = (*SECTIONS, *OPTIONAL_SECTIONS, "machines", "releases", "vip", "backups")
 
 
 def _section(
@@ -180,10 +182,15 @@ def parse_stack_config(
     problems.extend(cross_machine_problems(facts))
     problems.extend(cross_section_problems(values.get("cluster"), facts))
     cluster = sections["cluster"]
+    backups = _optional(Backups, "backups", values, problems, texts)
     if isinstance(cluster, Cluster):
-        problems.extend(rebuild_problems(facts, cluster.allow_cluster_rebuild))
+        # With backups, reinstalling the only controller restores its etcd from a snapshot.
+        rebuild = cluster.allow_cluster_rebuild or "backups" in values
+        problems.extend(rebuild_problems(facts, rebuild))
         problems.extend(api_endpoint_problems(cluster, facts))
-    vip = _vip(values.get("vip"), problems, texts)
+        if backups is not None:
+            problems.extend(restore_problems(backups, cluster))
+    vip = _optional(Vip, "vip", values, problems, texts)
     if vip is not None:
         problems.extend(vip_problems(vip, cluster if isinstance(cluster, Cluster) else None, facts))
     if problems:
@@ -197,18 +204,41 @@ def parse_stack_config(
         machines=_with_default_init(machines),
         releases=releases,
         vip=vip,
+        backups=backups,
     )
 
 
-def _vip(raw: object, problems: list[Problem], texts: Mapping[str, str]) -> Vip | None:
+def _optional(
+    model: type[_M],
+    name: str,
+    values: Mapping[str, Any],
+    problems: list[Problem],
+    texts: Mapping[str, str],
+) -> _M | None:
+    """An optional section without defaults: absent, it is None."""
+    raw = values.get(name)
     if raw is None:
         return None
-    where = f"{NAMESPACE}:vip"
+    where = f"{NAMESPACE}:{name}"
     try:
-        return Vip.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         problems.extend(from_validation_error(where, error, source=where, texts=texts))
         return None
+
+
+def restore_problems(backups: Backups, cluster: Cluster) -> list[Problem]:
+    """A named snapshot is one of this cluster's (its name starts with the cluster's)."""
+    if backups.restore is None or backups.restore.startswith(f"{cluster.name}-etcd-"):
+        return []
+    return [
+        Problem(
+            f"{NAMESPACE}:backups",
+            "restore",
+            f"{backups.restore} is not a snapshot of cluster '{cluster.name}' (its snapshots "
+            f"are named {cluster.name}-etcd-<time>-r<revision>.db.gpg)",
+        )
+    ]
 
 
 def _problem_order(values: Mapping[str, Any]) -> Callable[[Problem], tuple[int, str, str]]:

@@ -60,6 +60,7 @@ SECTION_SECRETS = (
     _section_field("matchbox", "clientKey", "< client.key"),
     _section_field("matchbox", "caCert", "< ca.crt"),
     _section_field("admin", "passwordHash", _PROMPT),
+    _section_field("backups", "s3.secretAccessKey", _PROMPT),
 )
 # Under each machine: (the path inside the machine, its field as problems name it).
 MACHINE_SECRETS = (("bmc", "password"),)

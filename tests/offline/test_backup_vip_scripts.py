@@ -12,7 +12,16 @@ from ignition.assets import FILES
 
 BACKUP_DIR = Path(str(FILES / "backup"))
 SCRIPTS = [
-    *(BACKUP_DIR / name for name in ("etcd-backup", "etcd-restore", "etcd-tool", "backup-lib.sh")),
+    *(
+        BACKUP_DIR / name
+        for name in (
+            "etcd-backup",
+            "etcd-restore",
+            "etcd-tool",
+            "restore-before-init",
+            "backup-lib.sh",
+        )
+    ),
     Path(str(FILES / "vip" / "check-apiserver")),
 ]
 

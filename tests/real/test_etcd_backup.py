@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from control_plane.cluster import ControlPlane, start_control_plane
+from control_plane.cluster import ControlPlane, kubectl_binary, start_control_plane
 from control_plane.program_output import ProgramOutput, render_program
 from control_plane.stacks import for_built_kubeadm
 from s3_server import BUCKET, S3Server, start_s3_server
@@ -37,6 +37,7 @@ pytestmark = pytest.mark.real
 
 BACKUP = Path(str(FILES / "backup" / "etcd-backup"))
 RESTORE = Path(str(FILES / "backup" / "etcd-restore"))
+BEFORE_INIT = Path(str(FILES / "backup" / "restore-before-init"))
 CONFIGMAPS = 20
 
 
@@ -87,6 +88,14 @@ def _etcd_tool(work: Path, plane: ControlPlane) -> Path:
     return script
 
 
+def _kubectl(work: Path, plane: ControlPlane) -> Path:
+    """kubectl in the control plane's network namespace, where the API endpoint answers."""
+    script = work / "kubectl"
+    script.write_text(f'#!/bin/sh\nexec {" ".join(plane.wrap([str(kubectl_binary())]))} "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
 @pytest.fixture(scope="module")
 def output(example_values: dict[str, Any]) -> ProgramOutput:
     return render_program(for_built_kubeadm(example_values))
@@ -118,6 +127,8 @@ def backups(output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory) -> 
             "S3_PREFIX": "",
             "S3_CURL_CONFIG": str(s3.curl_config(work / "s3.curlrc")),
             "BACKUP_DIR": "",
+            "KUBECONFIG_FILE": str(plane.admin_kubeconfig),
+            "KUBECTL": str(_kubectl(work, plane)),
         }
         env_file = work / "backup.env"
         _write_env(env_file, settings)
@@ -166,6 +177,12 @@ def test_a_snapshot_is_taken_verified_encrypted_and_uploaded(backups: Backups) -
     # Encrypted: neither the Secret's value nor etcd's keys appear in what left the machine.
     assert b"plain-text-marker-7f3a" not in stored and b"/registry/" not in stored
     assert last["dbSize"] > 0
+    # Recorded in the cluster too.
+    recorded = backups.plane.kubectl(
+        "get", "configmap", "stubernetes-etcd-backup", "-n", "kube-system",
+        "-o", "jsonpath={.data.last-good\\.json}",
+    ).stdout  # fmt: skip
+    assert json.loads(recorded) == last
     print(f"snapshot {key}: {last['dbSize']} bytes ({last['size']} encrypted), revision "
           f"{last['revision']}, "
           f"{last['keys']} keys, taken and uploaded in {took:.1f} s")  # fmt: skip
@@ -196,6 +213,32 @@ def _restore(backups: Backups, data_dir: Path, *name: str, **overrides: str) -> 
     member, peer_url = etcd.flag("name"), etcd.flag("initial-advertise-peer-urls")
     assert member and peer_url
     return backups.run(RESTORE, str(data_dir), member, peer_url, *name, **overrides)
+
+
+def _before_init(backups: Backups, data_dir: Path, **overrides: str) -> Any:
+    etcd = backups.plane.pods["etcd"]
+    return backups.run(
+        BEFORE_INIT,
+        ETCD_MEMBER=etcd.flag("name") or "",
+        ETCD_PEER_URL=etcd.flag("initial-advertise-peer-urls") or "",
+        ETCD_DATA_DIR=str(data_dir),
+        **overrides,
+    )
+
+
+def test_with_no_snapshot_the_reinstall_stops_unless_an_empty_cluster_is_allowed(
+    backups: Backups,
+) -> None:
+    empty = backups.work / "no-snapshots"
+    empty.mkdir()
+    data_dir = backups.work / "no-snapshot-etcd"
+    done = _before_init(backups, data_dir, S3_ENDPOINT="", BACKUP_DIR=str(empty))
+    assert done.returncode == 1 and "no snapshot at" in done.stderr, done.stderr
+    allowed = _before_init(
+        backups, data_dir, S3_ENDPOINT="", BACKUP_DIR=str(empty), ALLOW_EMPTY_CLUSTER="1"
+    )
+    assert allowed.returncode == 0 and "founding an empty cluster" in allowed.stderr
+    assert not data_dir.exists()
 
 
 @pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "corrupted-before-encryption"])
@@ -259,9 +302,10 @@ def test_reinstalling_the_only_controller_restores_the_newest_snapshot(
     restored: list[str] = []
 
     def restore(root: Path) -> None:
+        # What the setup's kubeadm phase runs right before `kubeadm init`.
         data_dir = root / "var/lib/etcd"
         assert not data_dir.exists() or not any(data_dir.iterdir())
-        done = _restore(backups, data_dir)
+        done = _before_init(backups, data_dir)
         assert done.returncode == 0, done.stderr
         restored.append(done.stderr.strip())
 

@@ -13,9 +13,14 @@
 #                      empty: none); S3_CURL_CONFIG is a curl config file with `user = KEY:SECRET`
 #                      (never on a command line, where /proc shows it)
 #   BACKUP_DIR         the directory used when there is no bucket
+#   KUBECONFIG_FILE, KUBECTL   where etcd-backup records the last good snapshot in the cluster
+#                      (the ConfigMap kube-system/stubernetes-etcd-backup); empty: nowhere
 
+# Exported: etcd-tool, a process of its own, reads ETCD_IMAGE and STATE_DIR.
+set -a
 # shellcheck disable=SC1090
 . "${BACKUP_ENV:-/etc/stubernetes/backup.env}"
+set +a
 : "${CLUSTER:?}" "${KEEP:?}" "${KEY_FILE:?}" "${STATE_DIR:?}" "${ETCD_TOOL:?}"
 # shellcheck disable=SC2034 # used by etcd-backup
 LAST_GOOD=$STATE_DIR/last-good.json
