@@ -2,12 +2,13 @@
 `ignition/files/backup/`; the stack's side is `stackconfig.backups`).
 
 Every controller gets the scripts, their settings, the encryption key and a timer; only the
-etcd leader's run takes a snapshot. The only controller, reinstalled (generation above 1),
-also gets `restore-before-init`, which the setup's kubeadm phase runs right before `kubeadm
-init`: etcd's disaster recovery (etcd.io, "Disaster recovery": `etcdutl snapshot restore`
-into a new data directory), with kubeadm's preflight check of an empty /var/lib/etcd skipped
-(kubernetes `cmd/kubeadm/app/preflight/checks.go` InitNodeChecks: DirAvailableCheck on the
-etcd data dir, "DirAvailable--var-lib-etcd").
+etcd leader's run takes a snapshot. The only controller, reinstalled (generation above 1), or
+the init controller reinstalled in a stack that names a snapshot (`backups.restore`: every
+controller lost), also gets `restore-before-init`, which the setup's kubeadm phase runs right
+before `kubeadm init`: etcd's disaster recovery (etcd.io, "Disaster recovery": `etcdutl
+snapshot restore` into a new data directory), with kubeadm's preflight check of an empty
+/var/lib/etcd skipped (kubernetes `cmd/kubeadm/app/preflight/checks.go` InitNodeChecks:
+DirAvailableCheck on the etcd data dir, "DirAvailable--var-lib-etcd").
 
 The encryption key: derived (HKDF-SHA256) from the cluster CA's private key, which the program
 holds as a Pulumi secret and which a restore needs anyway; so the key is the program's, is
@@ -54,12 +55,14 @@ def backup_key(material: ClusterMaterial) -> str:
 
 def restores(stack: StackConfig, machine: Machine) -> bool:
     """Whether this machine restores a snapshot before `kubeadm init`: the only controller,
-    reinstalled, in a stack with backups."""
+    reinstalled, in a stack with backups; or the init controller, reinstalled, in a stack that
+    names the snapshot (every controller lost: it founds the cluster again from the snapshot,
+    and the others, reinstalled too, join it)."""
     return (
         stack.backups is not None
         and stack.bootstraps_cluster(machine)
         and machine.generation > 1
-        and len(stack.controllers) == 1
+        and (len(stack.controllers) == 1 or stack.restores_snapshot)
     )
 
 

@@ -119,9 +119,12 @@ def founds_cluster(stack: StackConfig, machine: Machine, cluster_exists: bool = 
     every other install joins the cluster that exists."""
     if not stack.bootstraps_cluster(machine):
         return False
-    # With backups, the rebuilt only controller restores etcd before init (ignition.etcd_backup).
+    # With backups, the rebuilt only controller restores etcd before init, and so does the
+    # init controller of a stack that names the snapshot to restore (ignition.etcd_backup).
     rebuild = stack.cluster.allow_cluster_rebuild or stack.backups is not None
-    return not cluster_exists or (len(stack.controllers) == 1 and rebuild)
+    return (
+        not cluster_exists or (len(stack.controllers) == 1 and rebuild) or stack.restores_snapshot
+    )
 
 
 def joins_with_certificate_key(

@@ -432,9 +432,17 @@ class StackConfig(StrictModel):
 
     def bootstraps_cluster(self, machine: Machine) -> bool:
         """Whether this machine runs `kubeadm init`: the init controller on its first install,
-        or on a rebuild when it is the only controller. A reinstalled init controller with
-        peers joins them instead."""
-        return machine.init and (machine.generation == 1 or len(self.controllers) == 1)
+        or on a rebuild when it is the only controller or the stack names a snapshot to restore
+        the cluster from (`backups.restore`: every controller lost). A reinstalled init
+        controller with peers otherwise joins them."""
+        return machine.init and (
+            machine.generation == 1 or len(self.controllers) == 1 or self.restores_snapshot
+        )
+
+    @property
+    def restores_snapshot(self) -> bool:
+        """The stack names the snapshot a rebuilt init controller restores."""
+        return self.backups is not None and self.backups.restore is not None
 
     @property
     def init_controller(self) -> Machine:

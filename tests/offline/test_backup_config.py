@@ -94,3 +94,32 @@ def test_without_backups_a_rebuild_still_needs_allow_cluster_rebuild() -> None:
     stack = parse_stack_config(values)
     assert not restores(stack, stack.machine("c1"))
     assert backup_units(stack, stack.machine("c1")) == []
+
+
+def test_every_controller_lost_the_init_controller_restores_the_named_snapshot() -> None:
+    """Three controllers lost at once: the stack names the snapshot and bumps every
+    controller's generation. The init controller founds the cluster again from the snapshot
+    (even once the cluster has answered an update); the other two join it."""
+    values = _values()
+    machines = values["machines"]
+    for index, name in enumerate(("c2", "c3"), start=12):
+        machines[name] = {
+            **copy.deepcopy(machines["c1"]),
+            "mac": f"52:54:00:a1:00:{index}",
+            "address": f"192.168.10.{index}/24",
+        }
+    for name in ("c1", "c2", "c3"):
+        machines[name]["generation"] = 2
+    values["vip"] = {"address": "192.168.10.10", "interface": "eno1", "routerId": 51}
+    values["cluster"]["apiEndpoint"] = "192.168.10.10:6443"
+    values["backups"]["restore"] = "lab-etcd-20261206T162133Z-r266.db.gpg"
+    stack = parse_stack_config(values)
+    c1, c2, c3 = (stack.machine(n) for n in ("c1", "c2", "c3"))
+    assert restores(stack, c1) and not restores(stack, c2) and not restores(stack, c3)
+    assert kubeadm_command(stack, c1, cluster_exists=True) == "init"
+    assert kubeadm_command(stack, c2, cluster_exists=True) == "join"
+    # Without a named snapshot the reinstalled init controller joins its peers, as before.
+    del values["backups"]["restore"]
+    stack = parse_stack_config(values)
+    assert not restores(stack, stack.machine("c1"))
+    assert kubeadm_command(stack, stack.machine("c1"), cluster_exists=True) == "join"
