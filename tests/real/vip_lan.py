@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +120,72 @@ class Lan:
         done = self.lan.run(["ip", "link", "set", self.controller(name).port, "nomaster"])
         assert done.returncode == 0, done.stderr
 
+    def kubectl(self, *args: str, input_text: str | None = None) -> str:
+        """kubectl on the LAN, through the VIP, as the cluster's admin."""
+        argv = [str(require_tool("kubernetes", "kubectl")), f"--kubeconfig={self.kubeconfig}",
+                "--request-timeout=20s", *args]  # fmt: skip
+        done = subprocess.run(
+            self.lan.wrap(argv), input=input_text, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    @property
+    def kubeconfig(self) -> Path:
+        path = self.work / "admin.kubeconfig"
+        if not path.exists():
+            pki = self.ca_file.parent
+            config = {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "lan", "cluster": {
+                    "server": f"https://{VIP_ADDRESS}:{API_PORT}",
+                    "certificate-authority": str(self.ca_file)}}],
+                "users": [{"name": "admin", "user": {
+                    "client-certificate": str(pki / "admin.crt"),
+                    "client-key": str(pki / "admin.key")}}],
+                "contexts": [{"name": "lan", "context": {"cluster": "lan", "user": "admin"}}],
+                "current-context": "lan",
+            }  # fmt: skip
+            path.write_text(json.dumps(config))
+        return path
+
+    def etcdctl(self, name: str, *args: str) -> str:
+        argv = [str(require_tool("etcd", "etcdctl")), "--endpoints=http://127.0.0.1:2379", *args]
+        done = self.controller(name).namespace.run(argv, timeout=60)
+        assert done.returncode == 0, f"etcdctl {' '.join(args)} on {name}: {done.stderr}"
+        return done.stdout
+
+    def lose_every_controller(self) -> None:
+        """Every controller's keepalived, API server and etcd stopped, its etcd data gone."""
+        for controller in self.controllers:
+            for process in (controller.keepalived, controller.apiserver, controller.etcd):
+                if process is not None:
+                    process.stop()
+            shutil.rmtree(self.data_dir(controller.name))
+
+    def data_dir(self, name: str) -> Path:
+        return self.work / name / "etcd"
+
+    def start_etcd(self, name: str, members: Sequence[str], state: str) -> None:
+        controller = self.controller(name)
+        argv = _etcd_argv(controller, self.data_dir(name), members, state)
+        controller.etcd = start(
+            f"etcd-{name}-again",
+            controller.namespace.wrap(argv),
+            self.work / "logs",
+            lambda: controller.namespace.port_open("127.0.0.1", 2379),
+            timeout_seconds=60,
+            env=_no_proxy(),
+        )
+        self.processes.append(controller.etcd)
+
+    def start_control_plane(self, name: str) -> None:
+        """The controller's API server (over its etcd) and keepalived."""
+        controller = self.controller(name)
+        controller.apiserver = _start_apiserver(self, controller)
+        controller.keepalived = _start_keepalived(self, controller, again=True)
+
     def logs(self) -> str:
         return "\n".join(p.log_tail(30) for p in self.processes)
 
@@ -200,6 +269,26 @@ def _write_pki(pki: Path) -> None:
         .add_extension(x509.SubjectAlternativeName([*sans, x509.DNSName("kubernetes")]), False)
         .sign(ca_key, hashes.SHA256())
     )
+    admin_key = ec.generate_private_key(ec.SECP256R1())
+    admin = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "lan-admin"),
+                ]
+            )
+        )
+        .issuer_name(ca_name)
+        .public_key(admin_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    (pki / "admin.crt").write_bytes(admin.public_bytes(serialization.Encoding.PEM))
+    (pki / "admin.key").write_bytes(_pem_key(admin_key))
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (pki / "apiserver.crt").write_bytes(serving.public_bytes(serialization.Encoding.PEM))
@@ -212,8 +301,14 @@ def _write_pki(pki: Path) -> None:
     )
 
 
-def _etcd_argv(controller: Controller, data_dir: Path) -> list[str]:
-    cluster = ",".join(f"{n}=http://{node_address(i)}:2380" for i, n in enumerate(NAMES))
+def peer_url(name: str) -> str:
+    return f"http://{node_address(NAMES.index(name))}:2380"
+
+
+def _etcd_argv(
+    controller: Controller, data_dir: Path, members: Sequence[str] = NAMES, state: str = "new"
+) -> list[str]:
+    cluster = ",".join(f"{n}={peer_url(n)}" for n in members)
     address = controller.address
     return [
         str(require_tool("etcd", "etcd")),
@@ -224,7 +319,7 @@ def _etcd_argv(controller: Controller, data_dir: Path) -> list[str]:
         f"--listen-peer-urls=http://{address}:2380",
         f"--initial-advertise-peer-urls=http://{address}:2380",
         f"--initial-cluster={cluster}",
-        "--initial-cluster-state=new",
+        f"--initial-cluster-state={state}",
         "--initial-cluster-token=vip-lan",
     ]
 
@@ -286,6 +381,26 @@ def keepalived_argv(conf: Path, run_dir: Path) -> list[str]:
     ]
 
 
+def _start_keepalived(lan: Lan, controller: Controller, again: bool = False) -> RealProcess:
+    vip = Vip(address=ipaddress.IPv4Address(VIP_ADDRESS), interface=INTERFACE,
+              router_id=ROUTER_ID)  # fmt: skip
+    check_script = Path(str(FILES / "vip" / "check-apiserver"))
+    run_dir = lan.work / controller.name / "keepalived"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    conf = run_dir / "keepalived.conf"
+    check = f"{check_script} {lan.ca_file} {readyz_url(API_PORT)}"
+    conf.write_text(keepalived_conf(vip, check))
+    process = start(
+        f"keepalived-{controller.name}{'-again' if again else ''}",
+        controller.namespace.wrap(keepalived_argv(conf, run_dir)),
+        lan.work / "logs",
+        lambda: True,
+        env=_no_proxy(),
+    )
+    lan.processes.append(process)
+    return process
+
+
 def start_lan(work: Path) -> Lan:
     """The LAN, its three controllers' etcd members, API servers and keepalived; stop it with
     `Lan.stop` (done here too when something does not come up)."""
@@ -297,9 +412,7 @@ def start_lan(work: Path) -> Lan:
     try:
         for controller in controllers:
             # Members wait for each other: each is ready once it listens for clients.
-            argv = controller.namespace.wrap(
-                _etcd_argv(controller, work / controller.name / "etcd")
-            )
+            argv = controller.namespace.wrap(_etcd_argv(controller, lan.data_dir(controller.name)))
             controller.etcd = start(
                 f"etcd-{controller.name}",
                 argv,
@@ -314,23 +427,8 @@ def start_lan(work: Path) -> Lan:
                 controller, pki, work / controller.name / "apiserver-certs"
             )
             controller.apiserver = _start_apiserver(lan, controller)
-        vip = Vip(address=ipaddress.IPv4Address(VIP_ADDRESS), interface=INTERFACE,
-                  router_id=ROUTER_ID)  # fmt: skip
-        check_script = Path(str(FILES / "vip" / "check-apiserver"))
         for controller in controllers:
-            run_dir = work / controller.name / "keepalived"
-            run_dir.mkdir(parents=True)
-            conf = run_dir / "keepalived.conf"
-            check = f"{check_script} {lan.ca_file} {readyz_url(API_PORT)}"
-            conf.write_text(keepalived_conf(vip, check))
-            controller.keepalived = start(
-                f"keepalived-{controller.name}",
-                controller.namespace.wrap(keepalived_argv(conf, run_dir)),
-                logs,
-                lambda: True,
-                env=_no_proxy(),
-            )
-            lan.processes.append(controller.keepalived)
+            controller.keepalived = _start_keepalived(lan, controller)
     except BaseException:
         lan.stop()
         raise

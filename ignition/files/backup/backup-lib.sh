@@ -119,8 +119,13 @@ encrypt() { gpg_batch --symmetric --cipher-algo AES256 --force-mdc --output "$2"
 decrypt() { gpg_batch --decrypt --output "$2" "$1"; }
 
 etcdctl() {
-	$ETCD_TOOL etcdctl --endpoints="$ETCD_ENDPOINT" --cacert="$ETCD_CACERT" --cert="$ETCD_CERT" \
-		--key="$ETCD_KEY" --command-timeout=60s "$@"
+	local tls=()
+	# A kubeadm member serves clients over TLS only; the client certificate is optional here
+	# for a member without it.
+	if [[ -n ${ETCD_CACERT:-} ]]; then
+		tls=(--cacert="$ETCD_CACERT" --cert="$ETCD_CERT" --key="$ETCD_KEY")
+	fi
+	$ETCD_TOOL etcdctl --endpoints="$ETCD_ENDPOINT" "${tls[@]}" --command-timeout=60s "$@"
 }
 
 etcdutl() { $ETCD_TOOL etcdutl "$@"; }
