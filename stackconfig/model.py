@@ -175,6 +175,11 @@ class Cluster(StrictModel):
     """The cluster's name (an RFC 1123 label); it prefixes every Matchbox object."""
     api_endpoint: str
     """`host:port` where the nodes and the operator reach the API server."""
+    # Before kubernetes_version, whose validator reads it: a field validated from its default
+    # is reported under its Python name, not its stack-file key (pydantic), so the check
+    # that a release has every digest belongs to the field that is always written.
+    binary_sha256: BinarySha256 | None = None
+    """Digests of the node's binaries for a release without pinned ones (see BinarySha256)."""
     kubernetes_version: str
     """The text as written: a minor (`"1.36"`: its newest patch with pinned digests) or an
     exact patch release (`"1.36.3"`); see `kubernetes_release`."""
@@ -186,8 +191,6 @@ class Cluster(StrictModel):
     """The household DNS domain, e.g. lab.home.arpa."""
     allow_cluster_rebuild: bool = False
     """Allow reinstalling the only controller, which wipes etcd, the cluster's whole state."""
-    binary_sha256: BinarySha256 | None = Field(default=None, validate_default=True)
-    """Digests of the node's binaries for a release without pinned ones (see BinarySha256)."""
     install_credential_hours: WholeNumber = Field(default=6, ge=1, le=168)
     """How long a machine's bootstrap token works, counted from the start of its install:
     long enough to PXE-boot, install and join (a manual network boot included), short enough
@@ -200,7 +203,7 @@ class Cluster(StrictModel):
 
     @field_validator("kubernetes_version")
     @classmethod
-    def _version(cls, value: str) -> str:
+    def _version(cls, value: str, info: ValidationInfo) -> str:
         found = KUBERNETES_VERSION.match(value)
         if not found:
             raise ValueError(
@@ -218,22 +221,16 @@ class Cluster(StrictModel):
                 f"no {minor} release has pinned digests in this version of stubernetes: name "
                 f"the patch release (such as '{minor}.0') and give its digests in 'binarySha256'"
             )
-        return value
-
-    @field_validator("binary_sha256")
-    @classmethod
-    def _digests_known(
-        cls, value: BinarySha256 | None, info: ValidationInfo
-    ) -> BinarySha256 | None:
-        version = info.data.get("kubernetes_version")
-        if version is None:
-            return value  # Refused itself, and reported on its own.
-        missing = missing_digests(resolved_release(version), value)
+        if "binary_sha256" not in info.data:
+            return value  # binarySha256 was refused itself, and is reported on its own.
+        release = resolved_release(value)
+        missing = missing_digests(release, info.data["binary_sha256"])
         if missing:
             raise ValueError(
-                f"no digests pinned for Kubernetes {resolved_release(version)}: give "
+                f"no digests pinned for Kubernetes {release}: give "
                 + ", ".join(missing)
-                + " (from dl.k8s.io's '<binary>.sha256' files beside the release binaries)"
+                + " in 'binarySha256' (from dl.k8s.io's '<binary>.sha256' files beside the "
+                "release binaries)"
             )
         return value
 

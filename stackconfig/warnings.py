@@ -10,7 +10,8 @@ from pydantic.alias_generators import to_camel
 from stackconfig.model import Machine, StackConfig
 from stackconfig.parse import NAMESPACE
 from stackconfig.problems import Problem, machine_where
-from stackconfig.release_digests import pinned_digests, supplied_digests
+from stackconfig.pinned_digests import CNI_PLUGINS_VERSION
+from stackconfig.release_digests import CNI_PLUGINS, pinned_digests, supplied_digests
 
 
 def _network_warnings(machine: Machine) -> list[Problem]:
@@ -97,6 +98,13 @@ def _api_endpoint_warnings(stack: StackConfig) -> list[Problem]:
     ]
 
 
+def _pinned_origin(name: str, release: str) -> str:
+    """What a pinned digest is of, and where it was published (stackconfig/pinned_digests.py)."""
+    if name == CNI_PLUGINS:
+        return f"the CNI plugins' archive v{CNI_PLUGINS_VERSION} (from its GitHub release)"
+    return f"{name} of Kubernetes {release} (from dl.k8s.io)"
+
+
 def _binary_digest_warnings(stack: StackConfig) -> list[Problem]:
     """A supplied digest that replaces a pinned one: right for binaries of one's own build,
     a mistake (or a tampered download) otherwise."""
@@ -106,7 +114,7 @@ def _binary_digest_warnings(stack: StackConfig) -> list[Problem]:
         Problem(
             f"{NAMESPACE}:cluster",
             f"binarySha256.{to_camel(name.replace('-', '_'))}",
-            f"replaces the digest pinned for {name} of Kubernetes {release} (from dl.k8s.io); "
+            f"replaces the digest pinned for {_pinned_origin(name, release)}; "
             "nodes will run only a binary with the digest given here",
         )
         for name, digest in supplied_digests(stack.cluster.binary_sha256).items()
