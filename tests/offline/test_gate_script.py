@@ -121,7 +121,7 @@ def test_ready_times_out_naming_the_laggards(tmp_path: Path) -> None:
 
 
 def test_each_poll_shows_what_the_pending_machines_last_reported(tmp_path: Path) -> None:
-    later = REPORTS + "stubernetes-status-w2|packages|running|0|2026-12-02T14:04:00Z|\n"
+    later = REPORTS + "stubernetes-status-w2|node|running|0|2026-12-02T14:04:00Z|\n"
     result = run_gate(
         tmp_path,
         "registered",
@@ -139,7 +139,7 @@ def test_each_poll_shows_what_the_pending_machines_last_reported(tmp_path: Path)
         "gate registered: 1/3 done; not registered as Nodes: w1 w2",
         f"  w1: phase kubeadm, attempt 2 failed, retrying; last error: {KUBEADM_ERROR}"
         " (reported 2026-12-02T14:03:10Z)",
-        "  w2: phase packages, attempt 1 running (reported 2026-12-02T14:04:00Z)",
+        "  w2: phase node, attempt 1 running (reported 2026-12-02T14:04:00Z)",
         "gate registered: passed (3 machines)",
     ]
 

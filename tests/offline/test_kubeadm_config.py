@@ -54,17 +54,30 @@ def test_init_controller(example_stack: StackConfig, material: ClusterMaterial) 
 
 
 @pytest.mark.parametrize(
-    ("version", "expected"),
-    [("1.36.3", "v1.36.3"), ("1.36", "stable-1.36"), ("1.37", "stable-1.37")],
+    ("version", "digests", "expected"),
+    [
+        ("1.36.3", None, "v1.36.3"),
+        ("1.36", None, "v1.36.4"),
+        ("1.35", None, "v1.35.8"),
+        ("1.37.2", {"kubeadm": "a" * 64, "kubectl": "b" * 64, "kubelet": "c" * 64}, "v1.37.2"),
+    ],
 )
-def test_kubernetes_version_is_exact_or_the_minors_newest(
-    example_values: dict[str, Any], material: ClusterMaterial, version: str, expected: str
+def test_kubernetes_version_is_the_exact_release_the_nodes_download(
+    example_values: dict[str, Any],
+    material: ClusterMaterial,
+    version: str,
+    digests: dict[str, str] | None,
+    expected: str,
 ) -> None:
-    values = {
-        **example_values,
-        "cluster": {**example_values["cluster"], "kubernetesVersion": version},
-    }
-    docs = documents(parse_stack_config(values), "c1", material)
+    """Always the exact release, never `stable-1.36`: the control plane's images must be the
+    release of the kubelet and kubeadm that Ignition downloaded (a minor is its newest patch
+    with pinned digests), and kubeadm resolves a label such as stable-1.36 through dl.k8s.io at
+    run time (cmd/kubeadm/app/util/version.go KubernetesReleaseVersion), which could name a
+    newer patch than the binaries on the node."""
+    cluster = {**example_values["cluster"], "kubernetesVersion": version}
+    if digests is not None:
+        cluster["binarySha256"] = digests
+    docs = documents(parse_stack_config({**example_values, "cluster": cluster}), "c1", material)
     assert docs["ClusterConfiguration"]["kubernetesVersion"] == expected
 
 
@@ -95,10 +108,12 @@ def test_founding_controller_also_carries_a_control_plane_join(
 def test_etcd_runs_at_a_fixed_selinux_level(
     example_stack: StackConfig, material: ClusterMaterial
 ) -> None:
-    """Files take the MCS level of the process that creates them, and CRI-O gives each new pod
-    sandbox random categories: an etcd restarted after a reboot could not read its own data
-    (Typhoon's fix for the same failure of Calico's install-cni: a fixed `seLinuxOptions.level`,
-    poseidon/terraform-render-bootstrap#186; rancher/rke2#5273 for etcd). kubeadm applies
+    """Files take the MCS level of the process that creates them, and containerd gives each new
+    pod sandbox random categories (containerd internal/cri/server/podsandbox/helpers_linux.go
+    initLabelsFromOpt -> go-selinux label.InitLabels): an etcd restarted after a reboot could
+    not read its own data (Typhoon's fix for the same failure of Calico's install-cni: a fixed
+    `seLinuxOptions.level`, poseidon/terraform-render-bootstrap#186; rancher/rke2#5273 for
+    etcd). kubeadm applies
     `patches.directory` files named target[suffix][+patchtype].yaml to its static pods (v1beta4
     types.go Patches; cmd/kubeadm/app/util/patches/patches.go knownTargets has "etcd")."""
     patches = kubeadm_patches(example_stack.machine("c1"))

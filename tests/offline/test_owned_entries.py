@@ -38,6 +38,13 @@ def config_entries(config: dict[str, Any]) -> tuple[set[str], set[str], set[str]
     paths = {canonical_path(f["path"]) for f in config["storage"].get("files", [])}
     units = {u["name"] for u in config["systemd"]["units"]}
     paths |= {f"{SYSTEMD_UNITS_DIR}/{unit}" for unit in units}
+    # A drop-in is written to <unit>.d/<name> (coreos/ignition internal/exec/util/path.go
+    # SystemdDropinsPath): the kubelet's 10-kubeadm.conf among them.
+    paths |= {
+        f"{SYSTEMD_UNITS_DIR}/{u['name']}.d/{d['name']}"
+        for u in config["systemd"]["units"]
+        for d in u.get("dropins", [])
+    }
     users = {u["name"] for u in config["passwd"]["users"]}
     return paths, units, users
 
@@ -137,7 +144,8 @@ def test_the_founding_controller_owns_its_ca_material(example_stack: StackConfig
         ("/etc/sudoers.d/stubernetes-admin", ("/etc/sudoers.d/stubernetes-admin", "same")),
         ("/etc/sudoers.d", ("/etc/sudoers.d/stubernetes-admin", "holds")),
         ("/var/usrlocal/bin/stubernetes-setup", ("/var/usrlocal/bin/stubernetes-setup", "same")),
-        ("/usr/local", ("/var/usrlocal/bin/stubernetes-setup", "holds")),
+        # The first of the program's paths below it: Ignition's kubeadm download.
+        ("/usr/local", ("/var/usrlocal/bin/kubeadm", "holds")),
         ("/etc/hostname/inside", ("/etc/hostname", "under")),
         ("/etc/sudoers.d/mine", None),
         ("/etc/systemd/system/stubernetes-setup.service.d/10-mine.conf", None),

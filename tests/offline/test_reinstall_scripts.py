@@ -460,7 +460,7 @@ def test_the_rejoin_wait_shows_the_machines_report_at_every_poll(tmp_path: Path)
         "configmaps": {
             **_report(
                 "w1",
-                phase="packages",
+                phase="node",
                 state="rebooting",
                 attempts="0",
                 boots="1",
@@ -484,7 +484,7 @@ def test_the_rejoin_wait_shows_the_machines_report_at_every_poll(tmp_path: Path)
     lines = result.stdout.splitlines()
     assert len(lines) == 3
     for line in lines[:2]:
-        assert line.endswith("; phase packages, rebooting (reported 2026-12-02T14:00:00Z)"), line
+        assert line.endswith("; phase node, rebooting (reported 2026-12-02T14:00:00Z)"), line
         assert "nope" not in line
     assert lines[-1] == "w1 rejoined: Ready, boot new-boot (was old-boot)"
 

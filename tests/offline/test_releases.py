@@ -10,6 +10,7 @@ import pytest
 from chart_tools import chart_dir, config_json, find, pod_spec, render, validation_errors
 
 from stackconfig import ConfigError, parse_stack_config
+from stackconfig.node_paths import NODE_CNI_BIN_DIR
 from stackconfig.releases import DEFAULT_RELEASE_NAMES, core_release, system_releases
 
 
@@ -101,7 +102,7 @@ def test_core_release_carries_the_cluster_networks(example_values: dict[str, Any
         "podCidr": "10.244.0.0/16",
         "serviceCidr": "10.96.0.0/12",
         "fleetlock": {"clusterIP": "10.96.0.15"},
-        "flannel": {"cniBinDir": "/var/lib/cni/bin"},
+        "flannel": {"cniBinDir": NODE_CNI_BIN_DIR},
     }
 
 
@@ -117,12 +118,12 @@ def test_core_release_values_render_valid_manifests(example_values: dict[str, An
     assert service["spec"]["clusterIP"] == str(stack.cluster.fleetlock_ip)
     net_conf = config_json(find(objects, "ConfigMap"), "net-conf.json")
     assert net_conf["Network"] == "10.244.0.0/16"
-    # rpm-ostree moves a layered package's /opt into read-only /usr/lib/opt (coreos/rpm-ostree
-    # #233), and kubelet's kubernetes-cni dependency owns /opt/cni/bin: flannel copies its
-    # plugin into the writable directory that the machines' CRI-O drop-in adds to plugin_dirs.
+    # flannel copies its plugin beside the reference plugins the machines' setup unpacks, in
+    # containerd's default plugin directory /opt/cni/bin (tests/offline/test_node_os.py).
     daemonset = find(objects, "DaemonSet")
     volumes = {v["name"]: v for v in daemonset["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["cni-plugin"]["hostPath"]["path"] == "/var/lib/cni/bin"
+    assert NODE_CNI_BIN_DIR == "/opt/cni/bin"
+    assert volumes["cni-plugin"]["hostPath"]["path"] == NODE_CNI_BIN_DIR
     # Privileged, as Typhoon runs flannel on Fedora CoreOS (poseidon/typhoon
     # addons/flannel/daemonset.tf): a confined container may not write these host paths under
     # SELinux enforcing (flannel-io/flannel#1202).

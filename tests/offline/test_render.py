@@ -174,3 +174,25 @@ def test_render_cluster_exists_shows_the_second_stage(
         assert (first / name).read_bytes() == (second / name).read_bytes()
     render(tmp_path / "again", "--cluster-exists")
     assert tree(tmp_path / "again") == tree(tmp_path / "second")
+
+
+def test_the_summary_names_what_each_download_must_hash_to(tmp_path: Path) -> None:
+    """A file the node fetches has no contents to show in the review tree: its summary line
+    says where it comes from and the digest Ignition refuses it without (its
+    `verification.hash`), and the tree holds no file for it."""
+    render(tmp_path / "out")
+    for name in ("c1", "w1", "w2"):
+        config = json.loads((tmp_path / f"out/matchbox/ignition/lab-{name}.ign").read_bytes())
+        files = config["storage"]["files"]
+        fetched = [f for f in files if not f["contents"]["source"].startswith("data:")]
+        assert len(fetched) == 4, name
+        machine = tmp_path / f"out/machines/{name}"
+        summary = (machine / "summary.txt").read_text().splitlines()
+        for entry in fetched:
+            source, digest = entry["contents"]["source"], entry["contents"]["verification"]["hash"]
+            assert digest.startswith("sha256-") and len(digest) == len("sha256-") + 64
+            assert (
+                f"  {entry['mode']:04o} {entry['path']}  [fetched at first boot from {source}, "
+                f"refused unless its digest is {digest}]"
+            ) in summary
+            assert not (machine / entry["path"].lstrip("/")).exists()

@@ -11,6 +11,7 @@ from stackconfig.labels import KUBELET_LABELS
 from stackconfig.model import (
     SUPPORTED_KUBERNETES_MINORS,
     Admin,
+    BinarySha256,
     Bmc,
     Cluster,
     Gates,
@@ -41,20 +42,24 @@ def test_example_stack_pins_a_patch_release(example_stack: StackConfig) -> None:
     cluster = example_stack.cluster
     assert cluster.kubernetes_version == "1.36.3"
     assert cluster.kubernetes_minor == "1.36"
-    assert cluster.kubernetes_patch == "1.36.3"
+    assert cluster.kubernetes_release == "1.36.3"
+    assert cluster.binary_sha256 is None
 
 
 @pytest.mark.parametrize(
-    ("version", "minor", "patch"),
-    [("1.35", "1.35", None), ("1.37", "1.37", None), ("1.36.0", "1.36", "1.36.0")],
+    ("version", "minor", "release"),
+    [("1.35", "1.35", "1.35.8"), ("1.36", "1.36", "1.36.4"), ("1.36.0", "1.36", "1.36.0")],
 )
-def test_kubernetes_version_minor_and_patch(
-    version: str, minor: str, patch: str | None, raw_values: dict[str, Any]
+def test_kubernetes_version_minor_and_release(
+    version: str, minor: str, release: str, raw_values: dict[str, Any]
 ) -> None:
+    """A minor runs its newest patch with pinned digests (stackconfig/pinned_digests.py, copied
+    from kubespray's checksums.yml: 1.35.8 and 1.36.4 are the newest it lists); a patch runs
+    as written."""
     raw_values["cluster"]["kubernetesVersion"] = version
     cluster = parsed(raw_values).cluster
     assert (cluster.kubernetes_version, cluster.kubernetes_minor) == (version, minor)
-    assert cluster.kubernetes_patch == patch
+    assert cluster.kubernetes_release == release
 
 
 def test_drain_timeout_default(example_stack: StackConfig) -> None:
@@ -164,7 +169,7 @@ def test_several_controllers_behind_a_virtual_ip_parse(raw_values: dict[str, Any
 
 
 def test_every_field_has_a_description() -> None:
-    models = (Cluster, OperatingSystem, Matchbox, Admin, Gates, Taint, Bmc, Machine)
+    models = (Cluster, BinarySha256, OperatingSystem, Matchbox, Admin, Gates, Taint, Bmc, Machine)
     for model in (*models, ReleaseSettings, StackConfig):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name}"

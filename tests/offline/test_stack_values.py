@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from stackconfig import ConfigError, StackConfig, parse_stack_config
 from stackconfig.model import (
     Admin,
+    BinarySha256,
     Bmc,
     Cluster,
     Gates,
@@ -54,6 +55,7 @@ def base_of(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
         Taint: {"key": "example.com/gpu", "effect": "NoSchedule"},
         Bmc: {"kind": "ipmi", "address": "192.168.10.111", "user": "u", "password": "p"},
         ReleaseSettings: {},
+        BinarySha256: {},
     }
     return dict(bases[model])
 
@@ -75,6 +77,7 @@ STACK_MODELS = (
     Taint,
     Bmc,
     ReleaseSettings,
+    BinarySha256,
 )
 
 

@@ -1,10 +1,15 @@
-"""`stubernetes assets`: which Fedora CoreOS files go where under Matchbox's /assets for
-`cachedInstall`, named after the pinned version, exactly as the profiles request them."""
+"""`stubernetes assets`: which files go where under Matchbox's /assets for `cachedInstall`:
+Fedora CoreOS's boot files, named after the pinned version, exactly as the profiles request
+them, and the node's binaries exactly as their Ignition fetches them, each with a `sha256sum`
+check line for the digest that Ignition will ask for."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import shlex
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,7 @@ from test_stack_bad_input import write_stack
 from stubernetes.cli import main
 
 BUILDS = "https://builds.coreos.fedoraproject.org/prod/streams"
+FCOS_DIR = "/var/lib/matchbox/assets/fedora-coreos/"
 
 
 def assets(
@@ -37,6 +43,29 @@ def curl_lines(lines: list[str]) -> dict[str, str]:
     return found
 
 
+def check_lines(lines: list[str]) -> dict[str, tuple[str, str]]:
+    """target path -> (digest, the line) of each printed `echo DIGEST  PATH | sha256sum --check`."""
+    found = {}
+    for line in lines:
+        if not line.startswith("  echo "):
+            continue
+        command, _, checker = line.strip().partition(" | ")
+        assert checker == "sha256sum --check", line
+        words = shlex.split(command)
+        assert words[0] == "echo" and len(words) == 3, line
+        found[words[2]] = (words[1], line.strip())
+    return found
+
+
+def remote_sources(ignition: dict[str, Any]) -> dict[str, str]:
+    """URL -> sha256 of every file an Ignition config fetches (its `verification.hash`)."""
+    return {
+        f["contents"]["source"]: f["contents"]["verification"]["hash"].removeprefix("sha256-")
+        for f in ignition["storage"]["files"]
+        if not f["contents"]["source"].startswith("data:")
+    }
+
+
 def test_fcos_42_and_later_names_have_a_dot_before_the_arch(
     raw_values: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -49,9 +78,8 @@ def test_fcos_42_and_later_names_have_a_dot_before_the_arch(
         f"fedora-coreos-{version}-live-initramfs.x86_64.img",
         f"fedora-coreos-{version}-live-rootfs.x86_64.img",
     )
-    assert curl_lines(lines) == {
-        f"/var/lib/matchbox/assets/fedora-coreos/{name}": f"{base}/{name}" for name in names
-    }
+    fcos = {t: u for t, u in curl_lines(lines).items() if t.startswith(FCOS_DIR)}
+    assert fcos == {f"{FCOS_DIR}{name}": f"{base}/{name}" for name in names}
     assert "  mkdir -p /var/lib/matchbox/assets/fedora-coreos" in lines
     assert "cachedInstall is off" in lines[0]
 
@@ -78,21 +106,87 @@ def served_paths(profile: dict[str, Any], http: str) -> list[str]:
     return [u.removeprefix(f"{http}/") for u in urls]
 
 
-def test_the_files_are_the_ones_the_profiles_boot(
+def test_the_files_are_the_ones_the_profiles_boot_and_the_nodes_fetch(
     raw_values: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Every printed file is one a profile boots from or one a machine's Ignition fetches from
+    Matchbox, and every such URL is printed: nothing missing, nothing extra."""
     raw_values["os"]["cachedInstall"] = True
     stack_file = write_stack(raw_values, tmp_path / "Pulumi.cached.yaml")
-    assert main(["render", "--stack-file", str(stack_file), "--out", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    assert main(["render", "--stack-file", str(stack_file), "--out", str(out)]) == 0
     capsys.readouterr()
     http = raw_values["matchbox"]["httpEndpoint"]
     printed = {
         path.removeprefix("/var/lib/matchbox/")
         for path in curl_lines(assets(raw_values, tmp_path, capsys))
     }
-    for profile_file in (tmp_path / "out/matchbox/profiles").iterdir():
+    fetched: set[str] = set()
+    for ignition_file in (out / "matchbox/ignition").iterdir():
+        urls = remote_sources(json.loads(ignition_file.read_text()))
+        assert urls and all(u.startswith(f"{http}/assets/") for u in urls), urls
+        fetched |= {u.removeprefix(f"{http}/") for u in urls}
+    for profile_file in (out / "matchbox/profiles").iterdir():
         profile = json.loads(profile_file.read_text())
-        assert set(served_paths(profile, http)) == printed
+        assert set(served_paths(profile, http)) | fetched == printed
+
+
+def test_each_binary_has_the_check_line_of_the_digest_its_node_asks_for(
+    raw_values: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed digests are the ones in the machines' Ignition (`verification.hash`), one
+    check line per binary and none for the Fedora CoreOS files, whose profiles carry none."""
+    raw_values["os"]["cachedInstall"] = True
+    stack_file = write_stack(raw_values, tmp_path / "Pulumi.cached.yaml")
+    out = tmp_path / "out"
+    assert main(["render", "--stack-file", str(stack_file), "--out", str(out)]) == 0
+    capsys.readouterr()
+    lines = assets(raw_values, tmp_path, capsys)
+    http = raw_values["matchbox"]["httpEndpoint"]
+    checks = check_lines(lines)
+    assert set(checks) == {t for t in curl_lines(lines) if not t.startswith(FCOS_DIR)}
+    assert len(checks) == 4
+    printed = {
+        t.replace("/var/lib/matchbox/assets/", f"{http}/assets/"): d for t, (d, _) in checks.items()
+    }
+    for ignition_file in (out / "matchbox/ignition").iterdir():
+        assert remote_sources(json.loads(ignition_file.read_text())) == printed
+
+
+def test_the_check_lines_pass_on_the_right_files_and_fail_on_a_wrong_one(
+    raw_values: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run as printed, by bash and GNU coreutils' sha256sum: each line accepts the file with
+    its digest and refuses one whose bytes differ. (Stand-in files, their digests supplied in
+    binarySha256 as for a build of one's own.)"""
+    assets_path = tmp_path / "assets"
+    stand_ins = {
+        "kubeadm": b"kubeadm stand-in\n",
+        "kubectl": b"kubectl stand-in\n",
+        "kubelet": b"kubelet stand-in\n",
+        "cniPlugins": b"cni-plugins stand-in\n",
+    }
+    values = copy.deepcopy(raw_values)
+    values["cluster"]["binarySha256"] = {
+        key: hashlib.sha256(data).hexdigest() for key, data in stand_ins.items()
+    }
+    lines = assets(values, tmp_path, capsys, "--assets-path", str(assets_path))
+    checks = check_lines(lines)
+    targets = {t: u for t, u in curl_lines(lines).items() if t in checks}
+    for target, url in targets.items():
+        key = "cniPlugins" if "cni-plugins" in url else url.rpartition("/")[2]
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_bytes(stand_ins[key])
+
+    def run(line: str) -> int:
+        return subprocess.run(["bash", "-c", line], capture_output=True, check=False).returncode
+
+    assert len(checks) == 4
+    for _digest, line in checks.values():
+        assert run(line) == 0, line
+    wrong, (_digest, line) = next(iter(checks.items()))
+    Path(wrong).write_bytes(b"another build\n")
+    assert run(line) != 0, line
 
 
 @pytest.mark.real
