@@ -83,7 +83,9 @@ put_snapshot() {
 			"$(s3_url "${S3_PREFIX:-}$name")" >/dev/null
 	else
 		mkdir -p "$BACKUP_DIR"
-		# Copied under a name no listing matches, then renamed: a reader never sees half.
+		# Copied under a name no listing matches, then renamed: a reader never sees half. A
+		# copy cut short earlier is dropped.
+		rm -f "$BACKUP_DIR"/.*.part
 		cp "$file" "$BACKUP_DIR/.$name.part"
 		sync "$BACKUP_DIR/.$name.part"
 		mv "$BACKUP_DIR/.$name.part" "$BACKUP_DIR/$name"
@@ -130,9 +132,14 @@ etcdctl() {
 
 etcdutl() { $ETCD_TOOL etcdutl "$@"; }
 
-# A scratch directory under STATE_DIR, removed on exit; gpg's home inside it.
+# A scratch directory under STATE_DIR, removed on exit; gpg's home inside it. A run killed
+# outright (a power cut, SIGKILL) leaves its own, which holds a plaintext snapshot: the next
+# run removes it (runs never overlap: one timer's oneshot service, and the restore runs before
+# the setup has made the node, when the service does not run).
 make_work() {
 	mkdir -p "$STATE_DIR"
+	chmod 0700 "$STATE_DIR"
+	rm -rf "$STATE_DIR"/work.*
 	work=$(mktemp -d "$STATE_DIR/work.XXXXXX")
 	trap 'rm -rf "$work"' EXIT
 	mkdir -m 0700 "$work/gnupg"
