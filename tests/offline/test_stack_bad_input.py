@@ -506,8 +506,9 @@ CASES: list[tuple[str, Mutation, str, str, str]] = [
         second_controller_at("192.168.10.12"),
         "stubernetes:cluster",
         "apiEndpoint",
-        "use a virtual IP shared by all controllers (kube-vip, keepalived) or a DNS name over "
-        "all of them",
+        "give the controllers a virtual IP that moves to a healthy one (stubernetes:vip: "
+        "address, interface, routerId) and set apiEndpoint to it, or use a DNS name or load "
+        "balancer over all of them",
     ),
 ]
 
