@@ -223,8 +223,7 @@ def api_endpoint_problems(cluster: Cluster, machines: Sequence[MachineFacts]) ->
             "apiEndpoint",
             f"{cluster.api_host} is the address of controller '{owner.name}' itself: with "
             f"{len(controllers)} controllers, the API endpoint must outlive any one of them "
-            f"(a reinstalled '{owner.name}' could join through nothing else); "
-            + VIP_SUGGESTION,
+            f"(a reinstalled '{owner.name}' could join through nothing else); " + VIP_SUGGESTION,
         )
     ]
 

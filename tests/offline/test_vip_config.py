@@ -47,9 +47,9 @@ def test_every_controller_and_no_worker_gets_keepalived(tmp_path: Path) -> None:
         assert all(path in files[controller] for path in keepalived), controller
     assert not any(path in files["w1"] for path in keepalived)
     # The same configuration on every controller: all start as backups at one priority.
-    assert files["c1"][KEEPALIVED_CONF] == files["c2"][KEEPALIVED_CONF] == files["c3"][
-        KEEPALIVED_CONF
-    ]
+    assert (
+        files["c1"][KEEPALIVED_CONF] == files["c2"][KEEPALIVED_CONF] == files["c3"][KEEPALIVED_CONF]
+    )
     conf = files["c1"][KEEPALIVED_CONF].decode()
     assert "192.168.10.10/32 dev eno1" in conf
     assert "virtual_router_id 51" in conf
