@@ -34,6 +34,7 @@ from components.step_wiring import ClusterInputs, InCluster, MachineSteps
 from components.token import kubeadm_certs_rbac
 from stackconfig import StackConfig
 from stackconfig.releases import CORE_CHART_PATH, core_release, system_releases
+from stackconfig.upgrade_rules import KUBERNETES_RELEASE_OUTPUT
 
 
 def matchbox_provider(stack: StackConfig) -> matchbox.Provider:
@@ -157,6 +158,9 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
             for m in node_names
         },
     )
+    # Read back by the next update's release rules (stackconfig/upgrade_rules.py) and upgrade
+    # steps: the release every machine runs once this update has completed.
+    pulumi.export(KUBERNETES_RELEASE_OUTPUT, stack.cluster.kubernetes_release)
     pulumi.export(
         "machines",
         {

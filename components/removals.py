@@ -14,10 +14,12 @@ import pulumi
 
 from stackconfig import StackConfig
 from stackconfig.removal import stack_removal_problems
+from stackconfig.upgrade_rules import stack_upgrade_problems
 
 
 def refuse_unsafe_removals(stack: StackConfig, previous_outputs: Mapping[str, Any]) -> None:
     problems = stack_removal_problems(previous_outputs, stack)
+    problems += stack_upgrade_problems(previous_outputs, stack)
     if problems:
         raise pulumi.RunError(
             "refusing this update of the machines:\n" + "\n".join(str(p) for p in problems)

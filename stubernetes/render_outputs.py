@@ -26,6 +26,7 @@ from pulumi.runtime import rpc
 from components.previous import CLUSTER_EXISTS_OUTPUT
 from stackconfig import StackConfig
 from stackconfig.removal import stack_removal_problems
+from stackconfig.upgrade_rules import stack_upgrade_problems
 from stubernetes.output import RENDER_MARKER
 
 OUTPUTS_FILE = Path("outputs.json")
@@ -68,4 +69,5 @@ def refusals(stack: StackConfig, previous: Mapping[str, Any] | None) -> list[str
     """What an update from the earlier render's state to `stack` would refuse, one per line."""
     if previous is None:
         return []
-    return [str(problem) for problem in stack_removal_problems(previous, stack)]
+    problems = stack_removal_problems(previous, stack) + stack_upgrade_problems(previous, stack)
+    return [str(problem) for problem in problems]

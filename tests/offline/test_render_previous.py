@@ -39,7 +39,13 @@ def test_outputs_are_written_without_secrets(
     assert f"{out}/outputs.json" in capsys.readouterr().out
     outputs = json.loads((out / "outputs.json").read_text())
     # The admin kubeconfigs are secret outputs: left out, and nothing of them anywhere.
-    assert set(outputs) == {"clusterExists", "installed", "installedOverEarlier", "machines"}
+    assert set(outputs) == {
+        "clusterExists",
+        "installed",
+        "installedOverEarlier",
+        "kubernetesRelease",
+        "machines",
+    }
     assert "BEGIN" not in (out / "outputs.json").read_text()
     assert outputs["machines"]["c1"] == {
         "generation": 1,
