@@ -9,8 +9,8 @@ from pydantic.alias_generators import to_camel
 
 from stackconfig.model import Machine, StackConfig
 from stackconfig.parse import NAMESPACE
-from stackconfig.problems import Problem, machine_where
 from stackconfig.pinned_digests import CNI_PLUGINS_VERSION
+from stackconfig.problems import Problem, machine_where
 from stackconfig.release_digests import CNI_PLUGINS, pinned_digests, supplied_digests
 
 
