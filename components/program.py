@@ -127,9 +127,12 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
         depends_on=[*every_machine, core],
         opts=pulumi.ResourceOptions(parent=cluster),
     )
+    installed: dict[str, pulumi.Resource] = {}
     for spec in system_releases(stack):
         gate = ready.command if spec.after == "ready" else registered.command
-        helm_release(spec, kubernetes, gate, parent=cluster)
+        # After the releases it needs (their CRDs, controllers, addresses), where enabled.
+        needed = [installed[name] for name in spec.needs if name in installed]
+        installed[spec.name] = helm_release(spec, kubernetes, gate, parent=cluster, needs=needed)
 
     pulumi.export("kubeconfig", kubeconfig)
     # system:masters, outside RBAC: for when RBAC itself is broken. Keep it out of daily use.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pulumi
@@ -22,6 +23,7 @@ def helm_release(
     provider: k8s.Provider,
     gate: pulumi.Resource,
     parent: pulumi.Resource,
+    needs: Sequence[pulumi.Resource] = (),
 ) -> k8s.helm.v3.Release:
     repository = k8s.helm.v3.RepositoryOptsArgs(repo=spec.repository) if spec.repository else None
     return k8s.helm.v3.Release(
@@ -29,13 +31,13 @@ def helm_release(
         # An explicit name: otherwise Helm's release name gets a random suffix.
         name=spec.name,
         chart=spec.chart,
-        # A local chart is pinned by this repository itself.
-        version=spec.version if spec.repository else None,
+        # A local chart is pinned by this repository itself; an OCI chart by its tag.
+        version=spec.version if spec.repository or spec.chart.startswith("oci://") else None,
         repository_opts=repository,
         namespace=spec.namespace,
         create_namespace=True,
         values=spec.values,
         atomic=True,
         timeout=RELEASE_TIMEOUT_SECONDS,
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[gate]),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[gate, *needs]),
     )

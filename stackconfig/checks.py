@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from stackconfig.address_pool import pool_problems
 from stackconfig.addresses import gateway_problem, host_address_problem
 from stackconfig.fragment import fragment_problems
 from stackconfig.model import Cluster, MacAddress, Machine, Role, WholeNumber
@@ -230,4 +231,4 @@ def api_endpoint_problems(cluster: Cluster, machines: Sequence[MachineFacts]) ->
 
 def cross_section_problems(raw_cluster: object, machines: Sequence[MachineFacts]) -> list[Problem]:
     """Checks between `stubernetes:cluster` and the machines, from what each can read."""
-    return cluster_network_problems(raw_cluster, machines)
+    return [*cluster_network_problems(raw_cluster, machines), *pool_problems(raw_cluster, machines)]

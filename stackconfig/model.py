@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from stackconfig.address_pool import LanRange
 from stackconfig.addresses import check_service_cidr, check_unicast_mac
 from stackconfig.admin_checks import check_admin_user, check_password_hash
 from stackconfig.backups import Backups
@@ -195,6 +196,12 @@ class Cluster(StrictModel):
     """How long a machine's bootstrap token works, counted from the start of its install:
     long enough to PXE-boot, install and join (a manual network boot included), short enough
     that an Ignition fetched from Matchbox later holds nothing that still opens the cluster."""
+    load_balancer_pool: LanRange | None = None
+    """LAN addresses for LoadBalancer Services, `first-last` or a CIDR, on the machines' subnet
+    (stackconfig/address_pool.py): the first is the household DNS server's, the second the
+    default Gateway's. Without it the cluster has neither."""
+    dhcp_range: LanRange | None = None
+    """The range the LAN's DHCP server hands out, which the pool must stay clear of."""
 
     @field_validator("api_endpoint")
     @classmethod

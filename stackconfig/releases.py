@@ -7,6 +7,7 @@ key by key), turns one off with `enabled: false`, or adds a new release.
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,21 +33,47 @@ class ReleaseSpec:
     after: Gate
     repository: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
+    # Other releases (by name) it is installed after: their CRDs, controllers or addresses.
+    needs: tuple[str, ...] = ()
+
+
+# Where each default release's chart comes from. Versions and dates: stackconfig/component_pins.py.
+METALLB_REPOSITORY = "https://metallb.github.io/metallb"
+# Envoy Gateway publishes its charts to an OCI registry only (envoyproxy/gateway
+# tools/make/helm.mk, OCI_REGISTRY ?= oci://docker.io/envoyproxy).
+ENVOY_GATEWAY_CHARTS = "oci://docker.io/envoyproxy"
+ENVOY_GATEWAY_VERSION = "v1.9.1"
+LAN_RELEASE = "lan"
+LAN_CHART_PATH = Path("charts") / "stubernetes-lan"
+# MetalLB's pools and advertisements live in the namespace its controller watches.
+METALLB_NAMESPACE = "metallb-system"
+# MetalLB's annotation that asks for given addresses (metallb/metallb controller/service.go,
+# AnnotationLoadBalancerIPs); `spec.loadBalancerIP` is deprecated since Kubernetes 1.24.
+METALLB_ADDRESS_ANNOTATION = "metallb.io/loadBalancerIPs"
+# The Gateway every HTTPRoute of the household attaches to (its parentRefs).
+GATEWAY_NAME = "lan"
+GATEWAY_NAMESPACE = "lan"
 
 
 def _default_releases(stack: StackConfig) -> dict[str, ReleaseSpec]:
-    return {
+    releases = {
         "openebs": ReleaseSpec(
             name="openebs",
             chart="openebs",
             repository="https://openebs.github.io/openebs",
-            version="4.3.2",
+            version="4.6.0",
             namespace="openebs",
             after="ready",
             values={
                 # Local hostpath volumes only, as the default StorageClass; no replicated engine.
                 "engines": {
-                    "local": {"lvm": {"enabled": False}, "zfs": {"enabled": False}},
+                    "local": {
+                        "lvm": {"enabled": False},
+                        "zfs": {"enabled": False},
+                        # An engine of the chart since 4.4 (its Chart.yaml's dependency
+                        # rawfile-localpv, condition engines.local.rawfile.enabled).
+                        "rawfile": {"enabled": False},
+                    },
                     "replicated": {"mayastor": {"enabled": False}},
                 },
                 "localpv-provisioner": {
@@ -56,32 +83,107 @@ def _default_releases(stack: StackConfig) -> dict[str, ReleaseSpec]:
                 "alloy": {"enabled": False},
             },
         ),
+    }
+    if stack.cluster.load_balancer_pool is not None:
+        releases.update(lan_releases(stack))
+    return releases
+
+
+def lan_releases(stack: StackConfig) -> dict[str, ReleaseSpec]:
+    """MetalLB (layer 2), Gateway API with Envoy Gateway, the pool and the default Gateway, and
+    the household DNS on its own address: what a stack with a `loadBalancerPool` gets."""
+    return {
+        "metallb": ReleaseSpec(
+            name="metallb",
+            chart="metallb",
+            repository=METALLB_REPOSITORY,
+            version="0.16.2",
+            namespace=METALLB_NAMESPACE,
+            after="ready",
+            values={
+                # Layer 2 only: no BGP, so no frr-k8s (its subchart is on by default since
+                # 0.15, metallb/metallb charts/metallb/values.yaml `frrk8s.enabled`).
+                "frrk8s": {"enabled": False},
+            },
+        ),
+        "gateway-api": ReleaseSpec(
+            name="gateway-api",
+            chart=f"{ENVOY_GATEWAY_CHARTS}/gateway-crds-helm",
+            version=ENVOY_GATEWAY_VERSION,
+            namespace="envoy-gateway-system",
+            after="ready",
+            values={
+                # Gateway API's standard channel (the bundle Envoy Gateway is built against)
+                # and Envoy Gateway's own CRDs, as templates: Helm installs a chart's crds/
+                # once and never upgrades them (helm.sh "Custom Resource Definitions").
+                "crds": {
+                    "gatewayAPI": {"enabled": True, "channel": "standard"},
+                    "envoyGateway": {"enabled": True},
+                },
+            },
+        ),
+        "envoy-gateway": ReleaseSpec(
+            name="envoy-gateway",
+            chart=f"{ENVOY_GATEWAY_CHARTS}/gateway-helm",
+            version=ENVOY_GATEWAY_VERSION,
+            namespace="envoy-gateway-system",
+            after="ready",
+            needs=("gateway-api",),
+            values={
+                # The CRDs come from the release gateway-api (the chart's own are the
+                # experimental channel's).
+                "crds": {"enabled": False},
+                "global": {
+                    "images": {
+                        "envoyGateway": {
+                            "image": f"docker.io/envoyproxy/gateway:{ENVOY_GATEWAY_VERSION}",
+                            "pullPolicy": "IfNotPresent",
+                        }
+                    }
+                },
+            },
+        ),
+        LAN_RELEASE: lan_release(stack),
         "household-dns": ReleaseSpec(
             name="household-dns",
             chart="coredns",
             repository="https://coredns.github.io/helm",
-            version="1.43.0",
+            version="1.46.2",
             namespace="household-dns",
             after="ready",
+            needs=(LAN_RELEASE,),
             values=household_dns_values(stack),
         ),
-        "ingress-nginx": ReleaseSpec(
-            name="ingress-nginx",
-            chart="ingress-nginx",
-            repository="https://kubernetes.github.io/ingress-nginx",
-            version="4.13.0",
-            namespace="ingress-nginx",
-            after="ready",
-            values={
-                # No load balancer in a home lab: every node answers on 80 and 443.
-                "controller": {
-                    "kind": "DaemonSet",
-                    "hostPort": {"enabled": True},
-                    "service": {"type": "ClusterIP"},
-                },
-            },
-        ),
     }
+
+
+def household_dns_address(stack: StackConfig) -> ipaddress.IPv4Address | None:
+    pool = stack.cluster.load_balancer_pool
+    return None if pool is None else pool.address(0)
+
+
+def gateway_address(stack: StackConfig) -> ipaddress.IPv4Address | None:
+    pool = stack.cluster.load_balancer_pool
+    return None if pool is None else pool.address(1)
+
+
+def lan_release(stack: StackConfig) -> ReleaseSpec:
+    """Our chart of the LAN's addresses: MetalLB's pool and its layer-2 announcement, and the
+    default Gateway on the pool's second address."""
+    pool = stack.cluster.load_balancer_pool
+    assert pool is not None
+    return ReleaseSpec(
+        name=LAN_RELEASE,
+        chart=str(LAN_CHART_PATH),
+        version="",
+        namespace=GATEWAY_NAMESPACE,
+        after="ready",
+        needs=("metallb", "envoy-gateway"),
+        values={
+            "pool": {"namespace": METALLB_NAMESPACE, "addresses": [str(pool)]},
+            "gateway": {"name": GATEWAY_NAME, "address": str(gateway_address(stack))},
+        },
+    )
 
 
 # Where the CoreDNS chart's probes look (coredns/helm `charts/coredns/templates/deployment.yaml`):
@@ -93,18 +195,13 @@ DNS_PROBE_PLUGINS = (
 # Kubelet sets this label on every Node to its hostname, the machine's name here.
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
-
-
-def household_dns_machines(stack: StackConfig) -> list[str]:
-    """The machines that answer household DNS on port 53: those with a static address, which
-    is what a laptop can be pointed at."""
-    return [m.name for m in stack.machines if m.address is not None]
+HOUSEHOLD_DNS_REPLICAS = 2
 
 
 def household_dns_values(stack: StackConfig) -> dict[str, Any]:
     """CoreDNS for the household: the cluster's domain, a record for every addressed machine,
-    answered on host port 53 of each addressed machine (there is no load balancer on bare
-    metal, and Helm would wait forever for a LoadBalancer Service's address)."""
+    served on the pool's first address (TCP and UDP), never on a node's own port 53, and
+    forwarding straight to the upstream resolvers of the node it runs on."""
     domain = stack.cluster.domain
     records = [
         f"{machine.address.ip} {machine.name}.{domain}"
@@ -112,44 +209,37 @@ def household_dns_values(stack: StackConfig) -> dict[str, Any]:
         if machine.address is not None
     ]
     hosts = "\n".join([*records, "fallthrough"])
-    machines = household_dns_machines(stack)
     return {
-        "isClusterService": False,
-        "serviceType": "ClusterIP",
-        # One server on each addressed machine, and only there.
-        "replicaCount": len(machines),
+        # The chart renders `dnsPolicy` only for a cluster service (coredns/helm
+        # charts/coredns/templates/deployment.yaml); `Default` gives the pods the node's
+        # resolv.conf, so `forward . /etc/resolv.conf` goes to the LAN's resolvers, not through
+        # the cluster DNS. The k8s-app label is the release's own, not kube-dns's.
+        "isClusterService": True,
+        "k8sAppLabelOverride": "household-dns",
+        "deployment": {"dnsPolicy": "Default"},
+        "serviceType": "LoadBalancer",
+        "service": {"annotations": {METALLB_ADDRESS_ANNOTATION: str(household_dns_address(stack))}},
+        "replicaCount": HOUSEHOLD_DNS_REPLICAS,
         "affinity": {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {"key": HOSTNAME_LABEL, "operator": "In", "values": machines}
-                            ]
-                        }
-                    ]
-                }
-            },
             "podAntiAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": [
+                "preferredDuringSchedulingIgnoredDuringExecution": [
                     {
-                        "labelSelector": {
-                            "matchLabels": {"app.kubernetes.io/instance": "household-dns"}
+                        "weight": 100,
+                        "podAffinityTerm": {
+                            "labelSelector": {
+                                "matchLabels": {"app.kubernetes.io/instance": "household-dns"}
+                            },
+                            "topologyKey": HOSTNAME_LABEL,
                         },
-                        "topologyKey": HOSTNAME_LABEL,
                     }
                 ]
             },
         },
-        # Controllers with an address serve too.
-        "tolerations": [
-            {"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}
-        ],
+        "tolerations": [{"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
         "servers": [
             {
                 "zones": [{"zone": f"{domain}.", "use_tcp": True}],
                 "port": 53,
-                "hostPort": 53,
                 "plugins": [
                     {"name": "errors"},
                     {"name": "hosts", "configBlock": hosts},
@@ -159,7 +249,6 @@ def household_dns_values(stack: StackConfig) -> dict[str, Any]:
             {
                 "zones": [{"zone": ".", "use_tcp": True}],
                 "port": 53,
-                "hostPort": 53,
                 "plugins": [
                     {"name": "errors"},
                     *DNS_PROBE_PLUGINS,
@@ -210,6 +299,7 @@ def _apply(default: ReleaseSpec, settings: ReleaseSettings) -> ReleaseSpec:
         namespace=settings.namespace or default.namespace,
         after=settings.after or default.after,
         values=deep_merge(default.values, settings.values),
+        needs=default.needs,
     )
 
 
@@ -217,9 +307,6 @@ def system_releases(stack: StackConfig) -> list[ReleaseSpec]:
     """The enabled system releases, defaults first (in their order), then added ones by name."""
     defaults = _default_releases(stack)
     releases = []
-    if not household_dns_machines(stack):
-        # Nothing a laptop could be pointed at: no machine has a static address.
-        del defaults["household-dns"]
     for name, default in defaults.items():
         settings = stack.releases.get(name)
         if settings is None:
@@ -244,7 +331,24 @@ def system_releases(stack: StackConfig) -> list[ReleaseSpec]:
     return releases
 
 
-DEFAULT_RELEASE_NAMES = ("openebs", "household-dns", "ingress-nginx")
+DEFAULT_RELEASE_NAMES = (
+    "openebs",
+    "metallb",
+    "gateway-api",
+    "envoy-gateway",
+    LAN_RELEASE,
+    "household-dns",
+)
+# Releases this version no longer installs, and what replaced them.
+RETIRED_RELEASES = {
+    "ingress-nginx": (
+        'ingress-nginx is retired (kubernetes.io blog 2025-11-11, "Ingress NGINX Retirement": '
+        "no releases or security fixes after March 2026); stubernetes installs Gateway API with "
+        "Envoy Gateway instead: remove this entry and move each Ingress to an HTTPRoute on the "
+        f"Gateway '{GATEWAY_NAME}' in namespace '{GATEWAY_NAMESPACE}' (gateway-api.sigs.k8s.io, "
+        '"Migrating from Ingress-NGINX")'
+    ),
+}
 
 
 def release_problems(releases: Mapping[str, ReleaseSettings]) -> list[Problem]:
@@ -254,6 +358,8 @@ def release_problems(releases: Mapping[str, ReleaseSettings]) -> list[Problem]:
             problems.append(
                 Problem(f"release '{name}'", "", "the core release is not configurable here")
             )
+        elif name in RETIRED_RELEASES:
+            problems.append(Problem(f"release '{name}'", "", RETIRED_RELEASES[name]))
         elif name not in DEFAULT_RELEASE_NAMES and settings.enabled:
             for field_name in ("chart", "version", "namespace"):
                 if getattr(settings, field_name) is None:

@@ -7,6 +7,7 @@ import ipaddress
 
 from pydantic.alias_generators import to_camel
 
+from stackconfig.lan_warnings import lan_warnings
 from stackconfig.model import Machine, StackConfig
 from stackconfig.parse import NAMESPACE
 from stackconfig.pinned_digests import CNI_PLUGINS_VERSION
@@ -126,6 +127,7 @@ def stack_warnings(stack: StackConfig) -> list[Problem]:
     """The warnings of a valid stack. (Secrets given in plain text are refused, not warned
     about: stackconfig.secrets.)"""
     warnings = _api_endpoint_warnings(stack) + _binary_digest_warnings(stack)
+    warnings += lan_warnings(stack)
     for machine in stack.machines:
         warnings += _network_warnings(machine)
         warnings += _controller_address_warnings(machine)

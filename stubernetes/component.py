@@ -39,11 +39,13 @@ from components.install_step import SCRIPTS
 from components.program import build_cluster as _build_cluster
 from ignition.checked_stack import checked_stack_config
 from stackconfig import ConfigError, StackConfig
-from stackconfig.releases import CORE_CHART_PATH
+from stackconfig.releases import CORE_CHART_PATH, LAN_CHART_PATH
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 COMMAND = "command:local:Command"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+# stubernetes's own charts, which a Release names by their path in the checkout.
+LOCAL_CHARTS = {str(CORE_CHART_PATH), str(LAN_CHART_PATH)}
 
 __all__ = ["CHECKOUT", "Cluster", "ConfigError", "StackConfig", "build_cluster", "stack_config"]
 
@@ -74,13 +76,13 @@ def _ours(command: object) -> bool:
 def in_checkout(
     args: pulumi.ResourceTransformationArgs,
 ) -> pulumi.ResourceTransformationResult | None:
-    """Point stubernetes's own steps and chart at this checkout; nothing else changes."""
+    """Point stubernetes's own steps and charts at this checkout; nothing else changes."""
     props = dict(args.props)
     ours = _ours(props.get("create")) or _ours(props.get("delete"))
     if args.type_ == COMMAND and ours and not props.get("dir"):
         props["dir"] = str(CHECKOUT)
-    elif args.type_ == RELEASE and props.get("chart") == str(CORE_CHART_PATH):
-        props["chart"] = str(CHECKOUT / CORE_CHART_PATH)
+    elif args.type_ == RELEASE and props.get("chart") in LOCAL_CHARTS:
+        props["chart"] = str(CHECKOUT / str(props["chart"]))
     else:
         return None
     return pulumi.ResourceTransformationResult(props, args.opts)

@@ -32,6 +32,8 @@ stack = stack_config(
             "podCidr": "10.244.0.0/16",
             "serviceCidr": "10.96.0.0/12",
             "domain": "home.arpa",
+            # LoadBalancer addresses on the LAN: the household DNS, the Gateway, then Services.
+            "loadBalancerPool": "192.168.20.240-192.168.20.250",
         },
         "os": {"stream": "stable", "version": "44.20260817.3.2"},
         "matchbox": {

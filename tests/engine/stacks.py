@@ -33,8 +33,9 @@ from stackconfig.problems import ConfigError, Problem, machine_where
 from stackconfig.releases import CORE_RELEASE
 
 PXE_COMMAND = "python3 tests/engine/pxe_boot.py $name $mac"
-# The default releases whose charts come from a Helm repository on the network.
-NETWORK_RELEASES = ("openebs", "household-dns", "ingress-nginx")
+# The default releases whose charts come from a Helm repository or OCI registry on the network,
+# and the one (lan) whose objects need theirs.
+NETWORK_RELEASES = ("openebs", "metallb", "gateway-api", "envoy-gateway", "lan", "household-dns")
 LAB_GATES = {
     # Also the API server gate's: a first up that fails (see the tests) fails within it.
     "registeredTimeoutSeconds": 90,

@@ -23,6 +23,9 @@ def sized_stack(base: dict[str, Any], controllers: int, workers: int) -> dict[st
             "dns": ["10.0.0.1"],
         }
     values["machines"] = machines
+    # The pool on the same /16, past every machine the tests use.
+    values["cluster"]["loadBalancerPool"] = "10.0.255.200-10.0.255.250"
+    values["cluster"].pop("dhcpRange", None)
     # One controller: its own address. Several: a name over all of them, since an endpoint at
     # one controller's address cannot survive that controller's reinstall.
     values["cluster"]["apiEndpoint"] = (

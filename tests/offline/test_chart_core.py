@@ -111,7 +111,7 @@ def test_chart_metadata(chart: helm_python.Chart) -> None:
     metadata = chart.metadata
     assert metadata["apiVersion"] == "v2"
     assert metadata["name"] == "stubernetes-core"
-    assert metadata["version"] == "0.1.0"
+    assert metadata["version"] == "0.2.0"
     assert metadata.get("appVersion")
     assert chart.schema is not None, "values.schema.json must ship with the chart"
 
@@ -230,7 +230,7 @@ def test_every_object_has_the_standard_labels(objects: list[Manifest]) -> None:
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/part-of"] == "stubernetes"
-        assert labels["helm.sh/chart"] == "stubernetes-core-0.1.0"
+        assert labels["helm.sh/chart"] == "stubernetes-core-0.2.0"
         assert labels["app.kubernetes.io/name"] in {"flannel", "fleetlock"}
         if "template" in obj.get("spec", {}):
             pod_labels = obj["spec"]["template"]["metadata"]["labels"]
@@ -506,3 +506,14 @@ def test_fleetlock_can_be_turned_off(chart: helm_python.Chart) -> None:
 
 def test_both_off_renders_nothing(chart: helm_python.Chart) -> None:
     assert render(chart, {"flannel": {"enabled": False}, "fleetlock": {"enabled": False}}) == []
+
+
+def test_flannel_is_probed_where_flanneld_serves_its_health(objects: list[Manifest]) -> None:
+    # flannel-io/flannel v0.28.10 main.go mustRunHealthz serves /healthz and /readyz on
+    # --healthz-port (off at 0, its default); Documentation/kube-flannel.yml probes them on 8081.
+    flanneld = pod_spec(find(objects, "DaemonSet", "kube-flannel-ds"))["containers"][0]
+    assert "--healthz-port=8081" in flanneld["args"]
+    (port,) = flanneld["ports"]
+    assert (port["name"], port["containerPort"]) == ("healthz", 8081)
+    assert flanneld["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert flanneld["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "healthz"}

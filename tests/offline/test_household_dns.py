@@ -1,7 +1,7 @@
 """The household DNS release, rendered by Helm's engine from the real CoreDNS chart it pins.
 
-`tests/offline/upstream-charts/coredns-1.43.0` is coredns/helm `charts/coredns` at the commit that
-released chart 1.43.0 (see its UPSTREAM file), so these tests check the program's values
+`tests/offline/upstream-charts/coredns-1.46.2` is coredns/helm `charts/coredns` at the commit that
+released chart 1.46.2 (see its UPSTREAM file), so these tests check the program's values
 against the chart's own templates, not against what we believe they do.
 """
 
@@ -18,8 +18,9 @@ from chart_tools import find, pod_spec, render, validation_errors
 
 from stackconfig import StackConfig, parse_stack_config
 from stackconfig.releases import system_releases
+from stackconfig.warnings import stack_warnings
 
-CHART = Path(__file__).parent / "upstream-charts" / "coredns-1.43.0"
+CHART = Path(__file__).parent / "upstream-charts" / "coredns-1.46.2"
 Manifest = dict[str, Any]
 
 
@@ -31,7 +32,7 @@ def chart() -> Iterator[helm_python.Chart]:
 
 def dns_values(stack: StackConfig) -> dict[str, Any]:
     (release,) = [r for r in system_releases(stack) if r.name == "household-dns"]
-    assert release.chart == "coredns" and release.version == "1.43.0"
+    assert release.chart == "coredns" and release.version == "1.46.2"
     return release.values
 
 
@@ -60,39 +61,46 @@ def test_the_probes_find_the_plugins_they_call(objects: list[Manifest]) -> None:
     assert "ready\n" in text, text
 
 
-def test_no_service_waits_for_a_load_balancer(objects: list[Manifest]) -> None:
-    # Helm's wait (helm/helm pkg/kube/ready.go, serviceReady) waits for a LoadBalancer
-    # Service's ingress address, which nothing hands out on bare metal without a load-balancer
-    # controller: every Service of the release is a ClusterIP.
-    services = [o for o in objects if o["kind"] == "Service"]
-    assert services
-    assert {s["spec"].get("type", "ClusterIP") for s in services} == {"ClusterIP"}
+def test_the_service_asks_metallb_for_the_pools_first_address(objects: list[Manifest]) -> None:
+    # One LoadBalancer Service, TCP and UDP on 53 (mixed protocols: Kubernetes 1.26 GA), whose
+    # address MetalLB assigns from its annotation (metallb/metallb controller/service.go,
+    # AnnotationLoadBalancerIPs). The example's pool is 192.168.10.240-192.168.10.250.
+    service = find(objects, "Service")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["metadata"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.10.240"
+    ports = {(p["protocol"], p["port"]) for p in service["spec"]["ports"]}
+    assert ports == {("UDP", 53), ("TCP", 53)}
+    pod_labels = find(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
 
 
-def test_addressed_machines_answer_on_host_port_53(objects: list[Manifest]) -> None:
-    # The chart maps a server's `hostPort` onto the container port (coredns/helm
-    # charts/coredns/templates/_helpers.tpl, coredns.containerPorts); CRI-O serves hostPort
-    # through the portmap CNI plugin, which the core chart's flannel conflist chains.
+def test_no_node_port_53_is_taken(objects: list[Manifest]) -> None:
+    # A hostPort 53 made the node's portmap rules DNAT the host's own lookups of
+    # 127.0.0.53 (systemd-resolved) into the pod: none here, and no host network.
     spec = pod_spec(find(objects, "Deployment"))
-    ports = {
-        (p["protocol"], p["containerPort"], p.get("hostPort"))
-        for p in spec["containers"][0]["ports"]
-    }
-    assert ("UDP", 53, 53) in ports and ("TCP", 53, 53) in ports
+    assert not spec.get("hostNetwork")
+    for container in spec["containers"]:
+        assert all("hostPort" not in port for port in container.get("ports", [])), container
+
+
+def test_lookups_go_straight_to_the_nodes_resolvers(objects: list[Manifest]) -> None:
+    # dnsPolicy Default: the pod's resolv.conf is its node's (kubernetes.io, "DNS for Services
+    # and Pods", Pod's DNS Policy), so `forward . /etc/resolv.conf` asks the LAN's resolvers,
+    # not the cluster DNS first (ClusterFirst, the default the chart left before).
     deployment = find(objects, "Deployment")
-    # c1 and w1 of the example have static addresses; w2 has none, so it serves no DNS.
+    assert pod_spec(deployment)["dnsPolicy"] == "Default"
+    assert "forward . /etc/resolv.conf" in corefile(objects)
+    # isClusterService only for the dnsPolicy: the pods are not kube-dns's (kubeadm's CoreDNS
+    # Service selects k8s-app: kube-dns).
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["k8s-app"] == "household-dns"
+    # Two servers, on two nodes where the cluster has them.
     assert deployment["spec"]["replicas"] == 2
-    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    (term,) = terms["nodeSelectorTerms"]
-    assert term["matchExpressions"] == [
-        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["c1", "w1"]}
+    (term,) = pod_spec(deployment)["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
     ]
-    (anti,) = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-    assert anti["topologyKey"] == "kubernetes.io/hostname"
-    # The anti-affinity selects the release's own pods, so two never share a node's port 53.
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert anti["labelSelector"]["matchLabels"].items() <= pod_labels.items()
-    assert any(t.get("key") == "node-role.kubernetes.io/control-plane" for t in spec["tolerations"])
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
 
 
 def test_the_household_domain_has_a_record_per_addressed_machine(objects: list[Manifest]) -> None:
@@ -107,10 +115,19 @@ def test_rendered_objects_are_valid_for_the_pinned_kubernetes(objects: list[Mani
     assert validation_errors(objects, "1.36.0") == []
 
 
-def test_no_addressed_machine_no_household_dns(example_values: dict[str, Any]) -> None:
+def test_machines_on_dhcp_alone_still_get_household_dns(example_values: dict[str, Any]) -> None:
     values = copy.deepcopy(example_values)
     for machine in values["machines"].values():
         for key in ("address", "gateway", "dns"):
             machine.pop(key, None)
     names = [r.name for r in system_releases(parse_stack_config(values))]
-    assert names == ["openebs", "ingress-nginx"]
+    assert "household-dns" in names
+
+
+def test_no_pool_no_household_dns_and_a_warning_says_so(example_values: dict[str, Any]) -> None:
+    values = copy.deepcopy(example_values)
+    del values["cluster"]["loadBalancerPool"]
+    stack = parse_stack_config(values)
+    assert [r.name for r in system_releases(stack)] == ["openebs"]
+    (warning,) = [w for w in stack_warnings(stack) if w.field == "loadBalancerPool"]
+    assert "no household DNS" in warning.message

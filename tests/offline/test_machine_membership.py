@@ -25,6 +25,7 @@ from program_stacks import sized_stack
 from pulumi.runtime import rpc
 
 from components.install_step import KEEP_LAST_OUTPUT
+from stackconfig.releases import DEFAULT_RELEASE_NAMES
 from stubernetes.mocks import RecordingMonitor, StandInMocks, unwrap_secrets
 from stubernetes.program_run import ProgramRun, run_program
 
@@ -290,7 +291,7 @@ def test_a_destroy_deletes_workers_first_then_the_controllers_one_at_a_time(
         index
         for index, wave in enumerate(waves)
         for name in wave
-        if name in {"stubernetes-core", "household-dns", "ingress-nginx", "openebs"}
+        if name in {"stubernetes-core", *DEFAULT_RELEASE_NAMES}
     }
     assert releases and max(releases) < min(when.values())
 

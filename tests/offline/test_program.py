@@ -75,7 +75,9 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
         # wait for its join.
         COMMAND: 3 + 5 * machines + 2 * controllers,
         "random:index/randomId:RandomId": machines,  # each machine's install anchor
-        RELEASE: 4,
+        # The core release, OpenEBS, and with the stack's loadBalancerPool: MetalLB, Gateway
+        # API's CRDs, Envoy Gateway, the pool and Gateway (lan), the household DNS.
+        RELEASE: 7,
         # Each machine's status report: its ConfigMap, and the Role and RoleBinding that let
         # its token alone write it; and the one Role and RoleBinding that let bootstrap tokens
         # read the kubeadm-certs Secret (kubeadm's createRBAC).
@@ -95,6 +97,15 @@ def test_releases_wait_for_the_right_gate(program: tuple[int, ProgramRun]) -> No
         expected = "registered" if release.name == "stubernetes-core" else "ready"
         waits = {gate for gate, urn in gates.items() if urn in release.dependencies}
         assert waits == {expected}, release.name
+    # And after the releases each needs: CRDs before their objects, the pool before a Service
+    # that waits for an address from it.
+    for name, needed in (
+        ("envoy-gateway", {"gateway-api"}),
+        ("lan", {"metallb", "envoy-gateway"}),
+        ("household-dns", {"lan"}),
+    ):
+        dependencies = set(one(run, RELEASE, name).dependencies)
+        assert {one(run, RELEASE, n).urn for n in needed} <= dependencies, name
     # The ready gate waits for the pod network, which the core release brings.
     core = one(run, RELEASE, "stubernetes-core")
     assert core.urn in one(run, COMMAND, "lab-ready").dependencies
@@ -208,7 +219,7 @@ def test_provider_identity_is_known_even_at_preview(example_values: dict[str, An
     run = run_program(example_values, SECRET_KEYS, preview=True)
     provider = one(run, "pulumi:providers:kubernetes", "cluster")
     assert provider.inputs["clusterIdentifier"] == "stubernetes-lab"
-    assert len(of_type(run, RELEASE)) == 4
+    assert len(of_type(run, RELEASE)) == 7
 
 
 def test_the_kubernetes_provider_waits_for_the_api_server(program: tuple[int, ProgramRun]) -> None:

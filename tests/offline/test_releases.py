@@ -22,14 +22,37 @@ def releases_of(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
 
 def test_defaults_are_pinned_and_wait_for_ready_nodes(example_values: dict[str, Any]) -> None:
     releases = releases_of(example_values, {})
-    assert list(releases) == ["openebs", "household-dns", "ingress-nginx"]
+    assert list(releases) == [
+        "openebs",
+        "metallb",
+        "gateway-api",
+        "envoy-gateway",
+        "lan",
+        "household-dns",
+    ]
     assert tuple(releases) == DEFAULT_RELEASE_NAMES
     for release in releases.values():
-        assert release.version and release.version[0].isdigit()
-        assert release.repository and release.repository.startswith("https://")
         assert release.after == "ready"
+        if release.name == "lan":
+            assert release.chart == "charts/stubernetes-lan" and release.repository is None
+        elif release.chart.startswith("oci://"):
+            assert release.version.startswith("v") and release.repository is None
+        else:
+            assert release.version and release.version[0].isdigit()
+            assert release.repository and release.repository.startswith("https://")
     hostpath = releases["openebs"].values["localpv-provisioner"]["hostpathClass"]
     assert hostpath == {"enabled": True, "isDefaultClass": True}
+
+
+def test_each_release_comes_after_the_ones_it_needs(example_values: dict[str, Any]) -> None:
+    # CRDs before their objects, MetalLB's pool before a Service that waits for its address.
+    releases = releases_of(example_values, {})
+    order = list(releases)
+    assert releases["envoy-gateway"].needs == ("gateway-api",)
+    assert releases["lan"].needs == ("metallb", "envoy-gateway")
+    assert releases["household-dns"].needs == ("lan",)
+    for name, release in releases.items():
+        assert all(order.index(needed) < order.index(name) for needed in release.needs), name
 
 
 def test_household_dns_serves_the_domain_with_every_addressed_machine(
@@ -49,15 +72,12 @@ def test_household_dns_serves_the_domain_with_every_addressed_machine(
 def test_override_merges_values_and_replaces_fields(example_values: dict[str, Any]) -> None:
     releases = releases_of(
         example_values,
-        {"ingress-nginx": {"version": "4.13.3", "values": {"controller": {"kind": "Deployment"}}}},
+        {"metallb": {"version": "0.16.3", "values": {"speaker": {"logLevel": "debug"}}}},
     )
-    nginx = releases["ingress-nginx"]
-    assert nginx.version == "4.13.3"
-    assert nginx.values["controller"] == {
-        "kind": "Deployment",
-        "hostPort": {"enabled": True},
-        "service": {"type": "ClusterIP"},
-    }
+    metallb = releases["metallb"]
+    assert metallb.version == "0.16.3"
+    assert metallb.values == {"frrk8s": {"enabled": False}, "speaker": {"logLevel": "debug"}}
+    assert metallb.needs == ()
 
 
 def test_a_release_can_be_turned_off_or_added(example_values: dict[str, Any]) -> None:
@@ -65,23 +85,31 @@ def test_a_release_can_be_turned_off_or_added(example_values: dict[str, Any]) ->
         example_values,
         {
             "openebs": {"enabled": False},
-            "metallb": {
-                "chart": "metallb",
-                "repository": "https://metallb.github.io/metallb",
-                "version": "0.15.2",
-                "namespace": "metallb-system",
+            "cert-manager": {
+                "chart": "cert-manager",
+                "repository": "https://charts.jetstack.io",
+                "version": "1.19.1",
+                "namespace": "cert-manager",
                 "after": "registered",
             },
         },
     )
-    assert list(releases) == ["household-dns", "ingress-nginx", "metallb"]
-    assert releases["metallb"].after == "registered"
+    assert list(releases) == [
+        "metallb",
+        "gateway-api",
+        "envoy-gateway",
+        "lan",
+        "household-dns",
+        "cert-manager",
+    ]
+    assert releases["cert-manager"].after == "registered"
 
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"metallb": {"chart": "metallb"}}, "release 'metallb': field 'version': required"),
+        ({"traefik": {"chart": "traefik"}}, "release 'traefik': field 'version': required"),
+        ({"ingress-nginx": {"enabled": True}}, "release 'ingress-nginx': ingress-nginx is retired"),
         ({"openebs": {"versoin": "1"}}, "release 'openebs': field 'versoin': unknown key"),
         ({"stubernetes-core": {"enabled": False}}, "release 'stubernetes-core': the core release"),
         ({"Bad_Name": {"enabled": False}}, "release 'Bad_Name': field 'name'"),
@@ -96,7 +124,7 @@ def test_bad_release_settings_are_refused(
 
 
 def test_core_release_carries_the_cluster_networks(example_values: dict[str, Any]) -> None:
-    core = core_release(parse_stack_config(example_values), "0.1.0")
+    core = core_release(parse_stack_config(example_values), "0.2.0")
     assert core.after == "registered"
     assert core.values == {
         "podCidr": "10.244.0.0/16",
@@ -109,7 +137,7 @@ def test_core_release_carries_the_cluster_networks(example_values: dict[str, Any
 def test_core_release_values_render_valid_manifests(example_values: dict[str, Any]) -> None:
     """What the program hands Helm for stubernetes-core renders, and validates strictly."""
     stack = parse_stack_config(example_values)
-    core = core_release(stack, "0.1.0")
+    core = core_release(stack, "0.2.0")
     with helm_python.Chart.load(str(chart_dir("stubernetes-core"))) as chart:
         objects = render(chart, core.values, release=core.name, namespace=core.namespace)
     assert validation_errors(objects, "1.36.0") == []

@@ -70,6 +70,8 @@ def machine_yaml(index: int) -> str:
 
 def stack_of(machines: int) -> str:
     head = EXAMPLE.split(MACHINES)[0].replace("192.168.10.11:6443", "api.lab.home.arpa:6443")
+    # The machines' subnet here is 172.16.0.0/16 (machine_yaml): the pool goes with it.
+    head = head.replace("192.168.10.240-192.168.10.250", "172.16.255.240-172.16.255.250")
     return head + MACHINES + "".join(machine_yaml(i) for i in range(machines))
 
 
@@ -136,7 +138,7 @@ def test_the_composer_stops_counting_at_the_limit(
     # A file crammed with tiny values stops where the count passes the limit, before the rest
     # of it is composed: shown with a limit of 1,000 so that the file stays small.
     monkeypatch.setattr("stackconfig.yaml_reader.MAX_VALUES", 1000)
-    values = "  stubernetes:releases:\n    ingress-nginx:\n      values:\n        many:\n"
+    values = "  stubernetes:releases:\n    envoy-gateway:\n      values:\n        many:\n"
     many = "".join(f"          - {i}\n" for i in range(2000))
     path = write(tmp_path, EXAMPLE + values + many)
     status, errors = errors_of(path, capsys)
@@ -158,7 +160,7 @@ def nested_values(levels: int) -> str:
     document, config, releases, the release and its values are 5 of them."""
     lists = levels - 5
     return (
-        "  stubernetes:releases:\n    ingress-nginx:\n      values:\n        deep: "
+        "  stubernetes:releases:\n    envoy-gateway:\n      values:\n        deep: "
         + "[" * lists
         + "x"
         + "]" * lists
@@ -170,7 +172,7 @@ def test_nesting_right_at_the_limit_is_read_and_walked(tmp_path: Path) -> None:
     # Composed, constructed, then walked recursively again (secure values, source texts): each
     # stays far below Python's recursion limit at the deepest nesting the reader lets through.
     read = read_stack_file(write(tmp_path, EXAMPLE + nested_values(MAX_DEPTH)))
-    deep = read.values["releases"]["ingress-nginx"]["values"]["deep"]
+    deep = read.values["releases"]["envoy-gateway"]["values"]["deep"]
     levels = 0
     while isinstance(deep, list):
         deep, levels = deep[0], levels + 1
@@ -185,7 +187,7 @@ def test_nesting_one_past_the_limit_is_refused(
     assert status == EXIT_BAD_INPUT
     assert len(errors) == 1
     assert errors[0].startswith(
-        "error: release 'ingress-nginx': field 'values.deep[0][0][0][0][0][0]...': lists and "
+        "error: release 'envoy-gateway': field 'values.deep[0][0][0][0][0][0]...': lists and "
         "maps nest more than 64 levels deep here"
     )
 
@@ -196,7 +198,7 @@ def test_a_long_alias_chain_is_refused_for_depth_and_size_at_once(
     # 1,500 anchors, each an alias of the one before: written flat, 1,500 levels deep once
     # expanded, and 1.1 million values; the old reader's recursive walks ran out of stack.
     links = "".join(f"        l{i}: &l{i} [*l{i - 1}]\n" for i in range(1, 1500))
-    values = "  stubernetes:releases:\n    ingress-nginx:\n      values:\n        l0: &l0 [x]\n"
+    values = "  stubernetes:releases:\n    envoy-gateway:\n      values:\n        l0: &l0 [x]\n"
     status, errors = errors_of(write(tmp_path, EXAMPLE + values + links), capsys)
     assert status == EXIT_BAD_INPUT
     assert len(errors) == 2
@@ -229,10 +231,10 @@ def test_anchors_aliases_and_merge_keys_as_real_stacks_use_them(tmp_path: Path) 
 
 
 def test_a_decimal_key_in_release_values_keeps_its_meaning(tmp_path: Path) -> None:
-    # ingress-nginx's own example writes TCP ports unquoted: 8080 is "8080" to JSON too.
-    values = "  stubernetes:releases:\n    ingress-nginx:\n      values:\n        tcp:\n"
+    # A chart's values may write ports as keys unquoted: 8080 is "8080" to JSON too.
+    values = "  stubernetes:releases:\n    envoy-gateway:\n      values:\n        tcp:\n"
     read = read_stack_file(write(tmp_path, EXAMPLE + values + "          8080: default/web:80\n"))
-    assert read.values["releases"]["ingress-nginx"]["values"] == {"tcp": {8080: "default/web:80"}}
+    assert read.values["releases"]["envoy-gateway"]["values"] == {"tcp": {8080: "default/web:80"}}
 
 
 def test_a_utf_8_byte_order_mark_is_read(tmp_path: Path) -> None:
