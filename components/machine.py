@@ -29,6 +29,8 @@ from components.machine_steps import (
     MEMBERSHIP,
     STATUS_REPORT,
     TOKEN_SECRET,
+    UPGRADE_CHANNEL,
+    UPGRADE_STEP,
     Kind,
     Replaced,
     Step,
@@ -37,6 +39,8 @@ from components.membership import membership_step
 from components.status_report import StatusReport, StatusReportArgs
 from components.step_environments import ENVIRONMENTS, StepInputs
 from components.token import BootstrapToken, BootstrapTokenArgs, bootstrap_token_secret
+from components.upgrade_channel import UpgradeChannel, UpgradeChannelArgs
+from components.upgrade_step import upgrade_step
 from ignition import ClusterMaterial, machine_ignition_json
 from ignition.pxe import fcos_install_boot
 from ignition.validate import check_structure
@@ -266,6 +270,33 @@ def make_membership(making: StepMaking) -> Made:
     return Made(command, {})
 
 
+def make_upgrade_channel(making: StepMaking) -> Made:
+    channel = UpgradeChannel(
+        making.name,
+        UpgradeChannelArgs(making.inputs.machine.name, _kubernetes(making)),
+        depends_on=making.waits,
+        opts=pulumi.ResourceOptions(parent=making.component),
+    )
+    return Made(channel, {})
+
+
+def make_upgrade_step(making: StepMaking) -> Made:
+    step, inputs = making.step, making.inputs
+    if step.script is None:
+        raise ValueError(f"step {step.name}: an upgrade step runs a script")
+    command = upgrade_step(
+        making.name,
+        step.script,
+        ENVIRONMENTS[step.script](inputs),
+        inputs.machine.generation,
+        inputs.stack.cluster.kubernetes_release,
+        _anchor(making),
+        making.waits,
+        parent=making.component,
+    )
+    return Made(command, {"stdout": command.stdout})
+
+
 # What the wiring makes for each kind of row.
 MAKERS: dict[Kind, Callable[[StepMaking], Made]] = {
     INSTALL_ANCHOR: make_anchor,
@@ -277,4 +308,6 @@ MAKERS: dict[Kind, Callable[[StepMaking], Made]] = {
     TOKEN_SECRET: make_token_secret,
     STATUS_REPORT: make_status_report,
     MEMBERSHIP: make_membership,
+    UPGRADE_CHANNEL: make_upgrade_channel,
+    UPGRADE_STEP: make_upgrade_step,
 }

@@ -88,6 +88,12 @@ STATUS_REPORT: Final = Kind(
 MEMBERSHIP: Final = Kind(
     "membership", "command:local:Command", "runs its delete: the machine leaves the cluster"
 )
+UPGRADE_CHANNEL: Final = Kind(
+    "upgrade channel",
+    "stubernetes:machine:UpgradeChannel",
+    "its ConfigMap, Role and RoleBinding leave the cluster",
+)
+UPGRADE_STEP: Final = Kind("upgrade step", "command:local:Command", "runs nothing")
 
 
 class Replaced(StrEnum):
@@ -100,6 +106,8 @@ class Replaced(StrEnum):
     REPORT_WITH_ANCHOR = "its ConfigMap with the install anchor, deleted first"
     # components/membership.py says why: a replacement would take a rejoined machine out.
     NEVER = "never: a change of its inputs runs nothing"
+    # components/upgrade_step.py: runs again for a new release, and with a new install.
+    BY_RELEASE = "when the Kubernetes release changes, and with the install anchor"
 
 
 @dataclass(frozen=True)
@@ -108,9 +116,13 @@ class Stage:
     # The machines in the stack's order, or the controllers (in it) before the workers.
     controllers_first: bool
     why: str
+    # The init controller first (kubeadm's `upgrade apply` machine), then as controllers_first.
+    init_first: bool = False
 
     @property
     def machines(self) -> str:
+        if self.init_first:
+            return "the init controller, the other controllers in the stack's order, the workers"
         if self.controllers_first:
             return "the controllers in the stack's order, then the workers"
         return "every machine, in the stack's order"
@@ -138,7 +150,15 @@ MEMBER: Final = Stage(
     why="after every machine's install chain: a destroy deletes in the other order, so the "
     "workers leave first, then the controllers one at a time, the first in the stack last",
 )
-STAGES: Final = (SERVED, JOINS, MEMBER)
+UPGRADES: Final = Stage(
+    "upgrades",
+    controllers_first=True,
+    init_first=True,
+    why="after every membership, one machine at a time in kubeadm's order: `kubeadm upgrade "
+    "apply` on one controller, `kubeadm upgrade node` on each other controller, then the "
+    "workers (kubeadm-upgrade; kubespray upgrade-cluster.yml)",
+)
+STAGES: Final = (SERVED, JOINS, MEMBER, UPGRADES)
 # The API gate waits for this step of the init controller: the API server comes with it alone.
 API_GATE_AFTER: Final = "group"
 # The readiness gates `registered` and `ready` wait for these steps of every machine: so a
@@ -148,6 +168,8 @@ GATES_AFTER: Final = ("group", "membership")
 
 CLUSTER: Final = "cluster"
 PREVIOUS_CONTROLLER: Final = "previous controller"
+# The machine before this one in the order of its stage (UPGRADES: init controller first).
+PREVIOUS_IN_STAGE: Final = "previous machine in the stage's order"
 LAST_CONTROLLER: Final = "last controller"
 
 
@@ -169,6 +191,8 @@ PREVIOUS_CONTROLLER_JOINED: Final = Elsewhere("control-plane-joined", PREVIOUS_C
 # Memberships chain the controllers, and every worker's follows the last controller's.
 PREVIOUS_CONTROLLER_MEMBERSHIP: Final = Elsewhere("membership", PREVIOUS_CONTROLLER)
 LAST_CONTROLLER_MEMBERSHIP: Final = Elsewhere("membership", LAST_CONTROLLER)
+# Machines upgrade one at a time.
+PREVIOUS_UPGRADE: Final = Elsewhere("upgrade", PREVIOUS_IN_STAGE)
 
 # What every machine's steps may read of the cluster.
 KUBECONFIG: Final = "cluster.kubeconfig"
@@ -354,6 +378,28 @@ def membership(elsewhere: Elsewhere) -> Step:
     )
 
 
+UPGRADE_CHANNEL_STEP: Final = Step(
+    "upgrade-channel",
+    UPGRADE_CHANNEL,
+    JOINS,
+    Replaced.NEVER,
+    elsewhere=(API_GATE,),
+    note="where the upgrade step publishes the wanted release and the machine reports its "
+    "upgrade, readable and writable with the machine's kubelet credentials alone",
+)
+UPGRADE: Final = Step(
+    "upgrade",
+    UPGRADE_STEP,
+    UPGRADES,
+    Replaced.BY_RELEASE,
+    script="upgrade-machine",
+    after=("membership", "upgrade-channel"),
+    elsewhere=(PREVIOUS_UPGRADE,),
+    reads=(KUBECONFIG,),
+    note="on a running machine, for a new release: drain, publish the release, wait for the "
+    "kubelet's new version, uncordon; on a new install nothing (its Ignition has the release)",
+)
+
 # ------------------------------------------------------------------------------------------
 # One table per role, top to bottom. A founding controller has the steps of a joining one
 # under the same names: once the cluster exists it is a joining controller (the second stage,
@@ -380,7 +426,9 @@ ROLE_STEPS: Final[dict[Role, tuple[Step, ...]]] = {
             "with it; on a rebuild the old API server is gone until this machine is back",
         ),
         status_report(after=("rejoin",)),
+        UPGRADE_CHANNEL_STEP,
         membership(PREVIOUS_CONTROLLER_MEMBERSHIP),
+        UPGRADE,
     ),
     Role.JOINING_CONTROLLER: (
         INSTALL,
@@ -402,7 +450,9 @@ ROLE_STEPS: Final[dict[Role, tuple[Step, ...]]] = {
         CONTROL_PLANE_JOINED,
         REJOIN,
         status_report(),
+        UPGRADE_CHANNEL_STEP,
         membership(PREVIOUS_CONTROLLER_MEMBERSHIP),
+        UPGRADE,
     ),
     Role.WORKER: (
         INSTALL,
@@ -415,7 +465,9 @@ ROLE_STEPS: Final[dict[Role, tuple[Step, ...]]] = {
         network_boot(after=("group",)),
         REJOIN,
         status_report(),
+        UPGRADE_CHANNEL_STEP,
         membership(LAST_CONTROLLER_MEMBERSHIP),
+        UPGRADE,
     ),
 }
 

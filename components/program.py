@@ -21,6 +21,7 @@ from components.machine_steps import (
     KUBEADM_CERTS_RBAC,
     MEMBER,
     SERVED,
+    UPGRADES,
 )
 from components.previous import (
     CLUSTER_EXISTS_OUTPUT,
@@ -90,6 +91,8 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     )
     machines.make(JOINS, in_cluster)
     machines.make(MEMBER, in_cluster)
+    # One machine at a time, when the release changes (components/upgrade_step.py).
+    machines.make(UPGRADES, in_cluster)
     # Every machine's Matchbox group and membership (after its install chain).
     every_machine = machines.every(GATES_AFTER)
     registered = ReadinessGate(

@@ -19,6 +19,7 @@ import pulumi
 from components.machine_steps import KUBECONFIG, MATERIAL, Role
 from components.previous import PreviousState
 from components.token import token_secret_name
+from components.upgrade_step import binaries_line
 from ignition.kubeadm_certs import SECRET_NAME, kubeadm_certs_manifest
 from stackconfig import Machine, StackConfig
 
@@ -138,6 +139,24 @@ def remove_machine(step: StepInputs) -> Environment:
     }
 
 
+def upgrade_machine(step: StepInputs) -> Environment:
+    """The upgrade step's (components/upgrade_step.py): the release, and the binaries the
+    machine fetches and checks. Which release the machine runs, the script asks its Node."""
+    stack, machine, gates = step.stack, step.machine, step.stack.gates
+    return {
+        "KUBECONFIG_CONTENT": step.reads[KUBECONFIG],
+        "MACHINE": machine.name,
+        "RELEASE": stack.cluster.kubernetes_release,
+        # kubeadm's order: `upgrade apply` on one controller, `upgrade node` on every other
+        # machine (kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/).
+        "KUBEADM_UPGRADE": "apply" if machine == stack.init_controller else "node",
+        "BINARIES": binaries_line(stack),
+        "DRAIN_TIMEOUT_SECONDS": str(gates.drain_timeout_seconds),
+        "TIMEOUT_SECONDS": str(gates.reinstall_timeout_seconds),
+        "POLL_SECONDS": str(gates.poll_seconds),
+    }
+
+
 # By the script (components/scripts/<name>) that a step's create, or delete, runs.
 ENVIRONMENTS: dict[str, Callable[[StepInputs], Environment]] = {
     "install-clock": install_clock,
@@ -147,4 +166,5 @@ ENVIRONMENTS: dict[str, Callable[[StepInputs], Environment]] = {
     "wait-for-control-plane-join": wait_for_control_plane_join,
     "wait-for-rejoin": wait_for_rejoin,
     "remove-machine": remove_machine,
+    "upgrade-machine": upgrade_machine,
 }

@@ -22,6 +22,7 @@ from components.machine_steps import (
     KUBECONFIG,
     MATERIAL,
     PREVIOUS_CONTROLLER,
+    PREVIOUS_IN_STAGE,
     STAGES,
     Elsewhere,
     Role,
@@ -71,6 +72,10 @@ class MachineChain:
         return machine_steps.ROLE_STEPS[self.role]
 
 
+# The order of a stage with the controllers first.
+MEMBER_ORDER = Stage("controllers first", controllers_first=True, why="")
+
+
 class MachineSteps:
     def __init__(self, inputs: ClusterInputs) -> None:
         self.inputs = inputs
@@ -95,6 +100,11 @@ class MachineSteps:
 
     def in_order(self, stage: Stage) -> list[MachineChain]:
         chains = list(self.chains.values())
+        if stage.init_first:
+            init = self.inputs.stack.init_controller
+            first = [c for c in chains if c.machine == init]
+            rest = self.in_order(MEMBER_ORDER)
+            return first + [c for c in rest if c.machine != init]
         if stage.controllers_first:
             return [c for c in chains if c.machine.is_controller] + [
                 c for c in chains if not c.machine.is_controller
@@ -115,7 +125,7 @@ class MachineSteps:
         inputs = self.inputs
         reads = {read: self._read(chain, read) for read in step.reads}
         waits = [chain.made[name] for name in step.after]
-        waits += [r for wait in step.elsewhere for r in self._elsewhere(chain, wait, cluster)]
+        waits += [r for wait in step.elsewhere for r in self._elsewhere(chain, step, wait, cluster)]
         made = MAKERS[step.kind](
             StepMaking(
                 name=resource_name(matchbox_id(inputs.stack, chain.machine), step),
@@ -139,12 +149,16 @@ class MachineSteps:
         return cluster[read] if read in cluster else chain.outputs[read]
 
     def _elsewhere(
-        self, chain: MachineChain, wait: Elsewhere, cluster: InCluster | None
+        self, chain: MachineChain, step: Step, wait: Elsewhere, cluster: InCluster | None
     ) -> list[pulumi.Resource]:
         if wait.of == CLUSTER:
             if cluster is None:
                 raise ValueError(f"{wait.what}: waited for before it is made")
             return list(cluster.waits[wait.what])
+        if wait.of == PREVIOUS_IN_STAGE:
+            order = [c.machine for c in self.in_order(step.stage)]
+            before = order[: order.index(chain.machine)][-1:]
+            return [self.chains[other.name].made[wait.what] for other in before]
         controllers = list(self.inputs.stack.controllers)
         if wait.of == PREVIOUS_CONTROLLER:
             others = controllers[: controllers.index(chain.machine)][-1:]

@@ -37,6 +37,7 @@ from ignition.kubeadm import (
 from ignition.material import ClusterMaterial, is_bootstrap_token
 from ignition.node_binaries import CNI_PLUGINS_ARCHIVE, download_entries
 from ignition.status_report import add_status_report
+from ignition.upgrade import add_upgrade
 from ignition.vip import add_vip
 from stackconfig.model import Machine, StackConfig
 from stackconfig.node_paths import NODE_CNI_BIN_DIR, OPENEBS_HOSTPATH_DIR
@@ -301,6 +302,7 @@ def machine_ignition(
     add_status_report(config, material)
     add_vip(config, stack, machine)
     add_etcd_backup(config, stack, machine, material)
+    add_upgrade(config)
     if machine.kernel_args:
         # The installed system's kernel arguments. On Fedora CoreOS, Ignition's kargs stage
         # applies them in the initramfs of the first boot and reboots once when they changed.

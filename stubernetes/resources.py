@@ -10,6 +10,7 @@ from ignition.validate import have_ignition_validate
 from stubernetes.mocks import Registration
 from stubernetes.program_run import PROJECT
 from stubernetes.render import COMMAND, RELEASE, Render
+from stubernetes.upgrade_plan import plan_line
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -34,6 +35,9 @@ def check_text(stack_file: Path, render: Render) -> str:
             f"  releases: {', '.join(releases)}",
             f"  resources: {len(render.registrations) + 1} (the stack included), as `pulumi "
             "preview` of a new stack would create them",
+            f"  upgrades to a new kubernetesVersion (now {stack.cluster.kubernetes_release}), "
+            "one machine at a time, each drained then uncordoned: "
+            + plan_line(render.registrations),
             f"  Ignition: {ignitions} configs passed {checkers}",
             "nothing written",
         ]

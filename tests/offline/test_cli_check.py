@@ -44,6 +44,12 @@ def test_check_of_the_example_passes_and_writes_nothing(
     assert lines[0] == f"{stack_file}: no problems"
     assert lines[1] == "  machines: c1 (controller, init), w1 (worker), w2 (worker)"
     assert "stubernetes-core (after lab-registered)" in lines[2]
+    # The rolling upgrade as registered: kubeadm's order (components/upgrade_step.py).
+    assert lines[4] == (
+        "  upgrades to a new kubernetesVersion (now 1.36.3), one machine at a time, each "
+        "drained then uncordoned: c1 (kubeadm upgrade apply) -> w1 (kubeadm upgrade node) -> "
+        "w2 (kubeadm upgrade node)"
+    )
     assert (
         lines[-2]
         == "  Ignition: 3 configs passed the strict Ignition 3.3 checker and ignition-validate"

@@ -86,6 +86,8 @@ def test_adding_a_controller_runs_only_the_new_machines_steps(
         # Created once it joined; every other machine's membership step only records the new
         # list of controllers (an update that re-runs nothing).
         "lab-c4-membership": "create",
+        # Its upgrade step: it finds the new Node at the stack's release, and upgrades nothing.
+        "lab-c4-upgrade": "create",
     }
     # The gates wait for the new machine: their triggers are the machines' names.
     assert gates_that_run(baseline, after) == {"lab-registered", "lab-ready"}

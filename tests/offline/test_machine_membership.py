@@ -125,7 +125,11 @@ def test_adding_a_worker_creates_its_resources_and_only_the_gates_wait_for_it(
     assert names(grown, changed) == SHARED
     assert deleted(baseline.registrations, grown.registrations) == []
     ran = commands_that_run(baseline.registrations, grown.registrations)
-    assert set(ran) == {f"lab-w4-{s}" for s in STEPS} | {"lab-registered", "lab-ready"}
+    # Its upgrade step too, which finds the new Node at the stack's release.
+    assert set(ran) == {f"lab-w4-{s}" for s in (*STEPS, "upgrade")} | {
+        "lab-registered",
+        "lab-ready",
+    }
 
 
 # What a new worker w4 brings: its component with its Matchbox profile and group, its install
@@ -146,6 +150,12 @@ NEW_WORKER = [
     ("kubernetes:core/v1:ConfigMap", "lab-w4-status"),
     ("kubernetes:rbac.authorization.k8s.io/v1:Role", "lab-w4-status"),
     ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "lab-w4-status"),
+    # Its upgrade step and channel (components/upgrade_step.py, upgrade_channel.py).
+    (COMMAND, "lab-w4-upgrade"),
+    ("stubernetes:machine:UpgradeChannel", "lab-w4-upgrade-channel"),
+    ("kubernetes:core/v1:ConfigMap", "lab-w4-upgrade-channel"),
+    ("kubernetes:rbac.authorization.k8s.io/v1:Role", "lab-w4-upgrade-channel"),
+    ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "lab-w4-upgrade-channel"),
 ]
 
 
@@ -180,7 +190,8 @@ def controllers_changed(
 
 STEPS = ("install-clock", "clean", "network-boot", "rejoin", "membership")
 # A joining controller's certificate steps besides (components/certificate_join.py).
-CONTROLLER_STEPS = (*STEPS, "upload-certs", "control-plane-joined")
+# The upgrade step is created with the machine; it upgrades nothing on a new install.
+CONTROLLER_STEPS = (*STEPS, "upload-certs", "control-plane-joined", "upgrade")
 
 
 def test_adding_a_controller_changes_other_machines_only_by_steps_that_rerun_nothing(

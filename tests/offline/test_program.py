@@ -71,9 +71,9 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
         "kubernetes:core/v1:Secret": machines,
         "stubernetes:cluster:ReadinessGate": 3,
         # Three gates, and each machine's install clock, clean, network-boot and rejoin
-        # steps and its membership step; each controller's upload of its certificates and
-        # wait for its join.
-        COMMAND: 3 + 5 * machines + 2 * controllers,
+        # steps, its membership step and its upgrade step; each controller's upload of its
+        # certificates and wait for its join.
+        COMMAND: 3 + 6 * machines + 2 * controllers,
         "random:index/randomId:RandomId": machines,  # each machine's install anchor
         # The core release, OpenEBS, and with the stack's loadBalancerPool: MetalLB, Gateway
         # API's CRDs, Envoy Gateway, the pool and Gateway (lan), the household DNS.
@@ -81,10 +81,13 @@ def test_resource_types_and_counts(program: tuple[int, ProgramRun]) -> None:
         # Each machine's status report: its ConfigMap, and the Role and RoleBinding that let
         # its token alone write it; and the one Role and RoleBinding that let bootstrap tokens
         # read the kubeadm-certs Secret (kubeadm's createRBAC).
+        # The same for each machine's upgrade channel, written by its kubelet
+        # (components/upgrade_channel.py).
         "stubernetes:machine:StatusReport": machines,
-        "kubernetes:core/v1:ConfigMap": machines,
-        "kubernetes:rbac.authorization.k8s.io/v1:Role": machines + 1,
-        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": machines + 1,
+        "stubernetes:machine:UpgradeChannel": machines,
+        "kubernetes:core/v1:ConfigMap": 2 * machines,
+        "kubernetes:rbac.authorization.k8s.io/v1:Role": 2 * machines + 1,
+        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding": 2 * machines + 1,
     }
 
 

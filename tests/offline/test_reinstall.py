@@ -63,6 +63,9 @@ def chain(machine: str) -> set[tuple[str, str]]:
         # Its status report's binding names the new token's user (the ConfigMap, replaced with
         # the anchor, keeps its recorded inputs: test_status_report).
         ("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", f"lab-{machine}-status"),
+        # Its upgrade step: the generation is in its triggers (it upgrades nothing: the new
+        # install boots the stack's release; components/upgrade_step.py).
+        ("command:local:Command", f"lab-{machine}-upgrade"),
     }
 
 

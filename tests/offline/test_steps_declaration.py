@@ -39,6 +39,7 @@ from components.machine_steps import (
     KUBEADM_CERTS_RBAC,
     LAST_CONTROLLER,
     PREVIOUS_CONTROLLER,
+    PREVIOUS_IN_STAGE,
     ROLE_STEPS,
     SERVED,
     STAGES,
@@ -185,6 +186,14 @@ def expected_elsewhere(stack: StackConfig, machine: Machine, step: Step) -> set[
         elif wait.of == PREVIOUS_CONTROLLER:
             before = controllers_before(stack, machine)
             expected |= {(before[-1].name, wait.what)} if before else set()
+        elif wait.of == PREVIOUS_IN_STAGE:
+            # kubeadm's upgrade order: the init controller (upgrade apply), the other
+            # controllers, then the workers (kubeadm-upgrade; kubespray upgrade-cluster.yml).
+            init = stack.init_controller
+            controllers = [m for m in stack.controllers if m != init]
+            order = [init, *controllers, *(m for m in stack.machines if not m.is_controller)]
+            before = order[: order.index(machine)]
+            expected |= {(before[-1].name, wait.what)} if before else set()
         else:
             assert wait.of == LAST_CONTROLLER
             expected.add((stack.controllers[-1].name, wait.what))
@@ -266,6 +275,9 @@ def expected_replacement(
     }
     if step.replaced in with_anchor:
         return {(r.type, *with_anchor[step.replaced]) for r in custom}
+    if step.replaced is Replaced.BY_RELEASE:
+        # The release in its triggers; the anchor replaces it too.
+        return {(r.type, (anchor,), False) for r in custom}
     if step.replaced is Replaced.REPORT_WITH_ANCHOR:
         return {
             (r.type, (anchor,), True) if r.type.endswith("ConfigMap") else (r.type, (), False)

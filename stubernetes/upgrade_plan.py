@@ -1,0 +1,53 @@
+"""The rolling upgrade as the program registered it: each machine's upgrade step, in the order
+their dependencies chain them, with the kubeadm command each machine runs.
+
+Read from the registrations (what `pulumi preview` would show), not from the stack, so the line
+`stubernetes check` prints is the plan the program made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from stubernetes.mocks import Registration
+
+UPGRADE_SUFFIX = "-upgrade"
+COMMAND = "command:local:Command"
+
+
+def upgrade_chain(registrations: Sequence[Registration]) -> list[Registration]:
+    """The upgrade steps, first to last: each one waits for the one before it."""
+    steps = {
+        r.urn: r
+        for r in registrations
+        if r.type == COMMAND and r.name.endswith(UPGRADE_SUFFIX) and "KUBEADM_UPGRADE" in _env(r)
+    }
+    after = {urn: [d for d in r.dependencies if d in steps] for urn, r in steps.items()}
+    firsts = [urn for urn, before in after.items() if not before]
+    if len(firsts) > 1 or any(len(before) > 1 for before in after.values()):
+        raise ValueError("the upgrade steps do not form one chain")
+    chain: list[Registration] = []
+    following = {before[0]: urn for urn, before in after.items() if before}
+    urn = firsts[0] if firsts else None
+    while urn is not None:
+        chain.append(steps[urn])
+        urn = following.get(urn)
+    if len(chain) != len(steps):
+        raise ValueError("the upgrade steps do not form one chain")
+    return chain
+
+
+def _env(registration: Registration) -> dict[str, Any]:
+    """The step's environment, the names of its variables as sent (the kubeconfig in it makes
+    it secret as a whole in `inputs`; `inputs_in_place` marks only that variable)."""
+    environment = registration.inputs_in_place.get("environment")
+    return environment if isinstance(environment, dict) else {}
+
+
+def plan_line(registrations: Sequence[Registration]) -> str:
+    """`c1 (kubeadm upgrade apply) -> c2 (kubeadm upgrade node) -> ...`, one machine at a time."""
+    return " -> ".join(
+        f"{_env(r)['MACHINE']} (kubeadm upgrade {_env(r)['KUBEADM_UPGRADE']})"
+        for r in upgrade_chain(registrations)
+    )
