@@ -26,7 +26,7 @@ def _network_warnings(machine: Machine) -> list[Problem]:
                 where,
                 "gateway",
                 f"a static address ({machine.address}) without a gateway: the machine reaches "
-                "only its own subnet, so the package and image downloads of its setup fail "
+                "only its own subnet, so the container image pulls of its kubelet fail "
                 "unless they are served there",
             )
         )
@@ -36,7 +36,7 @@ def _network_warnings(machine: Machine) -> list[Problem]:
                 where,
                 "dns",
                 f"a static address ({machine.address}) without dns servers: the machine "
-                "cannot resolve names, so the package and image downloads of its setup fail",
+                "cannot resolve names, so the container image pulls of its kubelet fail",
             )
         )
     return warnings

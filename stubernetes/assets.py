@@ -79,7 +79,8 @@ def assets_text(stack: StackConfig, assets_path: str = DEFAULT_ASSETS_PATH) -> s
     ]
     lines.append("Check the binaries against the digests the nodes' Ignition will ask for:")
     lines += [
-        f"  echo {a.sha256}  {shlex.quote(f'{assets_path}/{a.relative}')} | sha256sum --check"
+        f"  printf '%s  %s\\n' {a.sha256} {shlex.quote(f'{assets_path}/{a.relative}')} "
+        "| sha256sum --check"
         for a in assets
         if a.sha256 is not None
     ]

@@ -45,8 +45,8 @@ def test_static_address_without_gateway(
     del machine(raw_values, "w1")["gateway"]
     assert render(raw_values, tmp_path, capsys) == [
         "warning: machine 'w1': field 'gateway': a static address (192.168.10.21/24) without "
-        "a gateway: the machine reaches only its own subnet, so the package and image "
-        "downloads of its setup fail unless they are served there"
+        "a gateway: the machine reaches only its own subnet, so the container image pulls of "
+        "its kubelet fail unless they are served there"
     ]
 
 
@@ -56,8 +56,8 @@ def test_static_address_without_dns(
     del machine(raw_values, "w1")["dns"]
     assert render(raw_values, tmp_path, capsys) == [
         "warning: machine 'w1': field 'dns': a static address (192.168.10.21/24) without dns "
-        "servers: the machine cannot resolve names, so the package and image downloads of its "
-        "setup fail"
+        "servers: the machine cannot resolve names, so the container image pulls of its kubelet "
+        "fail"
     ]
 
 

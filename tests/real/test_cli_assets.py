@@ -44,16 +44,17 @@ def curl_lines(lines: list[str]) -> dict[str, str]:
 
 
 def check_lines(lines: list[str]) -> dict[str, tuple[str, str]]:
-    """target path -> (digest, the line) of each printed `echo DIGEST  PATH | sha256sum --check`."""
+    """target path -> (digest, the line) of each printed
+    `printf '%s  %s\\n' DIGEST PATH | sha256sum --check` (two spaces: sha256sum's text format)."""
     found = {}
     for line in lines:
-        if not line.startswith("  echo "):
+        if not line.startswith("  printf "):
             continue
         command, _, checker = line.strip().partition(" | ")
         assert checker == "sha256sum --check", line
         words = shlex.split(command)
-        assert words[0] == "echo" and len(words) == 3, line
-        found[words[2]] = (words[1], line.strip())
+        assert words[:2] == ["printf", "%s  %s\\n"] and len(words) == 4, line
+        found[words[3]] = (words[2], line.strip())
     return found
 
 
