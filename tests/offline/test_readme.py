@@ -30,6 +30,7 @@ from repo_paths import EXAMPLE_STACK_FILE, REPO
 from test_gate_script import run_gate
 
 from stackconfig import load_stack_file
+from stackconfig.backups import Backups, S3Bucket
 from stackconfig.model import (
     Admin,
     Bmc,
@@ -41,6 +42,7 @@ from stackconfig.model import (
     ReleaseSettings,
     Taint,
 )
+from stackconfig.vip import Vip
 
 README = REPO / "README.md"
 DOCS = REPO / "docs"
@@ -327,6 +329,9 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "taints": Taint,
     "bmc": Bmc,
     "stubernetes:releases": ReleaseSettings,
+    "stubernetes:vip": Vip,
+    "stubernetes:backups": Backups,
+    "s3": S3Bucket,
 }
 
 
