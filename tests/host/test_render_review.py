@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import gzip
+import hashlib
 import json
 import re
 import stat
@@ -22,6 +23,8 @@ from repo_paths import EXAMPLE_STACK_FILE
 
 from stubernetes.cli import main
 
+pytest_plugins = ["sim_fixtures"]
+
 # What the Ignition binary writes besides the config's own files: its bookkeeping, the
 # account databases it edits (and their backups), and the scratch root's skeleton.
 IGNITION_OWN = {
@@ -31,10 +34,27 @@ IGNITION_OWN = {
     *(f"{path}-" for path in ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow")),
 }
 LISTING = re.compile(r"^  (?P<mode>[0-7]{4}|    ) (?:(?P<kind>directory|link) )?(?P<path>/\S+)")
+FETCHED = re.compile(
+    r"^  [0-7]{4} (?P<path>/\S+)  \[fetched at first boot from (?P<url>\S+), refused unless its "
+    r"digest is sha256-(?P<digest>[0-9a-f]{64})\]$",
+    re.MULTILINE,
+)
 
 
 def stack_document() -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load(EXAMPLE_STACK_FILE.read_text())
+    return document
+
+
+@pytest.fixture
+def served_document(served_values: dict[str, Any]) -> dict[str, Any]:
+    """The example stack file, its nodes fetching their binaries from the test's Matchbox
+    (sim_downloads.py): Ignition fetches every remote file when it applies a config."""
+    document = stack_document()
+    config = document["config"]
+    config["stubernetes:cluster"]["binarySha256"] = served_values["cluster"]["binarySha256"]
+    config["stubernetes:os"]["cachedInstall"] = True
+    config["stubernetes:matchbox"]["httpEndpoint"] = served_values["matchbox"]["httpEndpoint"]
     return document
 
 
@@ -105,7 +125,14 @@ def assert_tree_matches_ignition(out: Path, machine: str, object_id: str, tmp_pa
     if preset in regular and preset in rendered:
         assert sorted(rendered[preset].splitlines()) == sorted(regular[preset].splitlines())
         regular[preset] = rendered[preset]
-    assert rendered == regular
+    # What Ignition fetched is not in the review, which names where from and its digest: the
+    # digest of what Ignition wrote.
+    fetched = {entry["path"].lstrip("/"): entry["digest"] for entry in FETCHED.finditer(summary)}
+    assert fetched, summary
+    for relative, digest in fetched.items():
+        assert relative not in rendered, relative
+        assert hashlib.sha256(regular[relative]).hexdigest() == digest, relative
+    assert rendered == {k: v for k, v in regular.items() if k not in fetched}
     listed = listing(summary)
     links = {k for k, p in real.items() if p.is_symlink()}
     directories = {
@@ -125,21 +152,30 @@ def assert_tree_matches_ignition(out: Path, machine: str, object_id: str, tmp_pa
     return summary
 
 
-def test_each_machine_tree_is_what_ignition_writes(tmp_path: Path) -> None:
+def test_each_machine_tree_is_what_ignition_writes(
+    tmp_path: Path, served_document: dict[str, Any]
+) -> None:
     out = tmp_path / "out"
-    render(EXAMPLE_STACK_FILE, out)
+    render(write_stack(tmp_path, served_document), out)
     assert sorted(p.name for p in (out / "machines").iterdir()) == ["c1", "w1", "w2"]
     for machine in ("c1", "w1", "w2"):
         assert_tree_matches_ignition(out, machine, f"lab-{machine}", tmp_path)
-    # A controller also enables its certificate-renewal timer; a worker only the setup service;
-    # both the path unit and the timer of their status report.
-    report = "enable stubernetes-status-report.path\nenable stubernetes-status-report.timer\n"
-    preset = out / "machines/c1/etc/systemd/system-preset/20-ignition.preset"
-    assert preset.read_text() == (
-        "enable stubernetes-cert-renewal.timer\nenable stubernetes-setup.service\n" + report
-    )
-    worker_preset = out / "machines/w1/etc/systemd/system-preset/20-ignition.preset"
-    assert worker_preset.read_text() == "enable stubernetes-setup.service\n" + report
+    # Every machine enables the runtime the image ships, the kubelet, the setup service, and
+    # the path unit and the timer of its status report; a controller also its certificate-
+    # renewal timer. In unit name order. (Other features enable units of their own.)
+    everywhere = {
+        "enable containerd.service",
+        "enable kubelet.service",
+        "enable stubernetes-setup.service",
+        "enable stubernetes-status-report.path",
+        "enable stubernetes-status-report.timer",
+    }
+    for machine in ("c1", "w1"):
+        preset = out / f"machines/{machine}/etc/systemd/system-preset/20-ignition.preset"
+        lines = preset.read_text().splitlines()
+        assert lines == sorted(lines), machine
+        assert everywhere <= set(lines), machine
+        assert ("enable stubernetes-cert-renewal.timer" in lines) == (machine == "c1")
 
 
 SNIPPETS = [
@@ -184,8 +220,10 @@ SNIPPETS = [
 ]
 
 
-def test_snippets_merge_as_ignition_merges_them(tmp_path: Path) -> None:
-    document = stack_document()
+def test_snippets_merge_as_ignition_merges_them(
+    tmp_path: Path, served_document: dict[str, Any]
+) -> None:
+    document = served_document
     machines = document["config"]["stubernetes:machines"]
     machines["w1"]["snippets"] = copy.deepcopy(SNIPPETS)
     machines["w1"]["kernelArgs"] = ["console=ttyS0,115200n8"]
@@ -197,10 +235,9 @@ def test_snippets_merge_as_ignition_merges_them(tmp_path: Path) -> None:
     assert (review / "etc/motd.d/hello").read_text() == "hello there\n"
     assert (review / "etc/example/zipped.conf").read_text() == "zipped = true\n"
     assert (review / "etc/systemd/system/stubernetes-setup.service.d/10-example.conf").exists()
-    assert (review / "etc/systemd/system-preset/20-ignition.preset").read_text() == (
-        "enable example.service\nenable stubernetes-setup.service\n"
-        "enable stubernetes-status-report.path\nenable stubernetes-status-report.timer\n"
-    )
+    preset = (review / "etc/systemd/system-preset/20-ignition.preset").read_text().splitlines()
+    assert preset == sorted(preset)
+    assert {"enable example.service", "enable stubernetes-setup.service"} <= set(preset)
     listed = listing(summary)
     assert listed["/var/lib/example"] == ("0750", "directory")
     assert listed["/etc/motd.d/hello"] == ("0600", "file")

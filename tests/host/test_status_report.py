@@ -3,7 +3,7 @@
 - The program (under the SDK's mocks): per machine a ConfigMap in kube-system, and a Role and
   RoleBinding that let exactly that machine's bootstrap-token user get, update and patch exactly
   that ConfigMap (components/status_report.py).
-- The machine (its Ignition, and the simulated host of tests/host/node_sim.py): the REAL report
+- The machine (its Ignition, and the simulated host of tests/host/sim_machine.py): the REAL report
   script, started as its unit, after a REAL setup boot wrote the status, sends it with the REAL
   curl to a tiny HTTPS server here that answers as the API server would: it authenticates the
   bearer token (the bootstrap token authenticator, kubernetes
@@ -42,9 +42,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ignition_root import IGNITION_BINARY, apply_ignition, install_host_units
-from node_sim import SimMachine, empty_cluster, parse_unit
 from real_tools import shellcheck, systemd_verify
 from repo_paths import REPO, TEST_SEED
+from sim_cluster import empty_cluster
+from sim_machine import SimMachine
+from sim_systemd import parse_unit
 
 from ignition.material import ClusterMaterial, standin_bootstrap_token
 from ignition.node import SetupPolicy, machine_ignition, machine_ignition_json
@@ -59,6 +61,8 @@ from ignition.status_report import (
 from stackconfig import StackConfig, parse_stack_config
 from stubernetes.mocks import Registration, unwrap_secrets
 from stubernetes.program_run import ProgramRun, run_program
+
+pytest_plugins = ["sim_fixtures"]
 
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
@@ -194,10 +198,10 @@ def test_the_report_script_is_shellcheck_clean() -> None:
 
 @pytest.mark.skipif(not IGNITION_BINARY.exists(), reason="the Ignition binary is missing")
 def test_the_real_ignition_writes_units_systemd_accepts(
-    example_stack: StackConfig, material: ClusterMaterial, tmp_path: Path
+    served_stack: StackConfig, material: ClusterMaterial, tmp_path: Path
 ) -> None:
-    machine = example_stack.machine("w1")
-    config = machine_ignition_json(example_stack, machine, material, _token("w1"))
+    machine = served_stack.machine("w1")
+    config = machine_ignition_json(served_stack, machine, material, _token("w1"))
     root, work = tmp_path / "root", tmp_path / "work"
     root.mkdir()
     work.mkdir()
@@ -235,7 +239,7 @@ def test_a_status_update_is_an_event_on_the_watched_file(tmp_path: Path) -> None
     which the real kernel gives here as the old file loses its name."""
     libc = ctypes.CDLL(None, use_errno=True)
     status = tmp_path / "status"
-    status.write_text("phase=packages\n")
+    status.write_text("phase=node\n")
     fd = libc.inotify_init1(os.O_NONBLOCK)
     assert fd >= 0, ctypes.get_errno()
     try:
@@ -427,13 +431,11 @@ def _machine(
 
 
 def _set_up(machine: SimMachine) -> dict[str, str]:
-    """Two boots of the setup: the packages (and a reboot), then kubeadm. Nothing answers for
-    the cluster here (the stand-ins' cluster is empty), so a worker's join fails until setup
-    gives up (state=failed), and the founding controller inits its cluster (state=done)."""
-    first = machine.boot()
-    assert first.ran and first.reboot_requested, first
-    second = machine.boot()
-    assert second.ran and not second.reboot_requested, second
+    """The one boot of the setup. Nothing answers for the cluster here (the stand-ins' cluster
+    is empty), so a worker's join fails until setup gives up (state=failed), and the founding
+    controller inits its cluster (state=done)."""
+    boot = machine.boot()
+    assert boot.ran and not boot.reboot_requested, boot
     return machine.status()
 
 
@@ -462,13 +464,13 @@ def signed(material: ClusterMaterial, tmp_path: Path) -> tuple[Path, Path]:
 @simulated
 def test_the_report_patches_the_machines_own_configmap_with_its_token(
     tmp_path: Path,
-    example_values: dict[str, Any],
+    served_values: dict[str, Any],
     material: ClusterMaterial,
     signed: tuple[Path, Path],
     name: str,
 ) -> None:
     with serving(_api("c1", "w1", "w2"), *signed) as api:
-        machine = _machine(tmp_path, example_values, material, api.port, name)
+        machine = _machine(tmp_path, served_values, material, api.port, name)
         status = _set_up(machine)
         assert status["state"] == ("done" if name == "c1" else "failed"), status
         assert name == "c1" or "phase kubeadm exited" in status["last_error"]
@@ -499,13 +501,13 @@ def test_the_report_patches_the_machines_own_configmap_with_its_token(
 @simulated
 def test_a_refused_report_never_fails_and_is_sent_again_later(
     tmp_path: Path,
-    example_values: dict[str, Any],
+    served_values: dict[str, Any],
     material: ClusterMaterial,
     signed: tuple[Path, Path],
 ) -> None:
     # Before the program has added this machine's token and RBAC, the API server refuses it.
     with serving(_api("c1"), *signed) as api:
-        machine = _machine(tmp_path, example_values, material, api.port, "w1")
+        machine = _machine(tmp_path, served_values, material, api.port, "w1")
         _set_up(machine)
         _real_curl(machine)
         boot = machine.start_unit(REPORT_SERVICE)
@@ -528,13 +530,13 @@ def test_a_refused_report_never_fails_and_is_sent_again_later(
 
 @simulated
 def test_no_answer_is_no_failure(
-    tmp_path: Path, example_values: dict[str, Any], material: ClusterMaterial
+    tmp_path: Path, served_values: dict[str, Any], material: ClusterMaterial
 ) -> None:
     # Nothing listens at the API endpoint (the founding controller's, before its API server runs).
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    machine = _machine(tmp_path, example_values, material, port, "c1")
+    machine = _machine(tmp_path, served_values, material, port, "c1")
     _set_up(machine)
     _real_curl(machine)
     boot = machine.start_unit(REPORT_SERVICE)
@@ -545,13 +547,13 @@ def test_no_answer_is_no_failure(
 
 @simulated
 def test_the_token_goes_to_no_server_the_cluster_ca_did_not_sign(
-    tmp_path: Path, example_values: dict[str, Any], material: ClusterMaterial
+    tmp_path: Path, served_values: dict[str, Any], material: ClusterMaterial
 ) -> None:
     stranger = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "someone else")])
     cert, key = _signed(name, stranger, tmp_path)
     with serving(_api("w1"), cert, key) as api:
-        machine = _machine(tmp_path, example_values, material, api.port, "w1")
+        machine = _machine(tmp_path, served_values, material, api.port, "w1")
         _set_up(machine)
         _real_curl(machine)
         boot = machine.start_unit(REPORT_SERVICE)
@@ -563,12 +565,12 @@ def test_the_token_goes_to_no_server_the_cluster_ca_did_not_sign(
 @simulated
 def test_once_the_cluster_has_the_final_status_the_reports_stop(
     tmp_path: Path,
-    example_values: dict[str, Any],
+    served_values: dict[str, Any],
     material: ClusterMaterial,
     signed: tuple[Path, Path],
 ) -> None:
     with serving(_api("c1"), *signed) as api:
-        machine = _machine(tmp_path, example_values, material, api.port, "c1")
+        machine = _machine(tmp_path, served_values, material, api.port, "c1")
         assert _set_up(machine)["state"] == "done"
         _real_curl(machine)
         assert machine.start_unit(REPORT_SERVICE).exit_code == 0
