@@ -87,11 +87,11 @@ def test_steps_and_chart_are_found_in_the_checkout(monkeypatch: pytest.MonkeyPat
         assert ours, command.name
         script = ours[0].split()[1]
         assert (CHECKOUT / script).is_file(), script
-    ours = ("stubernetes-core", "lan")
-    for release in [r for r in run.registrations if r.type == RELEASE and r.name in ours]:
+    local = ("stubernetes-core", "lan")
+    for release in [r for r in run.registrations if r.type == RELEASE and r.name in local]:
         chart = Path(release.inputs_in_place["chart"])
         assert chart.is_absolute() and (chart / "Chart.yaml").is_file(), release.name
-    others = [r for r in run.registrations if r.type == RELEASE and r.name not in ours]
+    others = [r for r in run.registrations if r.type == RELEASE and r.name not in local]
     assert others
     assert all(not Path(r.inputs_in_place["chart"]).is_absolute() for r in others)
 
