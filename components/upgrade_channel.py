@@ -8,7 +8,9 @@ with its progress; a Role that allows get, update and patch of exactly that Conf
 (`resourceNames`); and a RoleBinding of it to the user the machine's kubelet authenticates as,
 `system:node:<machine>` (the Node's name is the machine's: ignition/kubeadm.py nodeRegistration;
 Kubernetes docs "Using Node Authorization": the Node authorizer has no opinion on ConfigMaps no
-pod of the node uses, so RBAC decides, "Using RBAC Authorization", Referring to resources).
+pod of the node uses, kubernetes plugin/pkg/auth/authorizer/node/node_authorizer.go "no
+relationship found", so RBAC decides, "Using RBAC Authorization", Referring to resources;
+tests/real/test_upgrade_channel_real.py checks it on a real API server).
 Unlike the status report's bootstrap token, the kubelet's credentials do not expire: the
 kubelet rotates its client certificate (kubeadm enables rotateCertificates).
 
