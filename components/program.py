@@ -33,9 +33,10 @@ from components.releases import chart_version, helm_release
 from components.removals import refuse_unsafe_removals
 from components.step_wiring import ClusterInputs, InCluster, MachineSteps
 from components.token import kubeadm_certs_rbac
+from components.upgrade_step import announce_upgrade, upgrade_command
 from stackconfig import StackConfig
 from stackconfig.releases import CORE_CHART_PATH, core_release, system_releases
-from stackconfig.upgrade_rules import KUBERNETES_RELEASE_OUTPUT
+from stackconfig.upgrade_rules import KUBERNETES_RELEASE_OUTPUT, previous_release
 
 
 def matchbox_provider(stack: StackConfig) -> matchbox.Provider:
@@ -93,6 +94,11 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     machines.make(MEMBER, in_cluster)
     # One machine at a time, when the release changes (components/upgrade_step.py).
     machines.make(UPGRADES, in_cluster)
+    announce_upgrade(
+        previous_release(previous.outputs),
+        stack.cluster.kubernetes_release,
+        [(c.machine.name, upgrade_command(stack, c.machine)) for c in machines.in_order(UPGRADES)],
+    )
     # Every machine's Matchbox group and membership (after its install chain).
     every_machine = machines.every(GATES_AFTER)
     registered = ReadinessGate(

@@ -19,7 +19,7 @@ import pulumi
 from components.machine_steps import KUBECONFIG, MATERIAL, Role
 from components.previous import PreviousState
 from components.token import token_secret_name
-from components.upgrade_step import binaries_line
+from components.upgrade_step import binaries_line, upgrade_command
 from ignition.kubeadm_certs import SECRET_NAME, kubeadm_certs_manifest
 from stackconfig import Machine, StackConfig
 
@@ -147,9 +147,7 @@ def upgrade_machine(step: StepInputs) -> Environment:
         "KUBECONFIG_CONTENT": step.reads[KUBECONFIG],
         "MACHINE": machine.name,
         "RELEASE": stack.cluster.kubernetes_release,
-        # kubeadm's order: `upgrade apply` on one controller, `upgrade node` on every other
-        # machine (kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/).
-        "KUBEADM_UPGRADE": "apply" if machine == stack.init_controller else "node",
+        "KUBEADM_UPGRADE": upgrade_command(stack, machine),
         "BINARIES": binaries_line(stack),
         "DRAIN_TIMEOUT_SECONDS": str(gates.drain_timeout_seconds),
         "TIMEOUT_SECONDS": str(gates.reinstall_timeout_seconds),

@@ -19,7 +19,7 @@ import pulumi_command as command
 
 from components.install_step import KEEP_LAST_OUTPUT, SCRIPTS
 from ignition.node_binaries import download_url, node_downloads
-from stackconfig import StackConfig
+from stackconfig import Machine, StackConfig
 from stackconfig.pinned_digests import KUBERNETES_BINARIES
 
 
@@ -31,6 +31,13 @@ def binaries_line(stack: StackConfig) -> str:
         for d in node_downloads(stack)
         if d.name in KUBERNETES_BINARIES
     )
+
+
+def upgrade_command(stack: StackConfig, machine: Machine) -> str:
+    """kubeadm's order: `upgrade apply` on one controller (the init controller), `upgrade node`
+    on every other machine (kubernetes.io/docs/tasks/administer-cluster/kubeadm/
+    kubeadm-upgrade/)."""
+    return "apply" if machine == stack.init_controller else "node"
 
 
 def upgrade_step(
@@ -51,3 +58,22 @@ def upgrade_step(
         triggers=[generation, release],
         opts=pulumi.ResourceOptions(parent=parent, replace_with=[anchor], depends_on=list(after)),
     )
+
+
+def upgrade_plan_text(running: str | None, release: str, order: Sequence[tuple[str, str]]) -> str:
+    """What an update that changes the release will do, machine by machine, or "" when it
+    changes none. `order`: (machine, kubeadm upgrade command) in the steps' order."""
+    if running is None or running == release:
+        return ""
+    steps = " -> ".join(f"{machine} (kubeadm upgrade {how})" for machine, how in order)
+    return (
+        f"Kubernetes {running} -> {release}, one machine at a time, each drained, upgraded by "
+        f"its own upgrade service and uncordoned: {steps}"
+    )
+
+
+def announce_upgrade(running: str | None, release: str, order: Sequence[tuple[str, str]]) -> None:
+    """Say the plan in `pulumi preview` and `pulumi up` (an info diagnostic of the stack)."""
+    text = upgrade_plan_text(running, release, order)
+    if text:
+        pulumi.log.info(text)

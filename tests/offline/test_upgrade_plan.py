@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -174,3 +175,20 @@ def test_a_refused_bump_registers_nothing(
     with pytest.raises(Exception, match=r"1\.35\.8 to 1\.37\.2 skips a minor"):
         run_program(skipped, SECRET_KEYS, monitor=monitor)
     assert [r.type for r in monitor.registrations if r.custom] == []
+
+
+def test_the_plan_is_said_in_preview_when_the_release_changes(
+    example_values: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    old = with_version(sized_stack(example_values, 2, 1), OLD)
+    previous = recorded_outputs(run(old))
+    with caplog.at_level(logging.INFO):
+        run(old, previous)
+        assert not [r for r in caplog.records if "one machine at a time" in r.getMessage()]
+        run(with_version(old, NEW), previous)
+    (said,) = [r.getMessage() for r in caplog.records if "one machine at a time" in r.getMessage()]
+    assert said == (
+        "Kubernetes 1.35.8 -> 1.36.4, one machine at a time, each drained, upgraded by its own "
+        "upgrade service and uncordoned: c1 (kubeadm upgrade apply) -> c2 (kubeadm upgrade node) "
+        "-> w1 (kubeadm upgrade node)"
+    )
