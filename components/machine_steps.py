@@ -156,7 +156,7 @@ UPGRADES: Final = Stage(
     init_first=True,
     why="after every membership, one machine at a time in kubeadm's order: `kubeadm upgrade "
     "apply` on one controller, `kubeadm upgrade node` on each other controller, then the "
-    "workers (kubeadm-upgrade; kubespray upgrade-cluster.yml)",
+    "workers (kubeadm-upgrade; kubespray playbooks/upgrade_cluster.yml)",
 )
 STAGES: Final = (SERVED, JOINS, MEMBER, UPGRADES)
 # The API gate waits for this step of the init controller: the API server comes with it alone.

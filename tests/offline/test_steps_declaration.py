@@ -188,7 +188,8 @@ def expected_elsewhere(stack: StackConfig, machine: Machine, step: Step) -> set[
             expected |= {(before[-1].name, wait.what)} if before else set()
         elif wait.of == PREVIOUS_IN_STAGE:
             # kubeadm's upgrade order: the init controller (upgrade apply), the other
-            # controllers, then the workers (kubeadm-upgrade; kubespray upgrade-cluster.yml).
+            # controllers, then the workers (kubeadm-upgrade; kubespray
+            # playbooks/upgrade_cluster.yml).
             init = stack.init_controller
             controllers = [m for m in stack.controllers if m != init]
             order = [init, *controllers, *(m for m in stack.machines if not m.is_controller)]

@@ -1,9 +1,9 @@
 """A bump of `kubernetesVersion` under the SDK's mocks: exactly which resources it changes, and
 the rolling order of the upgrade steps (kubeadm's: `kubeadm upgrade apply` on the first
 controller, `kubeadm upgrade node` on every other controller and then on the workers, one machine
-at a time; kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/ and kubespray
-playbooks/upgrade_cluster.yml, which upgrades the first control-plane node, then the others,
-then the workers in batches of `serial`).
+at a time; kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/; kubespray
+playbooks/upgrade_cluster.yml keeps the same order between machines: the control-plane nodes
+with `serial: 1`, then the workers in batches of `serial`).
 
 The previous state of an update is the outputs the last one recorded (components/previous.py):
 here those of a run of the same stack at the old release, without their secrets, as `render`
