@@ -412,6 +412,23 @@ def update() -> None:
             path.write_text(MARKER.sub(replace, text))
 
 
+def test_the_readmes_component_table_is_the_pins_table() -> None:
+    """The README's table of what the program installs is exactly what
+    `python -m stackconfig.component_pins` prints from the pins the code uses."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "stackconfig.component_pins"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.rstrip("\n")
+    text = README.read_text()
+    shown = text.split("<!-- component-pins -->\n", 1)[1].split("\n<!-- end of component-pins -->")[
+        0
+    ]
+    assert shown == printed
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--update"]:
         update()
