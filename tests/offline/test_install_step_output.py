@@ -198,6 +198,21 @@ STEPS = [
         cluster={"api": "down", "nodes": {}},
     ),
     Step(
+        "upgrade: the API server does not answer",
+        "upgrade-machine",
+        {
+            **KUBE,
+            **WAIT,
+            "MACHINE": "w1",
+            "RELEASE": "1.36.4",
+            "KUBEADM_UPGRADE": "node",
+            "BINARIES": "kubeadm https://dl.k8s.io/release/v1.36.4/bin/linux/amd64/kubeadm "
+            + "ab" * 32,
+            "DRAIN_TIMEOUT_SECONDS": "10",
+        },
+        cluster={"api": "down", "nodes": {}},
+    ),
+    Step(
         "network boot: IPMI, a machine that is on",
         "network-boot-once",
         {**BMC, "MACHINE": "w1", "BOOT_METHOD": "ipmi", "REDFISH_SYSTEM": SYSTEM},
