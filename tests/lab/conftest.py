@@ -26,13 +26,15 @@ from typing import Any
 import pytest
 import yaml
 from matchbox_grpc import start_matchbox
+from node_downloads import kubernetes_release
 from real_process import free_port
 
-from . import build_lab, qemu_vm
+from . import build_lab, qemu_vm, served_binaries
 from .lab_env import (
     RUNNING_MATCHBOXES,
     BootTimes,
     Lab,
+    describe_boot,
     machines_in,
     skip_or_fail,
     stage_assets,
@@ -44,6 +46,10 @@ REPO = Path(__file__).resolve().parents[2]
 # ------------------------------------------------------------------ the data seam
 
 LAB_CLUSTER = "lab"
+# Seconds a boot may take before the lab kills it. A machine downloads some 320 MB of node
+# binaries through the emulated CPU (TCG): 47-83 s a boot on this project's 2-core machine,
+# depending on what else runs (README.md); the timeout leaves room for a much busier one.
+DEFAULT_BOOT_TIMEOUT = 240
 FCOS_VERSION = "40.20240416.3.1"  # only names asset paths; no Fedora CoreOS is fetched
 HAND_BUILT_MACHINES = (
     # name, MAC, role
@@ -56,11 +62,15 @@ LAB_SSH_KEY = (
 )
 
 
-def lab_data_dir(dest: Path, matchbox_url: str) -> Path:
+def lab_data_dir(
+    dest: Path, matchbox_url: str, binaries: tuple[served_binaries.ServedBinary, ...]
+) -> Path:
     """THE SEAM: write the Matchbox data directory the lab serves; return it.
 
     ``matchbox_url`` is the base URL the *guest* reaches the real Matchbox at
-    (``http://10.0.2.2:<port>``); profile args must point there.
+    (``http://10.0.2.2:<port>``); profile args must point there. ``binaries`` are the node
+    binaries the lab serves under ``/assets/`` (served_binaries.py): every machine's Ignition
+    fetches each from there with its sha256.
 
     By default the lab serves the project's own render of ``stacks/Pulumi.example.yaml``
     (:func:`rendered_data_dir`); ``STUBERNETES_LAB_DATA=hand`` serves a hand-built data
@@ -75,25 +85,32 @@ def lab_data_dir(dest: Path, matchbox_url: str) -> Path:
     3.4.0, which the guest's Ignition v2.24.0 applies), needing no network beyond the
     Matchbox URL and no ``disks``/``filesystems``; ``/etc/hostname``
     written from a ``data:`` URL (that is how the test knows which hostname each machine
-    must end up with).
+    must end up with); no remote source other than the served binaries.
     """
     if os.environ.get("STUBERNETES_LAB_DATA", "render") == "hand":
-        return hand_built_data_dir(dest, matchbox_url)
-    return rendered_data_dir(dest, matchbox_url)
+        return hand_built_data_dir(dest, matchbox_url, binaries)
+    return rendered_data_dir(dest, matchbox_url, binaries)
 
 
-def rendered_data_dir(dest: Path, matchbox_url: str) -> Path:
+def rendered_data_dir(
+    dest: Path, matchbox_url: str, binaries: tuple[served_binaries.ServedBinary, ...]
+) -> Path:
     """``stubernetes render`` of the example stack, adjusted for the lab.
 
-    The stack file is copied with three changes a real lab operator would also make:
-    Matchbox's HTTP endpoint is the fixture's, the install is cached (kernel, initramfs
-    and rootfs from Matchbox ``/assets/``) and every machine's installer (its PXE boot) gets
-    ``console=ttyS0`` (``installerKernelArgs``; ``kernelArgs`` are the installed system's).
+    The stack file is copied with the changes a real lab operator serving binaries of their own
+    build would also make: Matchbox's HTTP endpoint is the fixture's; the install is cached
+    (kernel, initramfs and rootfs, and the node binaries, from Matchbox ``/assets/``); the
+    Kubernetes release is the one the served binaries are, and ``binarySha256`` their digests;
+    and every machine's installer (its PXE boot) gets ``console=ttyS0``
+    (``installerKernelArgs``; ``kernelArgs`` are the installed system's).
     """
     stack = yaml.safe_load((REPO / "stacks" / "Pulumi.example.yaml").read_text())
     config = stack["config"]
     config["stubernetes:matchbox"]["httpEndpoint"] = matchbox_url
     config["stubernetes:os"]["cachedInstall"] = True
+    cluster = config["stubernetes:cluster"]
+    cluster["kubernetesVersion"] = kubernetes_release()
+    cluster["binarySha256"] = served_binaries.stack_digests(binaries)
     for machine in config["stubernetes:machines"].values():
         machine["installerKernelArgs"] = [*machine.get("installerKernelArgs", []), "console=ttyS0"]
     stack_file = dest / "stack" / "Pulumi.lab.yaml"
@@ -121,8 +138,11 @@ def rendered_data_dir(dest: Path, matchbox_url: str) -> Path:
     return out / "matchbox"
 
 
-def hand_built_data_dir(dest: Path, matchbox_url: str) -> Path:
-    """Two machines (c1, w1) in the layout ``stubernetes render`` writes."""
+def hand_built_data_dir(
+    dest: Path, matchbox_url: str, binaries: tuple[served_binaries.ServedBinary, ...]
+) -> Path:
+    """Two machines (c1, w1) in the layout ``stubernetes render`` writes, each fetching the
+    served binaries as the rendered nodes do."""
     data = dest / "matchbox"
     for sub in ("profiles", "groups", "ignition"):
         (data / sub).mkdir(parents=True, exist_ok=True)
@@ -160,12 +180,17 @@ def hand_built_data_dir(dest: Path, matchbox_url: str) -> Path:
         (data / "profiles" / f"{ident}.json").write_text(json.dumps(profile, indent=2))
         (data / "groups" / f"{ident}.json").write_text(json.dumps(group, indent=2))
         (data / "ignition" / f"{ident}.ign").write_text(
-            json.dumps(_hand_built_ignition(name, role), indent=2)
+            json.dumps(_hand_built_ignition(name, role, matchbox_url, binaries), indent=2)
         )
     return data
 
 
-def _hand_built_ignition(hostname: str, role: str) -> dict[str, Any]:
+def _hand_built_ignition(
+    hostname: str,
+    role: str,
+    matchbox_url: str,
+    binaries: tuple[served_binaries.ServedBinary, ...],
+) -> dict[str, Any]:
     motd = f"stubernetes lab machine {hostname} ({role})\n".encode()
     unit = (
         "[Unit]\nDescription=stubernetes lab marker\n\n"
@@ -213,6 +238,17 @@ def _hand_built_ignition(hostname: str, role: str) -> dict[str, Any]:
                         "verification": {"hash": "sha512-" + hashlib.sha512(motd).hexdigest()},
                     },
                 },
+                *(
+                    {
+                        "path": f"/opt/stubernetes-lab/{b.asset.rpartition('/')[2]}",
+                        "mode": 493,
+                        "contents": {
+                            "source": b.url(matchbox_url),
+                            "verification": {"hash": f"sha256-{b.sha256}"},
+                        },
+                    }
+                    for b in binaries
+                ),
             ],
             "links": [{"path": "/etc/localtime", "target": "../usr/share/zoneinfo/UTC"}],
         },
@@ -272,10 +308,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         times.write()
         terminalreporter.section("virtual bare-metal lab")
         for e in times.entries:
-            terminalreporter.write_line(
-                f"boot {e['machine']:<12} {e['mac']}  {e['seconds']:6.1f}s  "
-                f"exit={e['exit_code']} timed_out={e['timed_out']}"
-            )
+            terminalreporter.write_line(f"boot {describe_boot(e)}")
         terminalreporter.write_line(
             f"lab total (build, boots, checks): {times.lab_seconds:.1f}s; written to {times.path}"
         )
@@ -294,8 +327,10 @@ def lab(
     # real Matchbox on it (127.0.0.1, which QEMU's user network shows the guests as 10.0.2.2).
     port = free_port()
     matchbox_url = f"http://{qemu_vm.HOST_FROM_GUEST}:{port}"
-    data_dir = lab_data_dir(served, matchbox_url)
+    binaries = served_binaries.served_binaries(root / "built")
+    data_dir = lab_data_dir(served, matchbox_url, binaries)
     placeholders = stage_assets(data_dir, assets_dir, lab_build, matchbox_url)
+    served_binaries.place(binaries, assets_dir)
     machines = machines_in(data_dir)
     assert machines, f"no group with a mac selector in {data_dir}"
     server = start_matchbox(data_dir, assets_dir, root, http_port=port, name="matchbox-lab")
@@ -310,9 +345,10 @@ def lab(
             matchbox_url,
             machines,
             placeholders,
+            binaries,
             root / "vms",
             boot_times,
-            float(os.environ.get("STUBERNETES_LAB_BOOT_TIMEOUT", "60")),
+            float(os.environ.get("STUBERNETES_LAB_BOOT_TIMEOUT", str(DEFAULT_BOOT_TIMEOUT))),
         )
     finally:
         server.stop()

@@ -9,6 +9,7 @@ Needs root: ``useradd --root`` and Ignition's ``chown``.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -25,6 +26,25 @@ from .build_lab import SOURCE_DATE_EPOCH, VOLATILE_PATHS, LabBuild, write_skelet
 class TreeDigest:
     manifest: list[str]
     sha256: str
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One object of a tree-digest.sh manifest (see tree-digest.sh for the fields)."""
+
+    type: str
+    mode: str  # octal permission bits, as stat %a prints them
+    owner: str  # uid:gid
+    content: str  # a file's sha256, ...
+
+
+def manifest_entries(lines: list[str]) -> dict[str, ManifestEntry]:
+    """A manifest's objects by their path in the root ("/usr/local/bin/kubelet")."""
+    entries = {}
+    for line in lines:
+        kind, mode, owner, content, path = line.split(" ", 4)
+        entries[path.removeprefix(".")] = ManifestEntry(kind, mode, owner, content)
+    return entries
 
 
 def parse_digest_output(text: str) -> TreeDigest:
@@ -48,12 +68,26 @@ def tree_digest(lab: LabBuild, root: Path) -> TreeDigest:
     return parse_digest_output(res.stdout)
 
 
-def apply_ignition(lab: LabBuild, config: Path, root: Path, workdir: Path) -> str:
-    """Apply ``config`` (an Ignition file) to a fresh skeleton at ``root``, through the same
+def reached_from_host(config: bytes, guest_url: str, host_url: str) -> bytes:
+    """``config`` with each remote file source at ``guest_url`` (the lab's Matchbox as the guests
+    reach it, 10.0.2.2 on QEMU's user network) pointed at ``host_url`` (the same Matchbox as the
+    host reaches it, on its loopback): the same files from the same server, only the address
+    the host cannot reach changed."""
+    doc = json.loads(config)
+    for entry in (doc.get("storage") or {}).get("files") or []:
+        for contents in (entry.get("contents") or {}, *(entry.get("append") or [])):
+            source = contents.get("source")
+            if isinstance(source, str) and source.startswith(f"{guest_url}/"):
+                contents["source"] = host_url + source.removeprefix(guest_url)
+    return json.dumps(doc).encode()
+
+
+def apply_ignition(lab: LabBuild, config: bytes, root: Path, workdir: Path) -> str:
+    """Apply ``config`` (an Ignition document) to a fresh skeleton at ``root``, through the same
     applier as the rest of the test suite, with the binary, tools and skeleton the guest has.
     Raises ``IgnitionFailed`` (with the log) if a stage fails."""
     return ignition_root.apply_ignition(
-        config.read_bytes(),
+        config,
         root,
         workdir,
         binary=lab.ignition,
@@ -76,7 +110,7 @@ def traversable_tempdir() -> str:
     raise RuntimeError("no world-traversable temporary directory for the host root")
 
 
-def apply_and_digest(lab: LabBuild, config: Path) -> tuple[TreeDigest, str]:
+def apply_and_digest(lab: LabBuild, config: bytes) -> tuple[TreeDigest, str]:
     """Apply ``config`` to a fresh skeleton on the host; return its digest and the log."""
     with tempfile.TemporaryDirectory(prefix="stubernetes-lab-", dir=traversable_tempdir()) as d:
         os.chmod(d, 0o755)

@@ -23,6 +23,7 @@ from matchbox_grpc import Matchbox
 
 from . import build_lab, qemu_vm
 from .matchbox_log import MatchboxLog
+from .served_binaries import ServedBinary
 
 # Every real Matchbox a lab test runs, so that a failing test shows the end of their logs
 # (conftest.py pytest_runtest_makereport).
@@ -165,6 +166,43 @@ def stage_assets(
     return placeholders
 
 
+# The guest's phases, each ending at one of its `@@LAB uptime` stamps (guest/init): the
+# kernel's start (and init's), DHCP, Ignition's fetch and files stages (the downloads), the
+# tree digest.
+GUEST_PHASES = (
+    ("kernel", "begin"),
+    ("network", "network"),
+    ("ignition", "ignition"),
+    ("digest", "digest"),
+)
+
+
+def guest_phases(result: qemu_vm.BootResult) -> dict[str, float]:
+    """Seconds the guest spent until its init began, in DHCP, in Ignition (fetch and files
+    stages: the downloads) and on the tree digest, from its uptime stamps."""
+    stamps: dict[str, float] = {}
+    for value in result.report.get("uptime", []):
+        name, _, seconds = value.partition(" ")
+        stamps[name] = float(seconds)
+    phases = {}
+    previous = 0.0
+    for phase, stamp in GUEST_PHASES:
+        if stamp not in stamps:
+            break
+        phases[phase] = round(stamps[stamp] - previous, 2)
+        previous = stamps[stamp]
+    return phases
+
+
+def describe_boot(entry: dict[str, Any]) -> str:
+    guest = " ".join(f"{k}={v:.1f}s" for k, v in entry["guest"].items())
+    return (
+        f"{entry['machine']:<16} {entry['mac']}  {entry['seconds']:6.1f}s  "
+        f"exit={entry['exit_code']} timed_out={entry['timed_out']}"
+        + (f"  (guest: {guest})" if guest else "")
+    )
+
+
 @dataclass
 class BootTimes:
     path: Path
@@ -184,13 +222,10 @@ class BootTimes:
             "seconds": round(result.seconds, 2),
             "exit_code": result.exit_code,
             "timed_out": result.timed_out,
+            "guest": guest_phases(result),
         }
         self.entries.append(entry)
-        print(
-            f"lab boot {entry['machine']} ({entry['mac']}): {entry['seconds']:.1f}s "
-            f"exit={entry['exit_code']} timed_out={entry['timed_out']}",
-            flush=True,
-        )
+        print(f"lab boot {describe_boot(entry)}", flush=True)
         self.write()
 
     def write(self) -> None:
@@ -212,6 +247,7 @@ class Lab:
     matchbox_url: str  # as the guest sees it
     machines: list[LabMachine]
     rootfs_placeholders: dict[str, bytes]
+    binaries: tuple[ServedBinary, ...]  # the node binaries Matchbox serves under /assets/
     workdir: Path
     boot_times: BootTimes
     boot_timeout: float

@@ -7,7 +7,9 @@ its ``-data-path``. SeaBIOS' iPXE ROM takes the DHCP bootfile ``/boot.ipxe``, ch
 Debian kernel and the lab initramfs, put at the profile's asset paths) with the profile's
 args, and the lab init hands the Ignition URL from the command line to the real Ignition
 v2.24.0, which fetches the config by MAC (Matchbox serves it as spec 3.4.0) and applies it
-to a scratch /sysroot. The guest reports on the serial console and powers off.
+to a scratch /sysroot, downloading the node's binaries from Matchbox's /assets/ and checking
+each one's sha256 (served_binaries.py). The guest reports on the serial console and powers
+off.
 
 What each machine asked Matchbox comes from Matchbox's own log (``matchbox_log.py``).
 """
@@ -20,7 +22,7 @@ import json
 import re
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -31,7 +33,7 @@ from real_process import free_port
 from tool_cache import require_tool
 
 from . import qemu_vm
-from .host_apply import apply_and_digest, can_apply_on_host
+from .host_apply import apply_and_digest, can_apply_on_host, manifest_entries, reached_from_host
 from .lab_env import (
     RUNNING_MATCHBOXES,
     Lab,
@@ -260,7 +262,10 @@ def test_sysroot_equals_ignition_applied_on_host(
         skip_or_fail(why)
     for name, b in boots.items():
         b.assert_completed()
-        host, log = apply_and_digest(lab.build, b.machine.ignition_file)
+        config = reached_from_host(
+            b.machine.ignition_file.read_bytes(), lab.matchbox_url, lab.server.http_url
+        )
+        host, log = apply_and_digest(lab.build, config)
         (tmp_path / f"{name}.host-ignition.log").write_text(log)
         guest_sha = b.result.first("tree-sha256")
         if guest_sha != host.sha256:
@@ -271,6 +276,93 @@ def test_sysroot_equals_ignition_applied_on_host(
             )
             pytest.fail(f"{name}: guest /sysroot differs from the host application\n{diff}")
         assert any(line.endswith(" ./etc/hostname") for line in host.manifest)
+
+
+def remote_files(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A config's files that Ignition downloads (an http or https source), by path."""
+    return {
+        f["path"]: f
+        for f in (config.get("storage") or {}).get("files") or []
+        if urlsplit(str((f.get("contents") or {}).get("source", ""))).scheme in ("http", "https")
+    }
+
+
+def test_each_machine_downloads_the_node_binaries_verified(
+    boots: dict[str, MachineBoot], lab: Lab
+) -> None:
+    """Every machine's Ignition fetches kubeadm, kubectl, the kubelet and the CNI plugins'
+    archive from Matchbox's /assets/, each with the sha256 the stack gave
+    (`cluster.binarySha256`), and writes a file only once its download has that digest
+    (coreos/ignition v2.24.0 `internal/resource/url.go` decompressCopyHashAndVerify). What
+    lands in the guest's /sysroot has the digest of the file Matchbox serves, as the guest's
+    own sha256sum finds it (tree-digest.sh), and Matchbox's log shows each machine's request
+    for each file."""
+    served = {binary.url(lab.matchbox_url): binary for binary in lab.binaries}
+    wanted = {url: f"sha256-{binary.sha256}" for url, binary in served.items()}
+    for name, b in boots.items():
+        b.assert_completed()
+        assert b.result.first("ignition-rc") == "0,0", b.fail_context()
+        remote = remote_files(json.loads(b.machine.ignition_file.read_bytes()))
+        verified = {
+            f["contents"]["source"]: (f["contents"].get("verification") or {}).get("hash")
+            for f in remote.values()
+        }
+        assert verified == wanted, f"{name} downloads other files than the lab serves"
+        sysroot = manifest_entries(b.result.report.get("manifest", []))
+        for path, entry in remote.items():
+            binary = served[entry["contents"]["source"]]
+            landed = sysroot.get(path)
+            assert landed is not None, f"{name}: nothing at {path}\n{b.fail_context()}"
+            assert (landed.type, landed.content, landed.owner) == ("f", binary.sha256, "0:0"), (
+                f"{name}: {path} is {landed}, not {binary.file}"
+            )
+            assert int(landed.mode, 8) == entry["mode"], (name, path, landed.mode)
+            requests = b.paths(f"/assets/{binary.asset}")
+            assert len(requests) == 1, f"{name} asked {len(requests)} times for {binary.asset}"
+
+
+def test_a_tampered_binary_fails_the_guests_ignition(lab: Lab, tmp_path: Path) -> None:
+    """Matchbox serves a kubeadm that is not the build the stack's digest names (same size, one
+    byte changed): the guest's Ignition downloads it, refuses it (`hash verification failed`,
+    coreos/ignition v2.24.0 `internal/util/verification.go` ErrHashMismatch), its files stage
+    fails, and nothing is left at kubeadm's path: Ignition writes a download to a temporary
+    file beside its path and removes it on failure (`internal/exec/util/file.go`
+    PerformFetch). kubeadm because the files stage fetches it before the other binaries (this
+    boot is the shortest so; any of them would be refused alike). The real kubeadm is served
+    again afterwards."""
+    machine = lab.machines[0]
+    (kubeadm,) = [binary for binary in lab.binaries if binary.name == "kubeadm"]
+    remote = remote_files(json.loads(machine.ignition_file.read_bytes()))
+    url = kubeadm.url(lab.matchbox_url)
+    (path,) = [p for p, f in remote.items() if f["contents"]["source"] == url]
+    data = bytearray(kubeadm.file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered = tmp_path / "kubeadm"
+    tampered.write_bytes(data)
+    tampered_sha256 = hashlib.sha256(data).hexdigest()
+    served_at = lab.assets_dir / kubeadm.asset
+    served_at.unlink()
+    served_at.symlink_to(tampered)
+    try:
+        vm = replace(machine.vm(), name=f"{machine.name}-tampered")
+        result, requests = boot_machine(lab, vm, lab.boot_timeout)
+    finally:
+        served_at.unlink()
+        served_at.symlink_to(kubeadm.file)
+    b = MachineBoot(machine, result, requests)
+    b.assert_completed()
+    rc_fetch, _, rc_files = (result.first("ignition-rc") or "").partition(",")
+    assert rc_fetch == "0" and rc_files not in ("0", "-", ""), b.fail_context()
+    refusal = (
+        f"hash verification failed (calculated {tampered_sha256} but expected {kubeadm.sha256})"
+    )
+    assert any(refusal in line for line in result.report.get("ignition-log", [])), b.fail_context()
+    assert len(b.paths(f"/assets/{kubeadm.asset}")) == 1, b.fail_context()
+    sysroot = manifest_entries(result.report.get("manifest", []))
+    assert path not in sysroot, f"{path} was written\n{b.fail_context()}"
+    directory = path.rpartition("/")[0]
+    left = [p for p in sysroot if p.startswith(f"{directory}/tmp")]
+    assert not left, f"Ignition left {left}"
 
 
 def test_unknown_mac_gets_404_and_no_config(lab: Lab) -> None:
