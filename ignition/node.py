@@ -35,14 +35,14 @@ from ignition.kubeadm import (
     kubeadm_patches,
 )
 from ignition.material import ClusterMaterial, is_bootstrap_token
-from ignition.node_binaries import CNI_PLUGINS_ARCHIVE, download_entries
+from ignition.node_binaries import CNI_PLUGINS_ARCHIVE, CRICTL_ARCHIVE, download_entries
 from ignition.status_report import add_status_report
 from ignition.upgrade import add_upgrade
 from ignition.vip import add_vip
 from stackconfig.model import Machine, StackConfig
 from stackconfig.node_paths import NODE_CNI_BIN_DIR, OPENEBS_HOSTPATH_DIR
-from stackconfig.pinned_digests import CNI_PLUGINS_VERSION
-from stackconfig.release_digests import CNI_PLUGINS
+from stackconfig.pinned_digests import CNI_PLUGINS_VERSION, CRICTL_VERSION
+from stackconfig.release_digests import CNI_PLUGINS, CRICTL
 
 SETUP_UNIT = "stubernetes-setup.service"
 SETUP_BIN = "/usr/local/bin/stubernetes-setup"
@@ -55,6 +55,8 @@ ZINCATI_STRATEGY = "/etc/zincati/config.d/55-stubernetes-fleetlock.toml"
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 # udev reads link files from /etc/systemd/network (systemd.link(5)).
 FLANNEL_LINK = "/etc/systemd/network/50-flannel.link"
+# crictl's config file (cri-tools docs/crictl.md): its runtime endpoint, for every user.
+CRICTL_CONFIG = "/etc/crictl.yaml"
 ACCOUNTING_DROP_IN = "/etc/systemd/system.conf.d/50-stubernetes-accounting.conf"
 ADMIN_GROUPS = ("wheel", "sudo")
 
@@ -118,6 +120,7 @@ def _os_files(stack: StackConfig) -> list[dict[str, Any]]:
         file_entry("/etc/modules-load.d/stubernetes.conf", read_asset("node/modules-load.conf")),
         file_entry("/etc/sysctl.d/90-stubernetes.conf", read_asset("node/sysctl.conf")),
         file_entry(FLANNEL_LINK, read_asset("node/50-flannel.link")),
+        file_entry(CRICTL_CONFIG, read_asset("node/crictl.yaml")),
         file_entry(ACCOUNTING_DROP_IN, read_asset("node/accounting.conf")),
         file_entry(ZINCATI_HOLD, read_asset("node/zincati-hold-updates.toml")),
         file_entry(
@@ -186,6 +189,9 @@ def _setup_files(
         cni_plugins_version=shlex.quote(CNI_PLUGINS_VERSION),
         cni_plugins_archive=shlex.quote(CNI_PLUGINS_ARCHIVE),
         cni_plugins_sha256=stack.cluster.binary_digests[CNI_PLUGINS],
+        crictl_version=shlex.quote(CRICTL_VERSION),
+        crictl_archive=shlex.quote(CRICTL_ARCHIVE),
+        crictl_sha256=stack.cluster.binary_digests[CRICTL],
         cni_bin_dir=shlex.quote(NODE_CNI_BIN_DIR),
         container_file_paths=shlex.quote(" ".join(container_file_paths(machine))),
         max_attempts=str(policy.max_attempts),

@@ -3,12 +3,13 @@
 Fedora CoreOS ships the container runtime (containerd) but not Kubernetes: kubeadm, kubelet
 and kubectl come from Kubernetes' release downloads (kubernetes.io, "Installing kubeadm",
 "Without a package manager": https://dl.k8s.io/release/<version>/bin/linux/amd64/<binary>),
-and the reference CNI plugins, which Fedora CoreOS stopped shipping in Fedora 40
-(coreos/fedora-coreos-config#2852), from their GitHub release. Each is an Ignition file with a
-remote `source` and a `verification.hash`: Ignition downloads it, checks its sha256 before it
-writes the file, and fails the boot on a mismatch (ignition internal/resource/url.go, the
-fetch's hash check), so nothing on the node ever runs an unverified binary. With
-`cachedInstall` they come from Matchbox's /assets/ instead, under the same digests.
+the reference CNI plugins, which Fedora CoreOS stopped shipping in Fedora 40
+(coreos/fedora-coreos-config#2852), and crictl (cri-tools), from their GitHub releases. Each
+is an Ignition file with a remote `source` and a `verification.hash`: Ignition downloads it,
+checks its sha256 before it writes the file, and fails the boot on a mismatch (ignition
+internal/resource/url.go, the fetch's hash check), so nothing on the node ever runs an
+unverified binary. With `cachedInstall` they come from Matchbox's /assets/ instead, under the
+same digests.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 
 from ignition.entries import MODE_0644, MODE_0755
 from stackconfig.model import StackConfig
-from stackconfig.pinned_digests import CNI_PLUGINS_VERSION, KUBERNETES_BINARIES
-from stackconfig.release_digests import CNI_PLUGINS
+from stackconfig.pinned_digests import CNI_PLUGINS_VERSION, CRICTL_VERSION, KUBERNETES_BINARIES
+from stackconfig.release_digests import CNI_PLUGINS, CRICTL
 
 KUBERNETES_DOWNLOADS = "https://dl.k8s.io/release"
 CNI_PLUGINS_DOWNLOADS = "https://github.com/containernetworking/plugins/releases/download"
@@ -30,6 +31,9 @@ BIN_DIR = "/usr/local/bin"
 DOWNLOAD_DIR = "/var/lib/stubernetes/downloads"
 CNI_PLUGINS_ARCHIVE_NAME = f"cni-plugins-linux-amd64-v{CNI_PLUGINS_VERSION}.tgz"
 CNI_PLUGINS_ARCHIVE = f"{DOWNLOAD_DIR}/{CNI_PLUGINS_ARCHIVE_NAME}"
+CRI_TOOLS_DOWNLOADS = "https://github.com/kubernetes-sigs/cri-tools/releases/download"
+CRICTL_ARCHIVE_NAME = f"crictl-v{CRICTL_VERSION}-linux-amd64.tar.gz"
+CRICTL_ARCHIVE = f"{DOWNLOAD_DIR}/{CRICTL_ARCHIVE_NAME}"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class NodeDownload:
     """One file a node downloads: where it goes, where it comes from, and its digest."""
 
     name: str
-    """kubeadm, kubectl, kubelet or cni-plugins (the keys of `Cluster.binary_digests`)."""
+    """kubeadm, kubectl, kubelet, cni-plugins or crictl (the keys of `Cluster.binary_digests`)."""
     path: str
     """Where Ignition writes it on the node."""
     official_url: str
@@ -71,7 +75,15 @@ def node_downloads(stack: StackConfig) -> tuple[NodeDownload, ...]:
         sha256=digests[CNI_PLUGINS],
         mode=MODE_0644,
     )
-    return (*kubernetes, cni)
+    crictl = NodeDownload(
+        name=CRICTL,
+        path=CRICTL_ARCHIVE,
+        official_url=f"{CRI_TOOLS_DOWNLOADS}/v{CRICTL_VERSION}/{CRICTL_ARCHIVE_NAME}",
+        asset=f"cri-tools/v{CRICTL_VERSION}/{CRICTL_ARCHIVE_NAME}",
+        sha256=digests[CRICTL],
+        mode=MODE_0644,
+    )
+    return (*kubernetes, cni, crictl)
 
 
 def download_url(stack: StackConfig, download: NodeDownload) -> str:

@@ -169,6 +169,8 @@ class BinarySha256(StrictModel):
     """sha256 of linux/amd64 kubelet at `kubernetesVersion`."""
     cni_plugins: Sha256Hex | None = None
     """sha256 of the CNI plugins' archive, cni-plugins-linux-amd64-v<version>.tgz."""
+    crictl: Sha256Hex | None = None
+    """sha256 of crictl's archive, crictl-v<version>-linux-amd64.tar.gz."""
 
 
 class Cluster(StrictModel):

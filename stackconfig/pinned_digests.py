@@ -9,7 +9,8 @@ GitHub release publishes `cni-plugins-linux-amd64-v<version>.tgz.sha256`. Copied
 kubespray, which records exactly those files (kubernetes-sigs/kubespray
 roles/kubespray_defaults/vars/main/checksums.yml at 46dbdd3994b32640bcd806b0097f50e8fdf1d514,
 2026-08-21, keys kubelet_checksums, kubeadm_checksums, kubectl_checksums,
-cni_binary_checksums, arch amd64), for every patch of the supported minors it lists. It lists
+cni_binary_checksums, crictl_checksums, arch amd64), for every patch of the supported minors
+it lists. It lists
 no 1.37 release yet: a 1.37 stack names its patch and supplies the digests itself.
 """
 
@@ -99,3 +100,10 @@ KUBERNETES_SHA256: Final[dict[str, dict[str, str]]] = {
 # Fedora 40 (coreos/fedora-coreos-config#2852).
 CNI_PLUGINS_VERSION: Final = "1.9.1"
 CNI_PLUGINS_SHA256: Final = "b98f74a0f8522f0a83867178729c1aa70f2158f90c45a2ca8fa791db1c76b303"
+
+# crictl (sigs.k8s.io/cri-tools), the CRI client the certificate renewal restarts the control
+# plane's static pods with, and the one kubeadm's own messages send the operator to. Fedora
+# CoreOS does not ship it. Its GitHub release publishes crictl-v<version>-linux-amd64.tar.gz
+# with a .sha256 beside it; kubespray's crictl_checksums records it.
+CRICTL_VERSION: Final = "1.36.0"
+CRICTL_SHA256: Final = "83855e114566a8a8c44c548d515670f51de3a5e1da8b2effb59870e2f10c25a3"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Final
 
 from stackconfig.pinned_digests import (
     CNI_PLUGINS_SHA256,
+    CRICTL_SHA256,
     KUBERNETES_BINARIES,
     KUBERNETES_SHA256,
 )
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from stackconfig.model import BinarySha256
 
 CNI_PLUGINS: Final = "cni-plugins"
+CRICTL: Final = "crictl"
 
 
 def _patch_key(version: str) -> tuple[int, ...]:
@@ -47,12 +49,17 @@ def supplied_digests(supplied: BinarySha256 | None) -> dict[str, str]:
         return {}
     given = {name: getattr(supplied, name) for name in KUBERNETES_BINARIES}
     given[CNI_PLUGINS] = supplied.cni_plugins
+    given[CRICTL] = supplied.crictl
     return {name: digest for name, digest in given.items() if digest is not None}
 
 
 def pinned_digests(release: str) -> dict[str, str]:
     """The digests this version of stubernetes pins for `release` (with the CNI archive's)."""
-    return {**KUBERNETES_SHA256.get(release, {}), CNI_PLUGINS: CNI_PLUGINS_SHA256}
+    return {
+        **KUBERNETES_SHA256.get(release, {}),
+        CNI_PLUGINS: CNI_PLUGINS_SHA256,
+        CRICTL: CRICTL_SHA256,
+    }
 
 
 def missing_digests(release: str, supplied: BinarySha256 | None) -> list[str]:
@@ -64,4 +71,4 @@ def missing_digests(release: str, supplied: BinarySha256 | None) -> list[str]:
 def node_binary_digests(release: str, supplied: BinarySha256 | None) -> dict[str, str]:
     """The sha256 of every binary a node of `release` downloads, supplied ones first."""
     digests = {**pinned_digests(release), **supplied_digests(supplied)}
-    return {name: digests[name] for name in (*KUBERNETES_BINARIES, CNI_PLUGINS)}
+    return {name: digests[name] for name in (*KUBERNETES_BINARIES, CNI_PLUGINS, CRICTL)}

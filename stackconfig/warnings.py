@@ -10,9 +10,9 @@ from pydantic.alias_generators import to_camel
 from stackconfig.lan_warnings import lan_warnings
 from stackconfig.model import Machine, StackConfig
 from stackconfig.parse import NAMESPACE
-from stackconfig.pinned_digests import CNI_PLUGINS_VERSION
+from stackconfig.pinned_digests import CNI_PLUGINS_VERSION, CRICTL_VERSION
 from stackconfig.problems import Problem, machine_where
-from stackconfig.release_digests import CNI_PLUGINS, pinned_digests, supplied_digests
+from stackconfig.release_digests import CNI_PLUGINS, CRICTL, pinned_digests, supplied_digests
 
 
 def _network_warnings(machine: Machine) -> list[Problem]:
@@ -103,6 +103,8 @@ def _pinned_origin(name: str, release: str) -> str:
     """What a pinned digest is of, and where it was published (stackconfig/pinned_digests.py)."""
     if name == CNI_PLUGINS:
         return f"the CNI plugins' archive v{CNI_PLUGINS_VERSION} (from its GitHub release)"
+    if name == CRICTL:
+        return f"crictl's archive v{CRICTL_VERSION} (from cri-tools' GitHub release)"
     return f"{name} of Kubernetes {release} (from dl.k8s.io)"
 
 

@@ -37,10 +37,14 @@ from sim_machine import standin_program
 from ignition.node_binaries import node_downloads
 from stackconfig import parse_stack_config
 from stackconfig.pinned_digests import KUBERNETES_BINARIES
-from stackconfig.release_digests import CNI_PLUGINS, resolved_release
+from stackconfig.release_digests import CNI_PLUGINS, CRICTL, resolved_release
 
 # The stack's `cluster.binarySha256` key of each download (stackconfig/model.py BinarySha256).
-STACK_KEYS = {**{name: name for name in KUBERNETES_BINARIES}, CNI_PLUGINS: "cniPlugins"}
+STACK_KEYS = {
+    **{name: name for name in KUBERNETES_BINARIES},
+    CNI_PLUGINS: "cniPlugins",
+    CRICTL: "crictl",
+}
 # The plugins the node uses (flannel's bridge and portmap, host-local IPAM, loopback), with
 # the size of each stand-in.
 CNI_PLUGIN_SIZES = {"bridge": 4096, "host-local": 4096, "loopback": 4096, "portmap": 65536}
@@ -62,6 +66,18 @@ def cni_archive() -> bytes:
     return gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
 
 
+def crictl_archive(program: bytes) -> bytes:
+    """crictl's archive as cri-tools releases it: one member, `crictl`, at the top (its
+    release notes: `tar zxvf crictl-$VERSION-linux-amd64.tar.gz -C /usr/local/bin`); here the
+    stand-in program under that name (standin_runtime.py models crictl)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        member = tarfile.TarInfo("crictl")
+        member.size, member.mode = len(program), 0o755
+        archive.addfile(member, io.BytesIO(program))
+    return gzip.compress(buffer.getvalue(), compresslevel=6, mtime=0)
+
+
 def cni_plugins(archive: bytes) -> dict[str, bytes]:
     """The plugins an archive holds, by name."""
     plugins = {}
@@ -76,7 +92,11 @@ def cni_plugins(archive: bytes) -> dict[str, bytes]:
 def release_files(release: str) -> dict[str, bytes]:
     """What the nodes of `release` download, by download name."""
     program = standin_program() + f"# stands in for v{release}\n".encode()
-    return {**dict.fromkeys(KUBERNETES_BINARIES, program), CNI_PLUGINS: cni_archive()}
+    return {
+        **dict.fromkeys(KUBERNETES_BINARIES, program),
+        CNI_PLUGINS: cni_archive(),
+        CRICTL: crictl_archive(standin_program()),
+    }
 
 
 def sha256(data: bytes) -> str:

@@ -17,9 +17,9 @@ A stand-in (no container runs in a scratch root). What it follows:
   for endpoint ..." (kubernetes-sigs/cri-tools cmd/crictl/main.go). crictl takes its endpoint
   from --runtime-endpoint, else CONTAINER_RUNTIME_ENDPOINT, else it tries containerd's socket
   first (cri-tools docs/crictl.md, "defaultRuntimeEndpoints").
-- crictl itself is not on a Fedora CoreOS node: no image package and nothing Ignition fetches
-  provides it, so the simulated host has no crictl in its PATH; this model of `crictl ps` and
-  `crictl stop` is what the certificate renewal's restarts would meet once a crictl is there.
+- crictl is not in the Fedora CoreOS image: setup unpacks it into /usr/local/bin from the
+  archive Ignition fetched (ignition/node_binaries.py); on the simulated host that archive holds
+  the stand-in program, and this is its model of `crictl ps` and `crictl stop`.
 - The kubelet's static pods: a container for each manifest in /etc/kubernetes/manifests while
   the kubelet runs; one that was stopped is started again (restartPolicy Always) with the
   certificates on disk at that moment.

@@ -3,8 +3,8 @@ units in ignition/files/renewal/), on the simulated host of tests/host/sim_machi
 script and units, taken out of the Ignition the REAL Ignition binary applied, run against the
 stand-in kubeadm (`certs check-expiration -o jsonpath=...`, `certs renew NAME`) of
 tests/host/standin_kubeadm_certs.py and the crictl (`ps`, `stop`, with the kubelet restarting a
-stopped static pod's container) of tests/host/standin_runtime.py, which the node lacks (see
-NO_CRICTL below).
+stopped static pod's container) of tests/host/standin_runtime.py: the crictl setup unpacks from
+the archive Ignition fetched, pointed at containerd's socket.
 
 Upstream facts the design rests on, and where they come from:
 - kubeadm's leaf certificates and kubeconfig client certificates last one year
@@ -152,19 +152,6 @@ def assert_one_at_a_time(events_after: list[list[str]]) -> None:
     assert pending is None, f"{pending} never came back"
 
 
-# The renewal restarts the static pods with crictl (cri-tools), which the node no longer has:
-# cri-tools was one of the packages setup layered, the Fedora CoreOS image does not ship it
-# (standin_runtime.py), and nothing Ignition fetches provides it. Its unit also still points
-# crictl at CRI-O's socket. The runs that restart a pod fail until the node gets a crictl
-# pointed at containerd's socket; these tests then pass and lose their marks.
-NO_CRICTL = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="no crictl on the node (cri-tools was a layered package), and the renewal unit "
-    "points it at CRI-O's socket",
-)
-
-
 # ------------------------------------------------------------------------------ the Ignition
 
 
@@ -211,14 +198,13 @@ def test_the_script_and_units_as_written(
         assert systemd_verify(root, f"/etc/systemd/system/{unit}") == ""
 
 
-@NO_CRICTL
 def test_the_renewal_has_a_crictl_on_the_node(done_controller: SimMachine) -> None:
-    """The commands a node has: the image's (the simulated host's stand-ins) and what
-    Ignition wrote to /usr/local/bin."""
+    """The commands a node has: the image's (the simulated host's stand-ins) and what setup
+    unpacked into /usr/local/bin: crictl, from the archive Ignition fetched and checked (the
+    Fedora CoreOS image ships no cri-tools)."""
     assert "crictl" in STANDINS or done_controller.file("/usr/local/bin/crictl").exists()
 
 
-@NO_CRICTL
 def test_the_renewal_points_crictl_at_the_runtimes_socket(done_controller: SimMachine) -> None:
     service = done_controller.file(f"/etc/systemd/system/{RENEWAL_SERVICE}").read_text()
     address = grpc_address(str(done_controller.root))
@@ -272,7 +258,6 @@ def test_nothing_renewed_far_from_expiry(controller: SimMachine) -> None:
     assert not controller.file(PENDING).exists()
 
 
-@NO_CRICTL
 def test_due_ones_renewed_and_their_pods_restarted(controller: SimMachine) -> None:
     now = expire_in(
         controller,
@@ -310,7 +295,6 @@ def test_due_ones_renewed_and_their_pods_restarted(controller: SimMachine) -> No
     assert not controller.file(PENDING).exists()
 
 
-@NO_CRICTL
 def test_all_due_restart_one_at_a_time_in_upgrade_order(controller: SimMachine) -> None:
     expire_in(controller, {}, default=5)
     before = len(events(controller))
@@ -325,7 +309,6 @@ def test_all_due_restart_one_at_a_time_in_upgrade_order(controller: SimMachine) 
     assert_one_at_a_time(after)
 
 
-@NO_CRICTL
 def test_failing_renew_restarts_nothing_and_the_next_run_finishes(controller: SimMachine) -> None:
     expire_in(controller, {"apiserver": 5, "etcd-server": 5, "scheduler.conf": 5})
     controller.set_plan(
@@ -368,7 +351,6 @@ def test_failing_check_exits_non_zero(controller: SimMachine) -> None:
     assert renewed(controller) == [] and stops(controller) == []
 
 
-@NO_CRICTL
 def test_killed_mid_restart_the_next_run_restarts_the_rest(controller: SimMachine) -> None:
     """A power cut while the second component restarts: the next run restarts what is left,
     and renews nothing again."""
@@ -387,7 +369,6 @@ def test_killed_mid_restart_the_next_run_restarts_the_rest(controller: SimMachin
     assert f"still to restart from an earlier run: {' '.join(ORDER[1:])}" in journal
 
 
-@NO_CRICTL
 def test_a_second_run_does_nothing(controller: SimMachine) -> None:
     expire_in(controller, {"apiserver": 5, "controller-manager.conf": 5})
     status, journal = renew_run(controller)

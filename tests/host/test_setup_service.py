@@ -95,9 +95,10 @@ def test_fresh_machine_is_done_in_one_boot(make_machine: MachineFactory, name: s
     assert_done(machine)
     calls = machine.calls()
     assert keys(calls) == {
-        # Phase node: the archive checked, unpacked, the runtime started (it runs already).
-        "sha256sum": 1,
-        "tar": 1,
+        # Phase node: the archives (the CNI plugins', crictl's) checked, unpacked, the runtime
+        # started (it runs already).
+        "sha256sum": 2,
+        "tar": 2,
         "systemctl start": 1,
         # Before kubeadm: the host directories confined containers use are labelled for them
         # (/etc/kubernetes, /var/lib/etcd and OpenEBS's on a controller, OpenEBS's on a worker).

@@ -1,6 +1,6 @@
 """The node binaries the lab's Matchbox serves: this repository's tool builds, under /assets/.
 
-A node's Ignition downloads kubeadm, kubectl, kubelet and the CNI plugins' archive and writes
+A node's Ignition downloads kubeadm, kubectl, kubelet, the CNI plugins' and crictl's archives and
 each only if its sha256 is the one its config names. The guests cannot reach dl.k8s.io or
 GitHub, so the lab serves them the way an operator serves binaries of their own build: the lab's
 stack sets `os.cachedInstall: true` (the nodes fetch from Matchbox's /assets/) and
@@ -27,18 +27,20 @@ from node_downloads import (
     KUBERNETES_TOOLS,
     STACK_KEYS,
     build_cni_archive,
+    build_crictl_archive,
     kubernetes_release,
     sha256_of,
 )
 from tool_cache import require_tool, tool_version
 
 CNI_PLUGINS = "cni-plugins"
+CRICTL = "crictl"
 
 
 @dataclass(frozen=True)
 class ServedBinary:
     name: str
-    """kubeadm, kubectl, kubelet or cni-plugins."""
+    """kubeadm, kubectl, kubelet, cni-plugins or crictl."""
     asset: str
     """Its path under Matchbox's -assets-path (and after /assets/ in the URL)."""
     file: Path
@@ -55,7 +57,7 @@ def cni_plugins_version() -> str:
 
 
 def served_binaries(work: Path) -> tuple[ServedBinary, ...]:
-    """The four files, the archive built into ``work``."""
+    """The five files, the archives built into ``work``."""
     release = kubernetes_release()
     served = []
     for name, tool in KUBERNETES_TOOLS.items():
@@ -67,6 +69,12 @@ def served_binaries(work: Path) -> tuple[ServedBinary, ...]:
     archive = build_cni_archive(work / archive_name)
     asset = f"cni-plugins/v{version}/{archive_name}"
     served.append(ServedBinary(CNI_PLUGINS, asset, archive, sha256_of(archive)))
+    # crictl's archive as cri-tools releases it, from the tool "cri-tools".
+    version = tool_version("cri-tools").removeprefix("v")
+    archive_name = f"crictl-v{version}-linux-amd64.tar.gz"
+    archive = build_crictl_archive(work / archive_name)
+    asset = f"cri-tools/v{version}/{archive_name}"
+    served.append(ServedBinary(CRICTL, asset, archive, sha256_of(archive)))
     return tuple(served)
 
 

@@ -40,6 +40,11 @@ CNI_DOWNLOAD = (
     f"v{CNI_PLUGINS_RELEASE}/{CNI_ARCHIVE}"
 )
 CNI_ARCHIVE_PATH = f"/var/lib/stubernetes/downloads/{CNI_ARCHIVE}"
+CRICTL_DOWNLOAD = (
+    "https://github.com/kubernetes-sigs/cri-tools/releases/download/v1.36.0/"
+    "crictl-v1.36.0-linux-amd64.tar.gz"
+)
+CRICTL_ARCHIVE_PATH = "/var/lib/stubernetes/downloads/crictl-v1.36.0-linux-amd64.tar.gz"
 KUBELET = "/usr/local/bin/kubelet"
 
 
@@ -270,7 +275,7 @@ def test_the_drop_in_reads_as_systemd_reads_it(
 def test_every_role_downloads_the_binaries_it_runs_with_their_digests(
     name: str, example_stack: StackConfig, material: ClusterMaterial
 ) -> None:
-    """Four remote files per machine, each with `verification.hash` "sha256-<hex>": Ignition
+    """Five remote files per machine, each with `verification.hash` "sha256-<hex>": Ignition
     hashes what it fetched and refuses the file, and with it the boot, unless the hex it
     encodes equals the text given (coreos/ignition v2.24.0 internal/util/verification.go
     AssertValid; spec 3.3 accepts sha256, config/v3_3/types/verification.go). The digests are
@@ -287,6 +292,9 @@ def test_every_role_downloads_the_binaries_it_runs_with_their_digests(
         for binary in ("kubeadm", "kubectl", "kubelet")
     }
     expected[CNI_ARCHIVE_PATH] = (CNI_DOWNLOAD, digests["cni-plugins"], 0o644)
+    # crictl, which the certificate renewal restarts the static pods with (kubernetes-sigs/
+    # cri-tools' release: crictl-v<version>-linux-amd64.tar.gz).
+    expected[CRICTL_ARCHIVE_PATH] = (CRICTL_DOWNLOAD, digests["crictl"], 0o644)
     assert {
         path: (
             entry["contents"]["source"],
@@ -309,6 +317,8 @@ def test_the_example_stack_downloads_the_pinned_1_36_3(example_stack: StackConfi
         "kubectl": "ebbd080e7c2e275093b55915722043257eb24004363e20acb3c4d71919f88336",
         "kubelet": "46707a53209f826ad0f0d62371ac69cd00e78fd9a8176cf5f6f87f18f7f8b718",
         "cni-plugins": "b98f74a0f8522f0a83867178729c1aa70f2158f90c45a2ca8fa791db1c76b303",
+        # kubespray's crictl_checksums, amd64, 1.36.0 (cri-tools' release .sha256).
+        "crictl": "83855e114566a8a8c44c548d515670f51de3a5e1da8b2effb59870e2f10c25a3",
     }
 
 
@@ -332,6 +342,9 @@ def test_cached_install_fetches_the_same_files_from_matchbox(
                 for b in ("kubeadm", "kubectl", "kubelet")
             },
             CNI_ARCHIVE_PATH: f"{http}/assets/cni-plugins/v{CNI_PLUGINS_RELEASE}/{CNI_ARCHIVE}",
+            CRICTL_ARCHIVE_PATH: (
+                f"{http}/assets/cri-tools/v1.36.0/crictl-v1.36.0-linux-amd64.tar.gz"
+            ),
         }
         assert {p: e["contents"]["verification"] for p, e in found.items()} == {
             p: e["contents"]["verification"] for p, e in upstream.items()
@@ -355,9 +368,18 @@ def test_the_setup_checks_the_archive_ignition_checked(
     assert env["KUBERNETES_RELEASE"] == example_stack.cluster.kubernetes_release
     for gone in ("PACKAGES", "KUBERNETES_MINOR", "PACKAGES_TIMEOUT_SECONDS"):
         assert gone not in env
+    crictl = remote_files(config)[CRICTL_ARCHIVE_PATH]
+    assert env["CRICTL_ARCHIVE"] == CRICTL_ARCHIVE_PATH
+    assert f"sha256-{env['CRICTL_SHA256']}" == crictl["contents"]["verification"]["hash"]
     phase = file_text(config, "/usr/local/lib/stubernetes/phase-node")
-    assert '"$CNI_PLUGINS_SHA256" "$CNI_PLUGINS_ARCHIVE" | sha256sum --check --status' in phase
-    assert '--file "$CNI_PLUGINS_ARCHIVE" --directory "$CNI_BIN_DIR"' in phase
+    assert '"$sha256" "$archive" | sha256sum --check --status' in phase
+    assert '--file "$archive" --directory "$directory"' in phase
+    unpacks = [line for line in phase.splitlines() if line.startswith("unpack ")]
+    assert unpacks == [
+        'unpack cni-plugins "$CNI_PLUGINS_VERSION" "$CNI_PLUGINS_ARCHIVE" "$CNI_PLUGINS_SHA256" '
+        '"$CNI_BIN_DIR"',
+        'unpack crictl "$CRICTL_VERSION" "$CRICTL_ARCHIVE" "$CRICTL_SHA256" /usr/local/bin',
+    ]
 
 
 def test_supplied_digests_are_the_ones_the_nodes_check(
@@ -367,6 +389,7 @@ def test_supplied_digests_are_the_ones_the_nodes_check(
     setup's, asks for them."""
     supplied = {"kubeadm": "a" * 64, "kubectl": "b" * 64, "kubelet": "c" * 64}
     supplied["cniPlugins"] = "d" * 64
+    supplied["crictl"] = "e" * 64
     stack = with_values(example_values, kubernetesVersion="1.37.2", binarySha256=supplied)
     config = config_of(stack, "c1", material)
     hashes = {p: e["contents"]["verification"]["hash"] for p, e in remote_files(config).items()}
@@ -375,8 +398,10 @@ def test_supplied_digests_are_the_ones_the_nodes_check(
         "/usr/local/bin/kubectl": f"sha256-{'b' * 64}",
         "/usr/local/bin/kubelet": f"sha256-{'c' * 64}",
         CNI_ARCHIVE_PATH: f"sha256-{'d' * 64}",
+        CRICTL_ARCHIVE_PATH: f"sha256-{'e' * 64}",
     }
     assert setup_env(config)["CNI_PLUGINS_SHA256"] == "d" * 64
+    assert setup_env(config)["CRICTL_SHA256"] == "e" * 64
 
 
 @pytest.mark.parametrize("version", ["1.36", "1.36.3", "1.35"])
@@ -392,7 +417,7 @@ def test_kubeadm_kubelet_and_the_control_plane_are_one_release(
     sources = [
         e["contents"]["source"]
         for e in remote_files(config_of(stack, "c1", material)).values()
-        if e["path"] != CNI_ARCHIVE_PATH
+        if e["path"] not in (CNI_ARCHIVE_PATH, CRICTL_ARCHIVE_PATH)
     ]
     assert len(sources) == 3
     assert all(f"/release/v{release}/bin/linux/amd64/" in s for s in sources)

@@ -16,6 +16,7 @@ from stackconfig import ConfigError, StackConfig, parse_stack_config
 from stackconfig.model import SUPPORTED_KUBERNETES_MINORS
 from stackconfig.pinned_digests import (
     CNI_PLUGINS_SHA256,
+    CRICTL_SHA256,
     KUBERNETES_BINARIES,
     KUBERNETES_SHA256,
 )
@@ -52,6 +53,7 @@ def test_the_pinned_table_is_whole_and_well_formed() -> None:
         assert tuple(digests) == KUBERNETES_BINARIES, release
         assert all(SHA256_HEX.fullmatch(d) for d in digests.values()), release
     assert SHA256_HEX.fullmatch(CNI_PLUGINS_SHA256)
+    assert SHA256_HEX.fullmatch(CRICTL_SHA256)
     assert not [r for r in KUBERNETES_SHA256 if r.startswith("1.37.")]
 
 
@@ -62,7 +64,11 @@ def test_a_minor_runs_its_newest_pinned_patch(
     stack = stack_with(example_values, version, None)
     assert stack.cluster.kubernetes_release == release
     pinned = KUBERNETES_SHA256[release]
-    assert stack.cluster.binary_digests == {**pinned, "cni-plugins": CNI_PLUGINS_SHA256}
+    assert stack.cluster.binary_digests == {
+        **pinned,
+        "cni-plugins": CNI_PLUGINS_SHA256,
+        "crictl": CRICTL_SHA256,
+    }
 
 
 def test_a_minor_without_pinned_releases_is_refused(example_values: dict[str, Any]) -> None:
@@ -86,8 +92,13 @@ def test_a_release_without_pinned_digests_needs_the_stacks_own(
     assert "give kubelet in 'binarySha256'" in only
     stack = stack_with(example_values, "1.37.2", OWN)
     assert stack.cluster.kubernetes_release == "1.37.2"
-    # The CNI plugins are not a Kubernetes release's: their pinned archive serves every one.
-    assert stack.cluster.binary_digests == {**OWN, "cni-plugins": CNI_PLUGINS_SHA256}
+    # The CNI plugins and crictl are not a Kubernetes release's: their pinned archives serve
+    # every one.
+    assert stack.cluster.binary_digests == {
+        **OWN,
+        "cni-plugins": CNI_PLUGINS_SHA256,
+        "crictl": CRICTL_SHA256,
+    }
     assert stack_warnings(stack) == []
 
 
@@ -104,6 +115,7 @@ def test_supplied_digests_replace_the_pinned_ones_with_a_warning_where_they_diff
         "kubectl": pinned["kubectl"],
         "kubelet": "e" * 64,
         "cni-plugins": "f" * 64,
+        "crictl": CRICTL_SHA256,
     }
     assert [str(w) for w in stack_warnings(stack)] == [
         "stubernetes:cluster: field 'binarySha256.kubelet': replaces the digest pinned for "

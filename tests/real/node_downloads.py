@@ -31,12 +31,16 @@ from tool_cache import require_tool, tool_dir, tool_version
 from ignition.node_binaries import node_downloads
 from stackconfig import StackConfig, parse_stack_config
 from stackconfig.pinned_digests import KUBERNETES_BINARIES
-from stackconfig.release_digests import CNI_PLUGINS
+from stackconfig.release_digests import CNI_PLUGINS, CRICTL
 
 # Which tool builds each Kubernetes binary (scripts/tools).
 KUBERNETES_TOOLS = {"kubeadm": "kubernetes", "kubectl": "kubernetes", "kubelet": "kubelet"}
 # The stack's `cluster.binarySha256` key of each download (stackconfig/model.py BinarySha256).
-STACK_KEYS = {**{name: name for name in KUBERNETES_BINARIES}, CNI_PLUGINS: "cniPlugins"}
+STACK_KEYS = {
+    **{name: name for name in KUBERNETES_BINARIES},
+    CNI_PLUGINS: "cniPlugins",
+    CRICTL: "crictl",
+}
 
 
 def sha256_of(path: Path) -> str:
@@ -79,11 +83,32 @@ def build_cni_archive(dest: Path) -> Path:
     return dest
 
 
+def build_crictl_archive(dest: Path) -> Path:
+    """The crictl the tool built, as a .tar.gz in the layout of cri-tools' release: one member,
+    `crictl` (its release notes: `tar zxvf crictl-$VERSION-linux-amd64.tar.gz -C
+    /usr/local/bin`). The same bytes on every call."""
+    crictl = require_tool("cri-tools", "crictl")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        member = tarfile.TarInfo("crictl")
+        member.size, member.mode = crictl.stat().st_size, 0o755
+        with crictl.open("rb") as data:
+            archive.addfile(member, data)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        dest.open("wb") as out,
+        gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as packed,
+    ):
+        packed.write(buffer.getvalue())
+    return dest
+
+
 def built_downloads(work: Path) -> dict[str, Path]:
     """Each download's file from the tool builds, by its name in ignition.node_binaries
-    (kubeadm, kubectl, kubelet, cni-plugins)."""
+    (kubeadm, kubectl, kubelet, cni-plugins, crictl)."""
     files = {name: require_tool(tool, name) for name, tool in KUBERNETES_TOOLS.items()}
     files[CNI_PLUGINS] = build_cni_archive(work / "cni-plugins.tgz")
+    files[CRICTL] = build_crictl_archive(work / "crictl.tar.gz")
     return files
 
 

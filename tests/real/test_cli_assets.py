@@ -146,7 +146,7 @@ def test_each_binary_has_the_check_line_of_the_digest_its_node_asks_for(
     http = raw_values["matchbox"]["httpEndpoint"]
     checks = check_lines(lines)
     assert set(checks) == {t for t in curl_lines(lines) if not t.startswith(FCOS_DIR)}
-    assert len(checks) == 4
+    assert len(checks) == 5
     printed = {
         t.replace("/var/lib/matchbox/assets/", f"{http}/assets/"): d for t, (d, _) in checks.items()
     }
@@ -166,6 +166,7 @@ def test_the_check_lines_pass_on_the_right_files_and_fail_on_a_wrong_one(
         "kubectl": b"kubectl stand-in\n",
         "kubelet": b"kubelet stand-in\n",
         "cniPlugins": b"cni-plugins stand-in\n",
+        "crictl": b"crictl stand-in\n",
     }
     values = copy.deepcopy(raw_values)
     values["cluster"]["binarySha256"] = {
@@ -175,14 +176,15 @@ def test_the_check_lines_pass_on_the_right_files_and_fail_on_a_wrong_one(
     checks = check_lines(lines)
     targets = {t: u for t, u in curl_lines(lines).items() if t in checks}
     for target, url in targets.items():
-        key = "cniPlugins" if "cni-plugins" in url else url.rpartition("/")[2]
+        name = url.rpartition("/")[2]
+        key = "cniPlugins" if "cni-plugins" in url else "crictl" if "crictl" in name else name
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         Path(target).write_bytes(stand_ins[key])
 
     def run(line: str) -> int:
         return subprocess.run(["bash", "-c", line], capture_output=True, check=False).returncode
 
-    assert len(checks) == 4
+    assert len(checks) == 5
     for _digest, line in checks.values():
         assert run(line) == 0, line
     wrong, (_digest, line) = next(iter(checks.items()))

@@ -25,6 +25,7 @@ TOOL_VARIABLES = {
     "kubelet": "KUBERNETES",
     "cni-plugins": "CNI_PLUGINS",
     "containerd": "CONTAINERD",
+    "cri-tools": "CRI_TOOLS",
     "pulumi": "PULUMI",
     "pulumi-kubernetes": "PULUMI_KUBERNETES",
 }
