@@ -97,6 +97,19 @@ def test_a_newer_kubelet_is_never_downgraded(tmp_path: Path) -> None:
     assert state_of(tmp_path)["configmap"] == {}
 
 
+def test_a_node_without_a_kubelet_release_is_left_alone(tmp_path: Path) -> None:
+    """kwok's simulated Nodes report kubeletVersion kwok-v0.8.0 (the real engine lab's): no
+    kubelet to upgrade, no drain, nothing asked; neither "newer" nor "older" than a release."""
+    result = run(tmp_path, {"answer": "done", "node": node("kwok-v0.8.0")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "w1: its Node reports kubelet version 'kwok-v0.8.0', not a Kubernetes release: "
+        "left alone\n"
+    )
+    assert state_of(tmp_path)["configmap"] == {}
+    assert not state_of(tmp_path)["node"].get("unschedulable")
+
+
 def test_drain_then_ask_then_wait_for_the_kubelet_then_uncordon(tmp_path: Path) -> None:
     result = run(tmp_path, {"answer": "done", "answer_after": 3})
     assert result.returncode == 0, result.stderr

@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +90,18 @@ def _run(script: Path, env_file: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _member_added(lan: Lan, first: str, name: str) -> bool:
+    """`etcdctl member add` on `first`; False while etcd refuses it as unhealthy (to retry)."""
+    try:
+        lan.etcdctl(first, "member", "add", name, f"--peer-urls={peer_url(name)}")
+    except AssertionError as refused:
+        if "unhealthy cluster" in str(refused):
+            time.sleep(0.5)
+            return False
+        raise
+    return True
+
+
 def _config_maps(lan: Lan) -> dict[str, str]:
     listed = json.loads(lan.kubectl("get", "configmaps", "-n", "default", "-o", "json"))
     return {
@@ -131,7 +144,16 @@ def test_every_controller_lost_and_rebuilt_from_the_snapshot(lan: Lan) -> None:
     # The others join it, one at a time, as new members with empty data directories.
     members = [first]
     for name in others:
-        lan.etcdctl(first, "member", "add", name, f"--peer-urls={peer_url(name)}")
+        # etcd refuses a member add ("etcdserver: unhealthy cluster") until the member added
+        # before has been connected for its health interval (etcd server/etcdserver/server.go
+        # mayAddMember, with --strict-reconfig-check); kubeadm's join retries it likewise, every
+        # EtcdAPICallRetryInterval until its EtcdAPICall timeout (kubernetes
+        # cmd/kubeadm/app/util/etcd/etcd.go addMember).
+        lan.wait_for(
+            f"etcd accepting {name} as a member",
+            lambda name=name: _member_added(lan, first, name),  # type: ignore[misc]
+            60,
+        )
         members.append(name)
         lan.start_etcd(name, members, "existing")
         lan.start_control_plane(name)
