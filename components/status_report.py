@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.configmap_access import configmap_access
 from ignition.status_report import CONFIGMAP_NAMESPACE, status_configmap
 
-RBAC_GROUP = "rbac.authorization.k8s.io"
 # On every report ConfigMap, so that the gates find them all with one label selector.
 REPORT_LABEL = "stubernetes.dev/status-of"
 
@@ -78,28 +78,7 @@ class StatusReport(pulumi.ComponentResource):
                 )
             ),
         )
-        self.role = k8s.rbac.v1.Role(
-            name,
-            metadata=metadata,
-            rules=[
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""],
-                    resources=["configmaps"],
-                    resource_names=[object_name],
-                    verbs=["get", "update", "patch"],
-                )
-            ],
-            opts=child,
-        )
-        self.binding = k8s.rbac.v1.RoleBinding(
-            name,
-            metadata=metadata,
-            role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="Role", name=object_name),
-            subjects=[
-                k8s.rbac.v1.SubjectArgs(
-                    api_group=RBAC_GROUP, kind="User", name=bootstrap_user(args.token_id)
-                )
-            ],
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.role])),
+        self.role, self.binding = configmap_access(
+            name, metadata, object_name, bootstrap_user(args.token_id), child
         )
         self.register_outputs({"configmap": object_name})

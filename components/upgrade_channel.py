@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.status_report import RBAC_GROUP
+from components.configmap_access import configmap_access
 from ignition.upgrade import UPGRADE_CONFIGMAP_NAMESPACE, upgrade_configmap
 
 # On every upgrade ConfigMap, so that one label selector finds them all.
@@ -73,28 +73,7 @@ class UpgradeChannel(pulumi.ComponentResource):
             metadata=metadata,
             opts=child.merge(pulumi.ResourceOptions(ignore_changes=["data"])),
         )
-        self.role = k8s.rbac.v1.Role(
-            name,
-            metadata=metadata,
-            rules=[
-                k8s.rbac.v1.PolicyRuleArgs(
-                    api_groups=[""],
-                    resources=["configmaps"],
-                    resource_names=[object_name],
-                    verbs=["get", "update", "patch"],
-                )
-            ],
-            opts=child,
-        )
-        self.binding = k8s.rbac.v1.RoleBinding(
-            name,
-            metadata=metadata,
-            role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="Role", name=object_name),
-            subjects=[
-                k8s.rbac.v1.SubjectArgs(
-                    api_group=RBAC_GROUP, kind="User", name=node_user(args.machine)
-                )
-            ],
-            opts=child.merge(pulumi.ResourceOptions(depends_on=[self.role])),
+        self.role, self.binding = configmap_access(
+            name, metadata, object_name, node_user(args.machine), child
         )
         self.register_outputs({"configmap": object_name})
