@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field
+
+from stackconfig.strict_model import StrictModel, WholeNumber
 
 # "30m", "6h", "1d": a systemd time span of one unit (systemd.time(7)), at least 5 minutes:
 # a snapshot of a home cluster takes seconds, but each is a full copy.
@@ -64,23 +65,7 @@ def _check_path(value: str) -> str:
     return value
 
 
-def _no_bool(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError("expected a whole number, not a boolean")
-    return value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
-
-
-class S3Bucket(_Strict):
+class S3Bucket(StrictModel):
     """An S3-compatible bucket: AWS, Backblaze B2, MinIO, Garage, a NAS's S3 service."""
 
     endpoint: str = Field(pattern=r"^https?://[^/\s?#]+$")
@@ -99,12 +84,12 @@ class S3Bucket(_Strict):
     backups.s3.secretAccessKey`)."""
 
 
-class Backups(_Strict):
+class Backups(StrictModel):
     """etcd snapshots, taken by the etcd leader among the controllers."""
 
     interval: Annotated[str, AfterValidator(_check_interval)] = "6h"
     """How often: a number and a unit, m, h or d (`30m`, `6h`, `1d`), at least 5 minutes."""
-    keep: Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=1000)] = 14
+    keep: Annotated[WholeNumber, Field(ge=1, le=1000)] = 14
     """How many snapshots the destination keeps (the newest)."""
     s3: S3Bucket | None = None
     """The bucket the snapshots go to; without it, `path` on the controller that takes them."""

@@ -12,9 +12,10 @@ from pydantic import Field, TypeAdapter, ValidationError
 from stackconfig.address_pool import pool_problems
 from stackconfig.addresses import gateway_problem, host_address_problem
 from stackconfig.fragment import fragment_problems
-from stackconfig.model import Cluster, MacAddress, Machine, Role, WholeNumber
+from stackconfig.model import Cluster, MacAddress, Machine, Role
 from stackconfig.networks import cluster_network_problems
 from stackconfig.problems import Problem, machine_where
+from stackconfig.strict_model import WholeNumber
 from stackconfig.vip import SUGGESTION as VIP_SUGGESTION
 
 

@@ -16,15 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
 )
-from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
 
 from stackconfig.address_pool import LanRange
 from stackconfig.addresses import check_service_cidr, check_unicast_mac
@@ -50,6 +45,7 @@ from stackconfig.release_digests import (
     resolved_release,
 )
 from stackconfig.ssh_keys import check_ssh_public_key
+from stackconfig.strict_model import StrictModel, WholeNumber
 from stackconfig.vip import Vip
 
 MAC_FORMS = (
@@ -88,19 +84,6 @@ def check_rfc1123_label(value: str) -> str:
     return value
 
 
-BOOL_FOR_NUMBER = "bool_for_number"
-"""The error kind of a boolean given where a whole number belongs (see `refuse_bool`)."""
-
-
-def refuse_bool(value: object) -> object:
-    """Pydantic's lax mode reads True as 1 for an int field, so `pollSeconds: yes` (a YAML 1.1
-    boolean) would quietly become 1. Refused as a `bool_for_number` error, whose message
-    `stackconfig.problems` completes with what YAML read and how the value was written."""
-    if isinstance(value, bool):
-        raise PydanticCustomError(BOOL_FOR_NUMBER, "Input should be a whole number")
-    return value
-
-
 MacAddress = Annotated[str, AfterValidator(normalize_mac), AfterValidator(check_unicast_mac)]
 Role = Literal["controller", "worker"]
 LabelKey = Annotated[str, AfterValidator(check_label_key)]
@@ -116,21 +99,6 @@ MachineName = Annotated[Rfc1123Label, AfterValidator(check_machine_name)]
 AdminUser = Annotated[Rfc1123Label, AfterValidator(check_admin_user)]
 PasswordHash = Annotated[str, AfterValidator(check_password_hash)]
 ServiceCidr = Annotated[ipaddress.IPv4Network, AfterValidator(check_service_cidr)]
-# Every integer of the stack: a number, never a boolean (strings of digits stay as pydantic's
-# lax mode reads them).
-WholeNumber = Annotated[int, BeforeValidator(refuse_bool)]
-
-
-class StrictModel(BaseModel):
-    """Stack-file keys are camelCase; unknown keys are errors; instances are immutable."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
 
 
 class ReleaseSettings(StrictModel):

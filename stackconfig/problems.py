@@ -105,7 +105,7 @@ def _message(kind: str, text: str, value: object, source: str | None, key: str |
         return "unknown key (check its spelling)"
     if kind == "missing":
         return "required but missing"
-    # `bool_for_number`: stackconfig.model.refuse_bool (problems.py sits below model.py).
+    # `bool_for_number`: stackconfig.strict_model.refuse_bool (problems.py sits below it).
     if kind in ("literal_error", "bool_for_number"):
         got = f"{text.removeprefix('Input ')}, got {value!r}"
         return f"{got} ({reading})" if reading is not None else got

@@ -16,10 +16,10 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field
 
 from stackconfig.problems import Problem
+from stackconfig.strict_model import StrictModel, WholeNumber
 
 if TYPE_CHECKING:
     from stackconfig.checks import MachineFacts
@@ -40,28 +40,14 @@ def _check_interface(value: str) -> str:
     return value
 
 
-def _no_bool(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError("expected a whole number, not a boolean")
-    return value
-
-
-class Vip(BaseModel):
+class Vip(StrictModel):
     """The API endpoint's virtual IP, held by one healthy controller at a time."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
 
     address: ipaddress.IPv4Address
     """The virtual IP: free, inside the controllers' subnet; `apiEndpoint` is `<address>:6443`."""
     interface: Annotated[str, AfterValidator(_check_interface)]
     """The controllers' interface on that subnet, which carries the address (e.g. eno1)."""
-    router_id: Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=255)]
+    router_id: Annotated[WholeNumber, Field(ge=1, le=255)]
     """VRRP's virtual router id, 1-255: the same on every controller, unique on the LAN."""
 
 

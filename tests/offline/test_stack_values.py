@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import BaseModel, ValidationError
 
 from stackconfig import ConfigError, StackConfig, parse_stack_config
+from stackconfig.backups import Backups, S3Bucket
 from stackconfig.model import (
     Admin,
     BinarySha256,
@@ -24,10 +25,11 @@ from stackconfig.model import (
     Matchbox,
     OperatingSystem,
     ReleaseSettings,
-    StrictModel,
     Taint,
 )
 from stackconfig.stackfile import SECURE_STAND_IN
+from stackconfig.strict_model import StrictModel
+from stackconfig.vip import Vip
 
 
 def refusals(values: dict[str, Any]) -> list[str]:
@@ -56,6 +58,14 @@ def base_of(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
         Bmc: {"kind": "ipmi", "address": "192.168.10.111", "user": "u", "password": "p"},
         ReleaseSettings: {},
         BinarySha256: {},
+        Vip: {"address": "192.168.10.10", "interface": "eno1", "routerId": 51},
+        Backups: {},
+        S3Bucket: {
+            "endpoint": "http://nas.lab.home.arpa:9000",
+            "bucket": "lab-etcd",
+            "accessKeyId": "lab-backup",
+            "secretAccessKey": "s",
+        },
     }
     return dict(bases[model])
 
@@ -78,6 +88,9 @@ STACK_MODELS = (
     Bmc,
     ReleaseSettings,
     BinarySha256,
+    Vip,
+    Backups,
+    S3Bucket,
 )
 
 
