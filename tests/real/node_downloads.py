@@ -56,51 +56,45 @@ def kubernetes_release() -> str:
     return tool_version("kubernetes").removeprefix("v")
 
 
-def build_cni_archive(dest: Path) -> Path:
-    """The CNI plugins the tool built, as a .tgz in the layout of the upstream release's:
-    `tar -C bin --owner=0 --group=0 -caf <archive> .` (containernetworking/plugins
-    `scripts/release.sh`), so its members are `./<plugin>`, compressed at gzip's default level
-    as tar's `-z` does. The same bytes on every call (fixed times, gzip without a name or time),
-    so its digest is stable."""
-    require_tool("cni-plugins", "bridge")
-    plugins = sorted(p for p in (tool_dir("cni-plugins") / "bin").iterdir() if p.is_file())
+def write_tgz(dest: Path, members: list[tuple[str, Path | None]]) -> Path:
+    """A gzip'd GNU tar of `members` (name, file; None: a directory), mode 0755 each, owner 0,
+    time 0, at gzip's default level as tar's `-z` writes it, with no name or time in the gzip
+    header: the same bytes on every call, so its digest is stable."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
-        top = tarfile.TarInfo(".")
-        top.type, top.mode = tarfile.DIRTYPE, 0o755
-        archive.addfile(top)
-        for plugin in plugins:
-            member = tarfile.TarInfo(f"./{plugin.name}")
-            member.size, member.mode = plugin.stat().st_size, 0o755
-            with plugin.open("rb") as data:
+        for name, path in members:
+            member = tarfile.TarInfo(name)
+            member.mode = 0o755
+            if path is None:
+                member.type = tarfile.DIRTYPE
+                archive.addfile(member)
+                continue
+            member.size = path.stat().st_size
+            with path.open("rb") as data:
                 archive.addfile(member, data)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with (
         dest.open("wb") as out,
-        gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as packed,
+        gzip.GzipFile(filename="", fileobj=out, mode="wb", compresslevel=6, mtime=0) as packed,
     ):
         packed.write(buffer.getvalue())
     return dest
+
+
+def build_cni_archive(dest: Path) -> Path:
+    """The CNI plugins the tool built, as a .tgz in the layout of the upstream release's:
+    `tar -C bin --owner=0 --group=0 -caf <archive> .` (containernetworking/plugins
+    `scripts/release.sh`), so its members are `./<plugin>`."""
+    require_tool("cni-plugins", "bridge")
+    plugins = sorted(p for p in (tool_dir("cni-plugins") / "bin").iterdir() if p.is_file())
+    return write_tgz(dest, [(".", None), *((f"./{p.name}", p) for p in plugins)])
 
 
 def build_crictl_archive(dest: Path) -> Path:
     """The crictl the tool built, as a .tar.gz in the layout of cri-tools' release: one member,
     `crictl` (its release notes: `tar zxvf crictl-$VERSION-linux-amd64.tar.gz -C
-    /usr/local/bin`). The same bytes on every call."""
-    crictl = require_tool("cri-tools", "crictl")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
-        member = tarfile.TarInfo("crictl")
-        member.size, member.mode = crictl.stat().st_size, 0o755
-        with crictl.open("rb") as data:
-            archive.addfile(member, data)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        dest.open("wb") as out,
-        gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as packed,
-    ):
-        packed.write(buffer.getvalue())
-    return dest
+    /usr/local/bin`)."""
+    return write_tgz(dest, [("crictl", require_tool("cri-tools", "crictl"))])
 
 
 def built_downloads(work: Path) -> dict[str, Path]:
