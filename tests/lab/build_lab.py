@@ -20,8 +20,9 @@ Everything goes into a cache outside the repository,
 The initramfs holds BusyBox (static), the real Ignition v2.24.0 that ``scripts/tools`` builds
 from its Go module (``tests/real/tool_cache.py``; dynamically linked, cgo and libblkid) and the
 ``useradd``, ``usermod`` and ``groupadd`` it calls (from the host's ``passwd`` package), with
-the shared libraries ``ldd`` lists for them, the kernel modules virtio networking needs (the
-closure of ``virtio_pci`` and ``virtio_net`` over the modules' ``.modinfo`` depends), a no-op
+the shared libraries ``ldd`` lists for them, the kernel modules of virtio networking and
+disks (the closure of ``virtio_pci``, ``virtio_net`` and ``virtio_blk`` over the modules'
+``.modinfo`` depends), a no-op
 ``setfiles``, ``tests/lab/guest/init``, ``tests/lab/guest/udhcpc.script``,
 ``tests/lab/tree-digest.sh`` and the root skeleton Ignition is applied to (see
 :data:`SKELETON`).
@@ -63,7 +64,9 @@ BUSYBOX_IN_PACKAGE = "bin/busybox"
 # `internal/exec/util/passwd.go`, names from `internal/distro/distro.go`; userdel and
 # groupdel only for `shouldExist: false`, which no lab config uses).
 IGNITION_HELPERS = ("useradd", "usermod", "groupadd")
-NET_MODULES = ("virtio_pci", "virtio_net")
+# virtio networking for the boot, and virtio_blk for the real node guest's disk (ext4 is built
+# into Debian's cloud kernel: CONFIG_EXT4_FS=y in its /boot/config-*).
+GUEST_MODULES = ("virtio_pci", "virtio_net", "virtio_blk")
 
 # Paths under the root whose content differs on every run; tree-digest.sh records
 # their type, mode and owner but not their content.
@@ -498,7 +501,7 @@ def build(
     for lib in sorted(libs):
         cpio.add_host_file(lib, Path(lib))
 
-    modules = module_closure(modules_dir, NET_MODULES)
+    modules = module_closure(modules_dir, GUEST_MODULES)
     for mod in modules:
         cpio.add_host_file(f"lib/modules/{release}/{mod}", modules_dir / mod)
     cpio.file("lab/modules.list", "".join(f"{m}\n" for m in modules).encode())

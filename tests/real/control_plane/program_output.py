@@ -26,6 +26,7 @@ from components.machine import matchbox_id
 from stackconfig import StackConfig, parse_stack_config
 from stubernetes.mocks import RecordingMonitor, Registration, StandInMocks, unwrap_secrets
 from stubernetes.program_run import run_program
+from stubernetes.render import matchbox_files
 
 PROFILE = "matchbox:index/profile:Profile"
 SECRET = "kubernetes:core/v1:Secret"
@@ -156,6 +157,10 @@ class ProgramOutput:
     # The Roles and RoleBindings the program asks the Kubernetes provider for, by resource name
     # and kind ("lab-kubeadm-certs/Role").
     rbac: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Matchbox's data directory as `stubernetes render` writes it from the same run (path under
+    # the render's folder, "matchbox/profiles/<id>.json" ... -> bytes): what the lab's real
+    # Matchbox serves a real node of this cluster.
+    matchbox_data: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def init_controller(self) -> MachineOutput:
@@ -217,6 +222,15 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
         if name.lower().endswith("kubeconfig")
     }
     assert all(isinstance(v, str) for v in kubeconfigs.values())
+    matchbox_data = {str(path): data for path, data in matchbox_files(run.registrations).items()}
     return ProgramOutput(
-        stack, machines, secrets, kubeconfigs["kubeconfig"], releases, commands, kubeconfigs, rbac
+        stack,
+        machines,
+        secrets,
+        kubeconfigs["kubeconfig"],
+        releases,
+        commands,
+        kubeconfigs,
+        rbac,
+        matchbox_data,
     )
