@@ -46,7 +46,7 @@ def test_check_of_the_example_passes_and_writes_nothing(
     assert "stubernetes-core (after lab-registered)" in lines[2]
     # The rolling upgrade as registered: kubeadm's order (components/upgrade_step.py).
     assert lines[4] == (
-        "  upgrades to a new kubernetesVersion (now 1.36.3), one machine at a time, each "
+        "  upgrades to a new kubernetesVersion (now 1.36.4), one machine at a time, each "
         "drained then uncordoned: c1 (kubeadm upgrade apply) -> w1 (kubeadm upgrade node) -> "
         "w2 (kubeadm upgrade node)"
     )

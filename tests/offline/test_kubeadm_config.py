@@ -49,7 +49,7 @@ def test_init_controller(example_stack: StackConfig, material: ClusterMaterial) 
     cluster = docs["ClusterConfiguration"]
     assert cluster["controlPlaneEndpoint"] == "192.168.10.11:6443"
     assert cluster["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12"}
-    assert cluster["kubernetesVersion"] == "v1.36.3"  # the example stack names a patch release
+    assert cluster["kubernetesVersion"] == "v1.36.4"  # the example stack names a patch release
     assert docs["KubeletConfiguration"]["cgroupDriver"] == "systemd"
 
 

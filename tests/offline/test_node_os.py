@@ -307,15 +307,16 @@ def test_every_role_downloads_the_binaries_it_runs_with_their_digests(
     assert all(e["overwrite"] is True for e in found.values())
 
 
-def test_the_example_stack_downloads_the_pinned_1_36_3(example_stack: StackConfig) -> None:
+def test_the_example_stack_downloads_the_pinned_1_36_4(example_stack: StackConfig) -> None:
     """The pinned digests are dl.k8s.io's `.sha256` files, as kubespray records them
-    (roles/kubespray_defaults/vars/main/checksums.yml, amd64), and the CNI plugins' release's
-    .sha256 file for v1.9.1; spot-checked here against those sources."""
-    assert example_stack.cluster.kubernetes_release == "1.36.3"
+    (roles/kubespray_defaults/vars/main/checksums.yml at 46dbdd3994b32640bcd806b0097f50e8fdf1d514,
+    amd64, 1.36.4: the newest patch it lists), and the CNI plugins' release's .sha256 file for
+    v1.9.1; spot-checked here against those sources."""
+    assert example_stack.cluster.kubernetes_release == "1.36.4"
     assert example_stack.cluster.binary_digests == {
-        "kubeadm": "bba1733c701bf70ec74ba1cc3fd5745404c1134a8a4b0a5f8560cc9832023421",
-        "kubectl": "ebbd080e7c2e275093b55915722043257eb24004363e20acb3c4d71919f88336",
-        "kubelet": "46707a53209f826ad0f0d62371ac69cd00e78fd9a8176cf5f6f87f18f7f8b718",
+        "kubeadm": "10d054585907f2c8bb823c84f6a66b3bd2a474c3d795475f04e9a44f78650fe6",
+        "kubectl": "8b8f088da2dab964f853b38464033b1be15ede2839eca751482357c45abdd05a",
+        "kubelet": "cf2562db46c48ab84cc3791540778ee7fb1a0a008529adbb434723dd02ed8b4b",
         "cni-plugins": "b98f74a0f8522f0a83867178729c1aa70f2158f90c45a2ca8fa791db1c76b303",
         # kubespray's crictl_checksums, amd64, 1.36.0 (cri-tools' release .sha256).
         "crictl": "83855e114566a8a8c44c548d515670f51de3a5e1da8b2effb59870e2f10c25a3",

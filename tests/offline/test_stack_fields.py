@@ -40,9 +40,9 @@ def test_supported_minors_are_the_upstream_ones() -> None:
 
 def test_example_stack_pins_a_patch_release(example_stack: StackConfig) -> None:
     cluster = example_stack.cluster
-    assert cluster.kubernetes_version == "1.36.3"
+    assert cluster.kubernetes_version == "1.36.4"
     assert cluster.kubernetes_minor == "1.36"
-    assert cluster.kubernetes_release == "1.36.3"
+    assert cluster.kubernetes_release == "1.36.4"
     assert cluster.binary_sha256 is None
 
 

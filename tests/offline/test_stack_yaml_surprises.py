@@ -22,7 +22,7 @@ from stubernetes.cli import EXIT_BAD_INPUT, main
 
 W1_MAC = "      mac: 52:54:00:a1:00:02\n"
 W1_LABEL = "        stubernetes.dev/storage: local\n"
-VERSION = '    kubernetesVersion: "1.36.3"\n'
+VERSION = '    kubernetesVersion: "1.36.4"\n'
 OS_VERSION = "    version: 44.20260817.3.2\n"
 
 
