@@ -16,6 +16,28 @@ LIB_DIR=/usr/local/lib/stubernetes
 # Exit status by which a phase asks the runner to reboot and run the same phase again.
 PHASE_NEEDS_REBOOT=100
 
+# Records that must outlive a power cut that comes seconds later. A power cut on the real node
+# guest (tests/lab/test_lab_node.py) lost a phase recorded ten seconds before it, and left the
+# kubeadm choice written just before it an empty file: ext4 writes file data back after up to
+# 30 s (vm.dirty_expire_centisecs, Documentation/admin-guide/sysctl/vm.rst) and commits a new
+# name before the data behind it, and a rename or a new file is durable only once its directory
+# is (fsync(2): "Calling fsync() does not necessarily ensure that the entry in the directory
+# containing the file has also reached disk"). coreutils' `sync FILE` fsyncs FILE.
+
+# durable_write FILE TEXT: FILE holds TEXT and a newline, or (after a power cut) its old content.
+durable_write() {
+	printf '%s\n' "$2" >"$1.tmp"
+	sync "$1.tmp"
+	mv "$1.tmp" "$1"
+	sync "$(dirname "$1")"
+}
+
+# durable_touch FILE: an empty stamp file that a power cut does not take back.
+durable_touch() {
+	touch "$1"
+	sync "$(dirname "$1")"
+}
+
 log() {
 	# stderr of a systemd service goes to the journal: journalctl -u stubernetes-setup
 	printf 'stubernetes-setup: %s\n' "$*" >&2
