@@ -8,6 +8,13 @@ after their state change) cover a cut in the middle of a command. What every run
 the reference run's final state, and the invariants below (one kubeadm init or join to
 completion, never an unpacking without a passed check of the archive, no reboot asked for by
 setup, nothing unmodeled, no write outside the bound paths, no hang).
+
+What this model keeps is more than a real power cut keeps: here every write a finished command
+made survives, while a real disk keeps only what was flushed. The real node guest
+(tests/lab/test_lab_node.py, a power cut by killing its QEMU) found the difference: the phase
+record and the kubeadm choice, renamed into place without a flush, came back lost and empty,
+and the setup stopped on the empty choice. The records are flushed since (common.sh
+durable_write, durable_touch); that path is proved on the real guest, not here.
 """
 
 from __future__ import annotations

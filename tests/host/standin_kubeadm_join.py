@@ -1,7 +1,10 @@
 """Stand-in `kubeadm join`: discovery, the control plane's preparation, the kubelet's TLS
 bootstrap, the etcd member, mark-control-plane (see standin_kubeadm.py for the sources).
 
-A stand-in. Modelled on kubernetes v1.36.3 cmd/kubeadm: join's preflight
+A stand-in. The real `kubeadm join` of a worker, cut by a power cut at its kubelet-start and
+run again by the setup, joins the real control plane on the real node guest
+(tests/lab/test_lab_node.py); a controller's join runs only here. Modelled on kubernetes
+v1.36.3 cmd/kubeadm: join's preflight
 (cmd/phases/join/preflight.go: the kubelet's kubeconfigs and, for a worker, the CA must not
 exist; the common checks; a control plane's init-node checks), token discovery with the CA
 pin (app/discovery/token/token.go), control-plane-prepare (download-certs, then the leaf

@@ -1,6 +1,8 @@
 """Stand-in container runtime: containerd as Fedora CoreOS ships it, its CRI socket, crictl.
 
-A stand-in (no container runs in a scratch root). What it follows:
+A stand-in (no container runs in a scratch root). The real containerd v2.2.9, with the node's
+own config.toml, starts for the setup's node phase and serves the real kubelet's CRI on the
+real node guest (tests/lab/test_lab_node.py); no pod runs there either. What it follows:
 - containerd.service is Type=notify (containerd/containerd v2.2.9 containerd.service): a start
   job ends once containerd has told systemd it is ready, or fails when it exits first; the
   job of an active unit does nothing. Power-on starts it before the setup unit, which is

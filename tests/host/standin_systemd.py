@@ -1,6 +1,10 @@
 """Stand-in systemctl and reboot: the unit state the setup scripts change through systemd.
 
-A stand-in (there is no systemd to ask in a scratch root). What it follows:
+A stand-in (there is no systemd to ask in a scratch root). The real systemd 252 of the real
+node guest (tests/lab/test_lab_node.py) runs the same units for a worker: the presets Ignition
+writes applied at the first boot, containerd before the setup, the setup's phases, the status
+report's path unit and timer, `systemctl disable` at the end, and the kubelet brought back by
+its own unit after a power cut. What it follows:
 - Where units come from: the unit files Ignition wrote under /etc/systemd/system, and the
   units the Fedora CoreOS image ships under /usr/lib/systemd/system, of which only those the
   node uses are listed here (`OS_UNITS`): containerd.service and docker.service (Fedora's

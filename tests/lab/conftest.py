@@ -309,6 +309,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("virtual bare-metal lab")
         for e in times.entries:
             terminalreporter.write_line(f"boot {describe_boot(e)}")
+        if times.node:
+            reached = ", ".join(f"{k} {v:.0f}s" for k, v in times.node.items())
+            terminalreporter.write_line(f"real node: {reached}")
         terminalreporter.write_line(
             f"lab total (build, boots, checks): {times.lab_seconds:.1f}s; written to {times.path}"
         )

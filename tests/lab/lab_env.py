@@ -210,6 +210,9 @@ class BootTimes:
     # When the last lab test ended: other tests may run after the lab in the same session.
     finished: float | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
+    # The real node guest's milestones (tests/lab/test_lab_node.py): seconds since its first
+    # power-on, or since a power cut, by what was reached.
+    node: dict[str, float] = field(default_factory=dict)
 
     @property
     def lab_seconds(self) -> float:
@@ -231,7 +234,11 @@ class BootTimes:
     def write(self) -> None:
         self.path.write_text(
             json.dumps(
-                {"boots": self.entries, "lab_seconds": round(self.lab_seconds, 2)},
+                {
+                    "boots": self.entries,
+                    "node": {k: round(v, 1) for k, v in self.node.items()},
+                    "lab_seconds": round(self.lab_seconds, 2),
+                },
                 indent=2,
             )
         )

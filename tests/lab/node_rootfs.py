@@ -308,6 +308,9 @@ def customize(
         root / "etc/systemd/journald.conf.d/lab-console.conf",
         (FILES / "lab-console.conf").read_bytes(),
     )
+    # No progress spinner on the console (systemd's status output): the host reads the journal
+    # from the same serial port (systemd-system.conf(5) ShowStatus=).
+    _install(root / "etc/systemd/system.conf.d/lab-console.conf", b"[Manager]\nShowStatus=no\n")
     # No login prompt on the serial port or the first VT: it would interleave with the log.
     for unit in ("serial-getty@ttyS0.service", "getty@tty1.service"):
         _symlink(root / "etc/systemd/system" / unit, "/dev/null")
@@ -321,6 +324,11 @@ def customize(
     _install(root / "etc/machine-id", b"uninitialized\n", 0o444)
     # The initramfs mounts the root read-write; nothing else to mount.
     _install(root / "etc/fstab", b"")
+    # Ignition's files stage reads the policy's name from SELINUXTYPE= before it relabels what it
+    # wrote, and fails without the file (coreos/ignition v2.24.0 internal/exec/util/selinux.go
+    # getSelinuxPolicy; the initramfs' setfiles is a no-op). Fedora CoreOS has
+    # SELINUX=enforcing with the targeted policy; this root has no policy (node_rootfs.md).
+    _install(root / "etc/selinux/config", b"SELINUX=disabled\nSELINUXTYPE=targeted\n")
     # mmdebstrap copies the build host's /etc/hostname and /etc/resolv.conf: the hostname is
     # Ignition's to set, and NetworkManager writes resolv.conf from what DHCP or its keyfile say.
     for copied in ("etc/hostname", "etc/resolv.conf"):

@@ -30,6 +30,7 @@ from stubernetes.render import matchbox_files
 
 PROFILE = "matchbox:index/profile:Profile"
 SECRET = "kubernetes:core/v1:Secret"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 COMMAND = "command:local:Command"
 # The RBAC the program creates through the Kubernetes provider (kubeadm's for kubeadm-certs).
@@ -161,6 +162,9 @@ class ProgramOutput:
     # the render's folder, "matchbox/profiles/<id>.json" ... -> bytes): what the lab's real
     # Matchbox serves a real node of this cluster.
     matchbox_data: dict[str, bytes] = field(default_factory=dict)
+    # The ConfigMaps the program creates (each machine's status report and upgrade channel),
+    # by resource name, as it asks the Kubernetes provider for them.
+    configmaps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def init_controller(self) -> MachineOutput:
@@ -192,6 +196,7 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
     releases: dict[str, dict[str, Any]] = {}
     commands: dict[str, dict[str, Any]] = {}
     rbac: dict[str, dict[str, Any]] = {}
+    configmaps: dict[str, dict[str, Any]] = {}
     for registration in run.registrations:
         inputs = unwrap_secrets(registration.inputs)
         if registration.type == PROFILE:
@@ -207,6 +212,8 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
         elif registration.type == SECRET:
             name = _machine_of(registration, {k: m.name for k, m in by_profile.items()})
             secrets[name] = _manifest(inputs)
+        elif registration.type == CONFIGMAP:
+            configmaps[registration.name] = _manifest(inputs)
         elif registration.type == RELEASE:
             releases[registration.name] = inputs
         elif registration.type == COMMAND:
@@ -233,4 +240,5 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
         kubeconfigs,
         rbac,
         matchbox_data,
+        configmaps,
     )
