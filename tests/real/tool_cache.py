@@ -23,6 +23,7 @@ TOOL_VARIABLES = {
     "helm": "HELM",
     "kubernetes": "KUBERNETES",
     "kubelet": "KUBERNETES",
+    "kubernetes-upgrade": "KUBERNETES_UPGRADE",
     "cni-plugins": "CNI_PLUGINS",
     "containerd": "CONTAINERD",
     "cri-tools": "CRI_TOOLS",
