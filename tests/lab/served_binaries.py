@@ -90,3 +90,23 @@ def place(served: tuple[ServedBinary, ...], assets_dir: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)
         target.symlink_to(binary.file)
+
+
+UPGRADE_TOOL = "kubernetes-upgrade"
+
+
+def upgrade_release() -> str:
+    """The release the real node is upgraded to (the tool "kubernetes-upgrade"), without "v"."""
+    return tool_version(UPGRADE_TOOL).removeprefix("v")
+
+
+def upgrade_binaries(served: tuple[ServedBinary, ...]) -> tuple[ServedBinary, ...]:
+    """`served` with kubeadm, kubectl and the kubelet of the upgrade release instead, at that
+    release's place in dl.k8s.io's layout; the archives stay."""
+    release = upgrade_release()
+    binaries = []
+    for name in KUBERNETES_TOOLS:
+        path = require_tool(UPGRADE_TOOL, name)
+        asset = f"kubernetes/v{release}/bin/linux/amd64/{name}"
+        binaries.append(ServedBinary(name, asset, path, sha256_of(path)))
+    return (*binaries, *(b for b in served if b.name not in KUBERNETES_TOOLS))

@@ -60,6 +60,9 @@ class NodeLab:
     rootfs: NodeRootfs
     work: Path
     times: BootTimes
+    values: dict[str, Any]  # the stack the program ran with
+    served: tuple[served_binaries.ServedBinary, ...]  # what Matchbox serves under /assets/
+    assets: Path
 
 
 def _node_values(example_values: dict[str, Any], gateway: str) -> dict[str, Any]:
@@ -126,7 +129,9 @@ def node_lab(
         )
         lan = start_node_lan(plane.namespace, gateway, [host], data, assets, work / "logs")
         try:
-            yield NodeLab(output, plane, lan, worker, rootfs, work, boot_times)
+            yield NodeLab(
+                output, plane, lan, worker, rootfs, work, boot_times, values, binaries, assets
+            )
         finally:
             lan.stop()
     finally:
@@ -178,14 +183,24 @@ def _status_report(lab: NodeLab, timeout: float) -> dict[str, str]:
     raise AssertionError(f"no final status report within {timeout:.0f}s: {data}")
 
 
-def _gate(lab: NodeLab, gate: str) -> subprocess.CompletedProcess[str]:
-    """The program's readiness gate `wait-for-nodes <gate>` (components/scripts/wait-for-nodes)
-    as pulumi-command runs its `create`, for this worker only, with the real kubectl."""
+def _command(output: ProgramOutput, script: str, machine: str | None = None) -> dict[str, Any]:
+    """The program's local Command whose `create` runs `script` (for `machine`)."""
     (command,) = [
         c
-        for c in lab.output.commands.values()
-        if str(c["create"]).startswith(f"bash components/scripts/wait-for-nodes {gate}")
+        for c in output.commands.values()
+        if str(c["create"]).startswith(f"bash components/scripts/{script}")
+        and (machine is None or c["environment"].get("MACHINE") == machine)
     ]
+    return command
+
+
+def _run_step(
+    lab: NodeLab, command: dict[str, Any], **overrides: str
+) -> subprocess.CompletedProcess[str]:
+    """A step as pulumi-command runs its `create` (`/bin/sh -c` in the project directory with
+    the process environment plus the Command's: pulumi/pulumi-command
+    provider/pkg/provider/local/commandController.go), with the real kubectl and the operator's
+    kubeconfig (ControlPlane.admin_kubeconfig)."""
     bin_dir = lab.work / "bin"
     bin_dir.mkdir(exist_ok=True)
     if not (bin_dir / "kubectl").exists():
@@ -194,10 +209,8 @@ def _gate(lab: NodeLab, gate: str) -> subprocess.CompletedProcess[str]:
         **os.environ,
         **command["environment"],
         "KUBECONFIG_CONTENT": lab.plane.admin_kubeconfig.read_text(),
-        "NODES": WORKER,
-        "TIMEOUT_SECONDS": "60",
-        "POLL_SECONDS": "2",
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        **overrides,
     }
     return subprocess.run(
         lab.plane.wrap(["/bin/sh", "-c", command["create"]]),
@@ -205,22 +218,35 @@ def _gate(lab: NodeLab, gate: str) -> subprocess.CompletedProcess[str]:
         env=environment,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,
         check=False,
     )
 
 
-def test_a_real_worker_joins_with_a_power_cut_during_setup_and_after(node_lab: NodeLab) -> None:
-    lab = node_lab
+@pytest.fixture(scope="module")
+def worker(node_lab: NodeLab) -> Iterator[NodeVm]:
+    """The worker's machine, powered on with a never-booted disk; off at the end."""
     vm = start_node(
         WORKER,
-        lab.lan.hosts[0].mac,
+        node_lab.lan.hosts[0].mac,
         str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"stubernetes-lab/{WORKER}")),
-        lab.lan.hosts[0].tap,
-        lab.rootfs.image,
-        lab.work / "vms",
-        lab.plane.namespace.wrap([]),
+        node_lab.lan.hosts[0].tap,
+        node_lab.rootfs.image,
+        node_lab.work / "vms",
+        node_lab.plane.namespace.wrap([]),
     )
+    try:
+        yield vm
+    finally:
+        vm.stop()
+        node_lab.times.write()
+        print(vm.tail(60))
+
+
+def test_a_real_worker_joins_with_a_power_cut_during_setup_and_after(
+    node_lab: NodeLab, worker: NodeVm
+) -> None:
+    lab, vm = node_lab, worker
     powered = time.monotonic()
     times = lab.times.node
     try:
@@ -255,7 +281,13 @@ def test_a_real_worker_joins_with_a_power_cut_during_setup_and_after(node_lab: N
         times["first boot to setup finished"] = time.monotonic() - powered
         report = _status_report(lab, 120)
         assert report["phase"] == "done", report
-        registered = _gate(lab, "registered")
+        registered = _run_step(
+            lab,
+            _command(lab.output, "wait-for-nodes registered"),
+            NODES=WORKER,
+            TIMEOUT_SECONDS="60",
+            POLL_SECONDS="2",
+        )
         assert registered.returncode == 0, registered.stdout + registered.stderr
         assert registered.stdout.splitlines()[-1] == "gate registered: passed (1 machines)"
         # The second power cut, after the setup: the kubelet comes back by itself (enabled by
@@ -269,7 +301,46 @@ def test_a_real_worker_joins_with_a_power_cut_during_setup_and_after(node_lab: N
         assert after["status"]["nodeInfo"]["kubeletVersion"] == f"v{kubeadm_version()}"
         assert "stubernetes-setup: phase" not in vm.console()[second:]
     finally:
-        vm.stop()
-        lab.times.write()
         print(f"node lab times: {json.dumps({k: round(v) for k, v in times.items()})}")
-        print(vm.tail(60))
+
+
+def test_the_real_worker_is_upgraded_by_the_programs_upgrade_step(
+    node_lab: NodeLab, worker: NodeVm
+) -> None:
+    """`kubernetesVersion` bumped to the next patch: the program's upgrade step for the worker
+    (components/scripts/upgrade-machine, its environment from the bumped stack's render) drains
+    the Node and asks through the worker's upgrade ConfigMap; the worker's own upgrade service
+    (ignition/files/upgrade/stubernetes-upgrade, started by its timer) downloads and checks the
+    new binaries from Matchbox, runs the real `kubeadm upgrade node` of the new release, replaces
+    the kubelet and restarts it; the step sees the Node report the new release and uncordons.
+    Only the worker's step runs: the tests' control plane stays at its release (a patch apart,
+    within the version skew policy), where a full `pulumi up` upgrades the controllers first."""
+    lab, vm = node_lab, worker
+    before = _node(lab)
+    assert before is not None, "the worker never joined (see the test before this one)"
+    old_release, new_release = kubeadm_version(), served_binaries.upgrade_release()
+    assert before["status"]["nodeInfo"]["kubeletVersion"] == f"v{old_release}"
+    served = served_binaries.upgrade_binaries(lab.served)
+    served_binaries.place(served, lab.assets)
+    values = copy.deepcopy(lab.values)
+    values["cluster"]["kubernetesVersion"] = new_release
+    values["cluster"]["binarySha256"] = served_binaries.stack_digests(served)
+    step = _command(render_program(values, seed="node-lab"), "upgrade-machine", WORKER)
+    assert step["environment"]["RELEASE"] == new_release
+    started = time.monotonic()
+    done = _run_step(lab, step, TIMEOUT_SECONDS="600", POLL_SECONDS="5")
+    lab.times.node["upgrade step, ask to uncordoned"] = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr + vm.tail()
+    assert done.stdout.splitlines()[0] == (
+        f"upgrading {WORKER} from {old_release} to {new_release} (kubeadm upgrade node)"
+    )
+    assert done.stdout.splitlines()[-1] == f"{WORKER} upgraded from {old_release} to {new_release}"
+    after = _node(lab)
+    assert after is not None
+    assert after["status"]["nodeInfo"]["kubeletVersion"] == f"v{new_release}"
+    assert not after["spec"].get("unschedulable", False)
+    channel = lab.plane.kubectl(
+        "-n", "kube-system", "get", "configmap", f"stubernetes-upgrade-{WORKER}", "-o", "json"
+    )
+    data = json.loads(channel.stdout)["data"]
+    assert (data["release"], data["state"], data.get("error", "")) == (new_release, "done", "")
