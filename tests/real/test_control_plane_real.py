@@ -178,17 +178,6 @@ def _machines(output: ProgramOutput, role: str, init: bool = False) -> list[Mach
     return [m for m in output.machines.values() if m.role == role and m.init == init]
 
 
-def _command(output: ProgramOutput, script: str, machine: str | None = None) -> dict[str, Any]:
-    """The program's local Command that runs `script` (for `machine`), as registered."""
-    (found,) = [
-        c
-        for c in output.commands.values()
-        if str(c["create"]).startswith(f"bash components/scripts/{script}")
-        and (machine is None or c["environment"].get("MACHINE") == machine)
-    ]
-    return found
-
-
 def _run_command(
     plane: ControlPlane, command: dict[str, Any], path: str, **overrides: str
 ) -> subprocess.CompletedProcess[str]:
@@ -574,9 +563,9 @@ def test_gate_script_passes_api_registered_ready_in_turn(
     Ready condition each kwok Node gets (kwok `kustomize/stage/node/fast/node-initialize.yaml`)."""
     names = [m.name for m in output.stack.machines]
     _delete_nodes(plane, names)
-    api = _command(output, "wait-for-nodes api")
-    registered = _command(output, "wait-for-nodes registered")
-    ready = _command(output, "wait-for-nodes ready")
+    api = output.command("wait-for-nodes api")
+    registered = output.command("wait-for-nodes registered")
+    ready = output.command("wait-for-nodes ready")
     assert registered["environment"]["NODES"].split() == names
     fast = {"TIMEOUT_SECONDS": "4", "POLL_SECONDS": "1"}
 
@@ -637,7 +626,7 @@ def test_a_workers_reinstall_steps_clean_and_wait_for_its_new_boot(
         "default",
         "--timeout=120s",
     )
-    clean = _command(output, "clean-before-rejoin", worker.name)
+    clean = output.command("clean-before-rejoin", worker.name)
     cleaned = _run_command(plane, clean, real_kubectl_path, INSTALLED_BEFORE="true")
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
     assert cleaned.stdout.splitlines()[-1] == f"old-boot-id={old_boot}"
@@ -645,7 +634,7 @@ def test_a_workers_reinstall_steps_clean_and_wait_for_its_new_boot(
     assert "evicting pod default/drain-me-" in cleaned.stderr, cleaned.stderr
     assert worker.name not in _node_names(plane)
 
-    rejoin = _command(output, "wait-for-rejoin", worker.name)
+    rejoin = output.command("wait-for-rejoin", worker.name)
     waited = _run_command(
         plane,
         rejoin,

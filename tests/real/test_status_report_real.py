@@ -11,8 +11,6 @@ the real kubectl (components/scripts/status-reports.sh).
 
 from __future__ import annotations
 
-import copy
-import datetime
 import json
 import os
 import shutil
@@ -22,25 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from control_plane.cluster import ControlPlane, kubectl_binary, start_control_plane
-from control_plane.program_output import SECRET_KEYS, ProgramOutput, render_program
+from control_plane.cluster import ControlPlane, kubectl_binary, running_control_plane
+from control_plane.program_output import ProgramOutput, render_program
 from control_plane.stacks import with_second_controller
-from real_process import RealProcess
 from repo_paths import REPO
 
 from ignition.status_report import status_configmap
-from stubernetes.mocks import RecordingMonitor, StandInMocks, unwrap_secrets
-from stubernetes.program_run import run_program
 
 pytestmark = pytest.mark.real
 
 SEED = "control-plane-tests"
-REPORT_TYPES = (
-    "kubernetes:core/v1:ConfigMap",
-    "kubernetes:rbac.authorization.k8s.io/v1:Role",
-    "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
-)
-MANIFEST_KEYS = ("apiVersion", "kind", "metadata", "data", "rules", "roleRef", "subjects")
 
 
 @pytest.fixture(scope="module")
@@ -54,30 +43,18 @@ def output(values: dict[str, Any]) -> ProgramOutput:
 
 
 @pytest.fixture(scope="module")
-def report_objects(values: dict[str, Any]) -> list[dict[str, Any]]:
-    """The status report objects exactly as the program registers them."""
-    now = datetime.datetime.now(datetime.UTC).replace(second=0, microsecond=0)
-    monitor = RecordingMonitor(StandInMocks(SEED, now=now))
-    run = run_program(values, SECRET_KEYS, seed=SEED, monitor=monitor)
-    objects = []
-    for registration in run.registrations:
-        if registration.type in REPORT_TYPES:
-            inputs = unwrap_secrets(registration.inputs)
-            objects.append({k: copy.deepcopy(inputs[k]) for k in MANIFEST_KEYS if k in inputs})
-    return objects
+def report_objects(output: ProgramOutput) -> list[dict[str, Any]]:
+    """The status report objects (and every other ConfigMap, Role and RoleBinding) exactly as
+    the program registers them."""
+    return [*output.configmaps.values(), *output.rbac.values()]
 
 
 @pytest.fixture(scope="module")
 def plane(
     output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControlPlane]:
-    plane = start_control_plane(output, tmp_path_factory.mktemp("control-plane"))
-    running: list[RealProcess] = [*plane.processes, plane.namespace.holder]
-    try:
+    with running_control_plane(output, tmp_path_factory.mktemp("control-plane")) as plane:
         yield plane
-    finally:
-        plane.stop()
-        assert not any(p.alive() for p in running)
 
 
 @pytest.fixture(scope="module")

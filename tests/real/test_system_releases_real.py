@@ -23,10 +23,9 @@ from typing import Any
 
 import pytest
 import yaml
-from control_plane.cluster import ControlPlane, start_control_plane
+from control_plane.cluster import ControlPlane, running_control_plane
 from control_plane.program_output import ProgramOutput, render_program
 from control_plane.stacks import for_built_kubeadm
-from real_process import RealProcess
 from repo_paths import REPO
 from tool_cache import require_tool
 
@@ -57,13 +56,8 @@ def output(example_values: dict[str, Any]) -> ProgramOutput:
 def plane(
     output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControlPlane]:
-    plane = start_control_plane(output, tmp_path_factory.mktemp("system-releases"))
-    running: list[RealProcess] = [*plane.processes, plane.namespace.holder]
-    try:
+    with running_control_plane(output, tmp_path_factory.mktemp("system-releases")) as plane:
         yield plane
-    finally:
-        plane.stop()
-        assert not any(p.alive() for p in running)
 
 
 def chart_path(release: dict[str, Any]) -> Path:

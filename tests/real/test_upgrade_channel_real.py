@@ -12,24 +12,19 @@ impersonated request as that user, Kubernetes docs "User impersonation").
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from control_plane.cluster import ControlPlane, start_control_plane
-from control_plane.program_output import SECRET_KEYS, ProgramOutput, render_program
-from real_process import RealProcess
+from control_plane.cluster import ControlPlane, running_control_plane
+from control_plane.program_output import ProgramOutput, render_program
 
 from ignition.upgrade import upgrade_configmap
-from stubernetes.mocks import RecordingMonitor, StandInMocks, unwrap_secrets
-from stubernetes.program_run import run_program
 
 pytestmark = pytest.mark.real
 
 SEED = "control-plane-tests"
-MANIFEST_KEYS = ("apiVersion", "kind", "metadata", "data", "rules", "roleRef", "subjects")
 # The node script's query of the ask (stubernetes-upgrade main).
 ASK_QUERY = (
     'jsonpath={.data.release}{"|"}{.data.attempt}{"|"}{.data.kubeadm_upgrade}{"|"}{.data.binaries}'
@@ -45,26 +40,18 @@ def output(example_values: dict[str, Any]) -> ProgramOutput:
 def plane(
     output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControlPlane]:
-    plane = start_control_plane(output, tmp_path_factory.mktemp("control-plane"))
-    running: list[RealProcess] = [*plane.processes, plane.namespace.holder]
-    try:
+    with running_control_plane(output, tmp_path_factory.mktemp("control-plane")) as plane:
         yield plane
-    finally:
-        plane.stop()
-        assert not any(p.alive() for p in running)
 
 
 @pytest.fixture(scope="module")
-def channels(plane: ControlPlane, example_values: dict[str, Any]) -> list[dict[str, Any]]:
+def channels(plane: ControlPlane, output: ProgramOutput) -> list[dict[str, Any]]:
     """Every machine's upgrade ConfigMap, Role and RoleBinding, applied as registered."""
-    run = run_program(
-        example_values, SECRET_KEYS, seed=SEED, monitor=RecordingMonitor(StandInMocks(SEED))
-    )
-    objects = []
-    for registration in run.registrations:
-        if registration.name.endswith("-upgrade-channel") and registration.custom:
-            inputs = unwrap_secrets(registration.inputs)
-            objects.append({k: copy.deepcopy(inputs[k]) for k in MANIFEST_KEYS if k in inputs})
+    objects = [
+        manifest
+        for name, manifest in [*output.configmaps.items(), *output.rbac.items()]
+        if name.partition("/")[0].endswith("-upgrade-channel")
+    ]
     assert len(objects) == 9  # three machines, three objects each
     plane.apply(objects)
     return objects

@@ -17,7 +17,8 @@ import datetime
 import json
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,19 @@ def start_control_plane(
         plane.stop()
         raise
     return plane
+
+
+@contextmanager
+def running_control_plane(output: ProgramOutput, work: Path) -> Iterator[ControlPlane]:
+    """`start_control_plane` for a `with` block: stopped on leaving it, when every process it
+    started must have ended."""
+    plane = start_control_plane(output, work)
+    started = [*plane.processes, plane.namespace.holder]
+    try:
+        yield plane
+    finally:
+        plane.stop()
+        assert not any(p.alive() for p in started)
 
 
 def certificate_problem(kubeconfig: str, now: datetime.datetime | None = None) -> str:

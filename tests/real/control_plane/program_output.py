@@ -18,6 +18,7 @@ import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -161,7 +162,7 @@ class ProgramOutput:
     # Matchbox's data directory as `stubernetes render` writes it from the same run (path under
     # the render's folder, "matchbox/profiles/<id>.json" ... -> bytes): what the lab's real
     # Matchbox serves a real node of this cluster.
-    matchbox_data: dict[str, bytes] = field(default_factory=dict)
+    matchbox_data: dict[Path, bytes] = field(default_factory=dict)
     # The ConfigMaps the program creates (each machine's status report and upgrade channel),
     # by resource name, as it asks the Kubernetes provider for them.
     configmaps: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -170,6 +171,17 @@ class ProgramOutput:
     def init_controller(self) -> MachineOutput:
         (init,) = [m for m in self.machines.values() if m.init]
         return init
+
+    def command(self, script: str, machine: str | None = None) -> dict[str, Any]:
+        """The local Command whose `create` runs `script` (components/scripts/<script>, with
+        its arguments), for `machine` where given, as registered."""
+        (found,) = [
+            c
+            for c in self.commands.values()
+            if str(c["create"]).startswith(f"bash components/scripts/{script}")
+            and (machine is None or c["environment"].get("MACHINE") == machine)
+        ]
+        return found
 
 
 def _machine_of(registration: Registration, by_component: Mapping[str, str]) -> str:
@@ -229,7 +241,6 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
         if name.lower().endswith("kubeconfig")
     }
     assert all(isinstance(v, str) for v in kubeconfigs.values())
-    matchbox_data = {str(path): data for path, data in matchbox_files(run.registrations).items()}
     return ProgramOutput(
         stack,
         machines,
@@ -239,6 +250,6 @@ def render_program(values: Mapping[str, Any], seed: str = "control-plane-tests")
         commands,
         kubeconfigs,
         rbac,
-        matchbox_data,
+        matchbox_files(run.registrations),
         configmaps,
     )
