@@ -439,10 +439,9 @@ def build(
     ignition = ignition_binary()
 
     vmlinuz = sorted((kernel_tree / "boot").glob("vmlinuz-*"))
-    releases = sorted(p.name for p in (kernel_tree / "lib/modules").iterdir())
-    if len(vmlinuz) != 1 or len(releases) != 1:
+    if len(vmlinuz) != 1:
         raise RuntimeError(f"unexpected kernel package layout in {kernel_tree}")
-    release = releases[0]
+    release = kernel_release(kernel_tree)
     modules_dir = kernel_tree / "lib/modules" / release
     busybox = busybox_tree / BUSYBOX_IN_PACKAGE
     if shared_libraries(busybox):
@@ -545,6 +544,14 @@ def build(
         f"{result.initramfs.stat().st_size // 1024} KiB gzip; modules: {' '.join(modules)}"
     )
     return result
+
+
+def kernel_release(kernel_tree: Path) -> str:
+    """The one kernel release an unpacked kernel package holds modules for."""
+    releases = sorted(p.name for p in (kernel_tree / "lib/modules").iterdir())
+    if len(releases) != 1:
+        raise RuntimeError(f"unexpected kernel package layout in {kernel_tree}")
+    return releases[0]
 
 
 def resolve_kernel_package_cached(cache: Path) -> str:

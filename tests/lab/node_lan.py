@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from control_plane.netns import NetworkNamespace
+from matchbox_grpc import matchbox_argv
 from real_process import RealProcess, start
-from tool_cache import require_tool
 
 BRIDGE = "lan0"
 MATCHBOX_PORT = 8080
@@ -97,19 +97,7 @@ def start_node_lan(
 
 
 def _start_matchbox(lan: NodeLan, data: Path, assets: Path, logs: Path) -> RealProcess:
-    argv = [
-        str(require_tool("matchbox", "matchbox")),
-        "-address",
-        f"{lan.gateway.ip}:{MATCHBOX_PORT}",
-        "-data-path",
-        str(data),
-        "-assets-path",
-        str(assets),
-        "-log-level",
-        "debug",
-    ]
-    # No MATCHBOX_* variable may set a flag (coreos/pkg flagutil.SetFlagsFromEnv).
-    argv = ["env", "--ignore-environment", "PATH=/usr/bin:/bin", *argv]
+    argv = matchbox_argv(data, assets, f"{lan.gateway.ip}:{MATCHBOX_PORT}")
 
     def ready() -> bool:
         return lan.namespace.port_open(str(lan.gateway.ip), MATCHBOX_PORT)

@@ -157,13 +157,6 @@ def _step(name: str, log: Callable[[str], None]) -> Iterator[None]:
     log(f"{name}: {time.monotonic() - start:.1f} s")
 
 
-def _run(cmd: list[str]) -> None:
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if res.returncode != 0:
-        tail = (res.stdout + res.stderr).strip()[-3000:]
-        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}): {tail}")
-
-
 def containerd_binaries() -> dict[str, Path]:
     """containerd and ctr from scripts/tools' build, and the runc shim when it is there."""
     found = {name: tool_cache.require_tool("containerd", name) for name in ("containerd", "ctr")}
@@ -204,7 +197,7 @@ def pause_version_define() -> str:
 
 def build_pause(dest: Path) -> None:
     """pause.c, static, with the Makefile's CFLAGS (-Os -Wall -Werror -static -DVERSION=)."""
-    _run(
+    build_lab._run(
         [
             "gcc",
             "-Os",
@@ -217,7 +210,7 @@ def build_pause(dest: Path) -> None:
             str(PAUSE_DIR / "linux/pause.c"),
         ]
     )
-    _run(["strip", str(dest)])
+    build_lab._run(["strip", str(dest)])
 
 
 def write_pause_image(root: Path, work: Path) -> oci_archive.WrittenImage:
@@ -278,7 +271,7 @@ def customize(
     shutil.copytree(kernel_tree / "lib/modules" / release, modules, symlinks=True)
     shutil.copyfile(kernel_tree / "boot" / f"config-{release}", modules / "config")
     # The root's own depmod (kmod), the same tool the guest's modprobe reads the indexes of.
-    _run(["chroot", str(root), "depmod", "-a", release])
+    build_lab._run(["chroot", str(root), "depmod", "-a", release])
     dep = (modules / "modules.dep").read_text()
     for name in KERNEL_MODULES_NEEDED:
         if not re.search(rf"/{name}\.ko(\.\w+)?:", dep):
@@ -336,7 +329,7 @@ def customize(
         if path.is_symlink() or path.exists():
             path.unlink()
     for group in EXTRA_GROUPS:
-        _run(["chroot", str(root), "groupadd", "--system", group])
+        build_lab._run(["chroot", str(root), "groupadd", "--system", group])
     check_root(root)
 
 
@@ -370,10 +363,7 @@ def build_node_rootfs(
     lab_cache.mkdir(parents=True, exist_ok=True)
     kernel_pkg = build_lab.resolve_kernel_package_cached(lab_cache)
     kernel_tree = build_lab.fetch_package(kernel_pkg, lab_cache, log, family="linux-image-")
-    releases = sorted(p.name for p in (kernel_tree / "lib/modules").iterdir())
-    if len(releases) != 1:
-        raise RuntimeError(f"unexpected kernel package layout in {kernel_tree}")
-    release = releases[0]
+    release = build_lab.kernel_release(kernel_tree)
     binaries = containerd_binaries()
     key = input_key(kernel_pkg, kernel_tree, binaries)
 
@@ -391,7 +381,7 @@ def build_node_rootfs(
         root = work / "root"
         root.mkdir()
         with _step(f"mmdebstrap {SUITE} ({len(PACKAGES)} packages)", log):
-            _run(
+            build_lab._run(
                 [
                     "mmdebstrap",
                     "--mode=root",
@@ -408,7 +398,7 @@ def build_node_rootfs(
         (work / "packages.txt").write_text(packages)
         image = work / "node-root.img"
         with _step(f"mke2fs ext4 {IMAGE_SIZE}", log):
-            _run(
+            build_lab._run(
                 [
                     "mke2fs",
                     "-q",

@@ -104,10 +104,10 @@ class NodeVm:
         assert not self.alive(), f"{self.name} is running"
         if self.qmp_socket.exists():
             self.qmp_socket.unlink()
-        log = self.serial_log.with_suffix(".qemu.log").open("ab")
-        self.process = subprocess.Popen(
-            self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
+        with self.serial_log.with_suffix(".qemu.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
         deadline = time.monotonic() + 20
         while not self.qmp_socket.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -157,29 +157,10 @@ def create_disk(base_image: Path, disk: Path) -> None:
 
 
 def node_command(
-    name: str, mac: str, uuid: str, tap: str, disk: Path, serial_log: Path, qmp: Path
+    mac: str, uuid: str, tap: str, disk: Path, serial_log: Path, qmp: Path
 ) -> list[str]:
-    qemu = qemu_vm.qemu_binary()
-    if qemu is None:
-        raise RuntimeError("qemu-system-x86_64 not found (Debian package qemu-system-x86)")
     return [
-        qemu,
-        "-accel",
-        "tcg",
-        "-machine",
-        "pc,graphics=off",
-        "-cpu",
-        qemu_vm.CPU_MODEL,
-        "-smp",
-        str(NODE_CPUS),
-        "-m",
-        str(NODE_MEMORY_MB),
-        "-uuid",
-        uuid,
-        "-display",
-        "none",
-        "-vga",
-        "none",
+        *qemu_vm.machine_args(uuid, NODE_MEMORY_MB, NODE_CPUS),
         "-monitor",
         "none",
         "-qmp",
@@ -214,7 +195,7 @@ def start_node(
     create_disk(base_image, disk)
     serial_log = workdir / f"{name}.serial.log"
     qmp = workdir / f"{name}.qmp"
-    command = [*wrap, *node_command(name, mac, uuid, tap, disk, serial_log, qmp)]
+    command = [*wrap, *node_command(mac, uuid, tap, disk, serial_log, qmp)]
     vm = NodeVm(name, mac, disk, serial_log, qmp, command)
     vm.power_on()
     return vm

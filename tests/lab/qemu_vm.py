@@ -118,12 +118,37 @@ def parse_report(console: str) -> dict[str, list[str]]:
     return report
 
 
-def qemu_command(
-    machine: Machine, boot_url: str, serial_log: Path, memory_mb: int = GUEST_MEMORY_MB
-) -> list[str]:
+def machine_args(uuid: str, memory_mb: int, cpus: int = 1) -> list[str]:
+    """QEMU and the machine every lab guest is: a PC under TCG with the baseline CPU model, no
+    display, its SMBIOS UUID (iPXE's ${uuid}); the caller adds its disks, NICs, serial port
+    and boot order."""
     qemu = qemu_binary()
     if qemu is None:
         raise RuntimeError("qemu-system-x86_64 not found (Debian package qemu-system-x86)")
+    return [
+        qemu,
+        "-accel",
+        "tcg",
+        "-machine",
+        "pc,graphics=off",
+        "-cpu",
+        CPU_MODEL,
+        "-smp",
+        str(cpus),
+        "-m",
+        str(memory_mb),
+        "-uuid",
+        uuid,
+        "-display",
+        "none",
+        "-vga",
+        "none",
+    ]
+
+
+def qemu_command(
+    machine: Machine, boot_url: str, serial_log: Path, memory_mb: int = GUEST_MEMORY_MB
+) -> list[str]:
     nic = [
         "user",
         "model=virtio-net-pci",
@@ -135,23 +160,7 @@ def qemu_command(
     if machine.domain:
         nic.append(f"domainname={machine.domain}")
     cmd = [
-        qemu,
-        "-accel",
-        "tcg",
-        "-machine",
-        "pc,graphics=off",
-        "-cpu",
-        CPU_MODEL,
-        "-smp",
-        "1",
-        "-m",
-        str(memory_mb),
-        "-uuid",
-        machine.uuid,
-        "-display",
-        "none",
-        "-vga",
-        "none",
+        *machine_args(machine.uuid, memory_mb),
         "-monitor",
         "none",
         "-serial",

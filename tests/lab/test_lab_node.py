@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from control_plane.cluster import ControlPlane, kubectl_binary, start_control_plane
+from control_plane.cluster import ControlPlane, kubectl_binary, running_control_plane
 from control_plane.program_output import MachineOutput, ProgramOutput, render_program
 from control_plane.stacks import for_built_kubeadm, kubeadm_version
+
+from stubernetes.output import write_tree
 
 from . import build_lab, served_binaries
 from .lab_env import BootTimes, stage_assets
@@ -82,14 +84,6 @@ def _node_values(example_values: dict[str, Any], gateway: str) -> dict[str, Any]
     return values
 
 
-def _write_matchbox_data(output: ProgramOutput, root: Path) -> Path:
-    for name, data in output.matchbox_data.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return root / "matchbox"
-
-
 @pytest.fixture(scope="module")
 def node_lab(
     lab_build: build_lab.LabBuild,
@@ -109,8 +103,7 @@ def node_lab(
     values = _node_values(example_values, str(gateway.ip))
     values["cluster"]["binarySha256"] = served_binaries.stack_digests(binaries)
     output = render_program(values, seed="node-lab")
-    plane = start_control_plane(output, work / "control-plane")
-    try:
+    with running_control_plane(output, work / "control-plane") as plane:
         # What `pulumi up` creates through the Kubernetes provider before any machine joins:
         # each machine's bootstrap-token Secret, its status report's and upgrade channel's
         # ConfigMaps and the Roles and RoleBindings that let the machine write them
@@ -120,7 +113,9 @@ def node_lab(
         plane.apply(list(output.rbac.values()))
         plane.apply(list(output.configmaps.values()))
         plane.init_phase("bootstrap-token")
-        data = _write_matchbox_data(output, work / "render")
+        # Matchbox's data directory as `stubernetes render` writes it.
+        write_tree(output.matchbox_data, work / "render")
+        data = work / "render" / "matchbox"
         assets = work / "assets"
         assets.mkdir()
         stage_assets(data, assets, lab_build, MATCHBOX_URL.format(gateway=gateway.ip))
@@ -138,8 +133,6 @@ def node_lab(
             )
         finally:
             lan.stop()
-    finally:
-        plane.stop()
 
 
 def _node(lab: NodeLab) -> dict[str, Any] | None:
@@ -185,17 +178,6 @@ def _status_report(lab: NodeLab, timeout: float) -> dict[str, str]:
             return data
         time.sleep(3)
     raise AssertionError(f"no final status report within {timeout:.0f}s: {data}")
-
-
-def _command(output: ProgramOutput, script: str, machine: str | None = None) -> dict[str, Any]:
-    """The program's local Command whose `create` runs `script` (for `machine`)."""
-    (command,) = [
-        c
-        for c in output.commands.values()
-        if str(c["create"]).startswith(f"bash components/scripts/{script}")
-        and (machine is None or c["environment"].get("MACHINE") == machine)
-    ]
-    return command
 
 
 def _start_step(lab: NodeLab, command: dict[str, Any], **overrides: str) -> subprocess.Popen[str]:
@@ -300,7 +282,7 @@ def test_a_real_worker_joins_with_a_power_cut_during_setup_and_after(
         assert report["phase"] == "done", report
         registered = _run_step(
             lab,
-            _command(lab.output, "wait-for-nodes registered"),
+            lab.output.command("wait-for-nodes registered"),
             NODES=WORKER,
             TIMEOUT_SECONDS="60",
             POLL_SECONDS="2",
@@ -342,7 +324,7 @@ def test_the_real_worker_is_upgraded_by_the_programs_upgrade_step(
     values = copy.deepcopy(lab.values)
     values["cluster"]["kubernetesVersion"] = new_release
     values["cluster"]["binarySha256"] = served_binaries.stack_digests(served)
-    step = _command(render_program(values, seed="node-lab"), "upgrade-machine", WORKER)
+    step = render_program(values, seed="node-lab").command("upgrade-machine", WORKER)
     assert step["environment"]["RELEASE"] == new_release
     started = time.monotonic()
     running = _start_step(lab, step, TIMEOUT_SECONDS="900", POLL_SECONDS="5")

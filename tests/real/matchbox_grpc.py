@@ -285,6 +285,27 @@ def _answers_http(port: int) -> bool:
         return False
 
 
+def matchbox_argv(data_path: Path, assets_path: Path, http_address: str) -> list[str]:
+    """The real Matchbox serving HTTP at `http_address` (host:port) from the two paths, logging
+    every request (`-log-level debug`), with no MATCHBOX_* variable of the environment left to
+    set a flag: cmd/matchbox/main.go sets every flag not on the command line from one
+    (coreos/pkg flagutil.SetFlagsFromEnv)."""
+    leaked = sorted(k for k in os.environ if k.startswith("MATCHBOX_"))
+    unset = ["env", *(f"--unset={k}" for k in leaked)] if leaked else []
+    return [
+        *unset,
+        str(require_tool("matchbox", "matchbox")),
+        "-address",
+        http_address,
+        "-data-path",
+        str(data_path),
+        "-assets-path",
+        str(assets_path),
+        "-log-level",
+        "debug",
+    ]
+
+
 def start_matchbox(
     data_path: Path,
     assets_path: Path,
@@ -300,19 +321,8 @@ def start_matchbox(
     ``http_host`` is the address it listens on (``-address host:port``); the lab's guests reach
     the host's loopback through QEMU's user network, so 127.0.0.1 serves them too.
     """
-    binary = require_tool("matchbox", "matchbox")
     port = http_port or free_port()
-    argv = [
-        str(binary),
-        "-address",
-        f"{http_host}:{port}",
-        "-data-path",
-        str(data_path),
-        "-assets-path",
-        str(assets_path),
-        "-log-level",
-        "debug",
-    ]
+    argv = matchbox_argv(data_path, assets_path, f"{http_host}:{port}")
     rpc_port = None
     if tls is not None:
         rpc_port = free_port()
@@ -330,11 +340,7 @@ def start_matchbox(
     def ready() -> bool:
         return _answers_http(port) and (rpc_port is None or port_open(rpc_port))
 
-    # cmd/matchbox/main.go sets every flag not on the command line from a MATCHBOX_<FLAG>
-    # variable (coreos/pkg flagutil.SetFlagsFromEnv): none may leak in from the environment.
-    leaked = sorted(k for k in os.environ if k.startswith("MATCHBOX_"))
-    unset = ["env", *(f"--unset={k}" for k in leaked)] if leaked else []
-    process = start(name, [*unset, *argv], log_dir, ready, timeout_seconds=30)
+    process = start(name, argv, log_dir, ready, timeout_seconds=30)
     return Matchbox(process, port, rpc_port, data_path, assets_path)
 
 
