@@ -422,8 +422,15 @@ def test_2_up_deploys_the_cluster(session: Session) -> None:
     )
     assert "gate api: the API server answers" in output
     assert re.search(r"gate api: waiting; not answering: api-server", output)
-    assert re.search(rf"gate registered: \d/{len(names)} done; not registered as Nodes: ", output)
-    assert f"gate registered: passed ({len(names)} machines)" in output
+    # Whether the registered gate waits depends on how fast the machines booted before it ran
+    # (on a quiet machine every Node was there at its first look): each line it printed is a
+    # progress line or its pass, and it passed.
+    registered = re.findall(r"gate registered: (.*)", output)
+    progress = rf"\d/{len(names)} done; not registered as Nodes: .+"
+    passed = f"passed ({len(names)} machines)"
+    assert registered, output
+    assert all(re.fullmatch(progress, line) or line == passed for line in registered), registered
+    assert passed in registered
     assert f"gate ready: passed ({len(names)} machines)" in output
     releases = {r["name"]: r for r in helm_releases(session.lab, session.work)}
     assert sorted(releases) == ["stubernetes-core"], releases
