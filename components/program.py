@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 import pulumiverse_matchbox as matchbox
 
 from components.cluster import Cluster
+from components.cluster_facts import check_cluster_facts, read_cluster_facts
 from components.config import load_stack_config
 from components.gates import ReadinessGate, ReadinessGateArgs
 from components.machine import matchbox_id
@@ -54,6 +55,8 @@ def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     name = stack.cluster.name
     previous = PreviousState()
     refuse_unsafe_removals(stack, previous.outputs)
+    # What the running cluster says: a release it cannot take stops the program here too.
+    check_cluster_facts(stack, previous, read_cluster_facts(previous))
     cluster = Cluster(name, stack)
     kubeconfig = cluster.pki.admin_kubeconfig
     # Every machine's steps, as components/machine_steps.py declares them, stage by stage.

@@ -48,6 +48,8 @@ class StandInMocks(pulumi.runtime.Mocks):
     `now` is when the stand-in world creates things (certificates start then, installs start
     then): fixed by default so renders are reproducible; a test that hands the output to a
     real API server passes the real time, or the year-long certificates have long expired.
+    `cluster_facts` is what components/scripts/cluster-facts would print of a running cluster
+    (none by default: under mocks no cluster is asked, and the program learns nothing of one).
     """
 
     def __init__(
@@ -56,8 +58,10 @@ class StandInMocks(pulumi.runtime.Mocks):
         previous_outputs: dict[str, Any] | None = None,
         renewed_certs: frozenset[str] = frozenset(),
         now: datetime.datetime = standin_pki.EPOCH,
+        cluster_facts: str = "",
     ) -> None:
         self.seed = seed
+        self.cluster_facts = cluster_facts
         self.previous_outputs = previous_outputs or {}
         self.renewed_certs = renewed_certs
         self.now = now
@@ -102,6 +106,9 @@ class StandInMocks(pulumi.runtime.Mocks):
             # its last completed update, and which of them are secret.
             name = args.args.get("name", "")
             return {"name": name, "outputs": self.previous_outputs, "secretOutputNames": []}, []
+        if args.token == "command:local:run":
+            # pulumi-command local/runController.go: the inputs back, with the command's output.
+            return {**args.args, "stdout": self.cluster_facts, "stderr": ""}, []
         return {}, []
 
 
