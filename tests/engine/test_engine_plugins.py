@@ -466,6 +466,25 @@ def test_a_failing_command_fails_with_the_command_and_its_output(command: Plugin
     assert sorted(details[len(heading) :].splitlines()) == ['bad "thing"', "partial"]
 
 
+def run_invoke(command: Plugin, args: Props) -> Props:
+    response = command.stub.Invoke(
+        provider_pb2.InvokeRequest(tok="command:local:run", args=to_struct(args))
+    )
+    return from_struct(getattr(response, "return"))
+
+
+def test_the_run_function_returns_its_inputs_and_the_output(command: Plugin) -> None:
+    # runController.go Run.Invoke: RunOutputs{RunInputs: input} plus run's stdout and stderr,
+    # one trailing newline trimmed, in the engine's directory.
+    args: Props = {"command": 'pwd; echo "$FACT"; echo err >&2', "environment": {"FACT": "x"}}
+    assert run_invoke(command, args) == {**args, "stdout": f"{command.cwd}\nx", "stderr": "err"}
+
+
+def test_a_failing_run_function_fails_the_invoke_with_runs_error(command: Plugin) -> None:
+    details = rpc_error(lambda: run_invoke(command, {"command": "echo partial; exit 4"}))
+    assert details == 'exit status 4: running "echo partial; exit 4":\npartial\n'
+
+
 # Go's bufio.MaxScanTokenSize (src/bufio/scan.go), the buffer limit of util.go LogOutput.
 SCAN_LIMIT = 64 * 1024
 

@@ -675,13 +675,49 @@ def test_5c_a_refused_update_of_the_deployed_stack_changes_nothing(session: Sess
     # The stack itself and the builtin provider that answered the program's read of its own
     # outputs (components/previous.py), both unchanged: nothing of the program's.
     assert {op for op, _ in run.steps} == {"same"}, run.steps
-    assert {urn_key(u)[0] for _, u in run.steps} <= {
-        "pulumi:pulumi:Stack",
-        "pulumi:providers:pulumi",
-    }, run.steps
+    assert {urn_key(u)[0] for _, u in run.steps} <= PROGRAM_READS, run.steps
     assert session.lab.matchbox()["files"] == before["files"]
     assert len(session.boots()) == boots
     assert _resources(session.run("5c export (after)", "export")) == before_state
+
+
+# What a refused update shows, all "same": the stack itself, the builtin provider that answered
+# the program's read of its own outputs (components/previous.py), and the command provider
+# whose `local:run` read the running cluster (components/cluster_facts.py).
+PROGRAM_READS = {"pulumi:pulumi:Stack", "pulumi:providers:pulumi", "pulumi:providers:command"}
+
+
+def test_5d_a_bump_while_an_upgrade_is_unfinished_is_refused_from_the_cluster(
+    session: Session,
+) -> None:
+    """The program reads the running cluster at its start (components/scripts/cluster-facts,
+    through the real engine's invoke of the command provider's `local:run`): with a worker's
+    upgrade ConfigMap asking a release newer than the one the last completed update recorded,
+    as a rollout that stopped half-way leaves it, a preview of any other release is refused
+    before any resource is registered, naming the machine and the release to finish first."""
+    session.needs("2 up")
+    recorded = parse_stack_config(stack_values(session.work, STACK)).cluster.kubernetes_release
+    major, minor, patch = recorded.split(".")
+    unfinished = f"{major}.{minor}.{int(patch) + 1}"
+    configmap = "stubernetes-upgrade-w1"
+    ask = {"data": {"release": unfinished, "state": "asked"}}
+    session.lab.kubectl(
+        "-n", "kube-system", "patch", "configmap", configmap, "--type=merge", "-p", json.dumps(ask)
+    )  # fmt: skip
+    try:
+        run = session.run("5d preview (an upgrade unfinished)", "preview")
+    finally:
+        taken_back = {"data": {"release": None, "state": None}}
+        session.lab.kubectl(
+            "-n", "kube-system", "patch", "configmap", configmap, "--type=merge",
+            "-p", json.dumps(taken_back),
+        )  # fmt: skip
+    assert not run.ok
+    assert (
+        f"an upgrade to {unfinished} is unfinished (machine w1: asked); set kubernetesVersion to "
+        f"{unfinished} and finish it with `pulumi up` before asking {recorded}"
+    ) in run.output
+    assert {urn_key(u)[0] for _, u in run.steps} <= PROGRAM_READS, run.steps
 
 
 def _resources(export: EngineRun) -> dict[str, Any]:

@@ -16,8 +16,12 @@ Where the real provider breaks on a command's output, this stand-in breaks too, 
   cannot marshal the ``stdout``/``stderr`` strings), so the engine records nothing and the next
   ``up`` runs the command again; here too.
 
-Not modelled: ``assetPaths`` and ``archivePaths`` (a Create that sets them fails, saying so),
-custom timeouts, ``remote:*`` and the ``local:run`` invoke.
+The ``local:run`` function (an invoke) follows ``local/runController.go`` Run.Invoke: the
+inputs back with the command's ``stdout`` and ``stderr``, run by the same ``run`` as a
+Command's create, with no previous output; a non-zero exit fails the invoke with run's error.
+
+Not modelled: ``assetPaths`` and ``archivePaths`` (a Create or run that sets them fails, saying
+so), custom timeouts and ``remote:*``.
 """
 
 from __future__ import annotations
@@ -562,10 +566,24 @@ class Command(Resource):
         self.runner.run(call, command, olds, _previous(olds))
 
 
+RUN_TOKEN = "command:local:run"
+
+
 class CommandProvider(Provider):
     def __init__(self) -> None:
         self.runner = Runner()
         super().__init__("command", "1.2.1", [Command(self.runner)])
+
+    def invoke(self, call: Call, token: str, args: Props) -> Props:
+        if token != RUN_TOKEN:
+            return super().invoke(call, token, args)
+        # runController.go: `r := RunOutputs{RunInputs: input}`; run(ctx, input.Command,
+        # r.RunInputs.BaseInputs, &r.BaseOutputs, input.Logging).
+        command = reveal(args.get("command"))
+        if not isinstance(command, str):
+            raise ProviderError("command: the function's required input is missing")
+        ran = self.runner.run(call, command, args, Ran("", "")).as_outputs()
+        return {**args, "stdout": ran.stdout, "stderr": ran.stderr}
 
     def cancel(self) -> None:
         self.runner.cancel()

@@ -495,6 +495,10 @@ class Provider:
     def cancel(self) -> None:
         return None
 
+    def invoke(self, call: Call, token: str, args: Props) -> Props:
+        """A function (an invoke); none by default, as a provider whose schema has none."""
+        raise ProviderError(f"{self.name} stand-in: unknown function {token!r}")
+
     def resource(self, token: str) -> Resource:
         try:
             return self.resources[token]
@@ -694,6 +698,18 @@ class Servicer(provider_pb2_grpc.ResourceProviderServicer):
         return provider_pb2.ReadResponse(
             id=id_, properties=to_struct(outputs), inputs=to_struct(inputs)
         )
+
+    # -- functions ----------------------------------------------------------------------
+    @_handled
+    def Invoke(
+        self, request: provider_pb2.InvokeRequest, context: grpc.ServicerContext
+    ) -> provider_pb2.InvokeResponse:
+        # An invoke belongs to no resource: its log messages carry no URN.
+        result = self.provider.invoke(self._call(""), request.tok, from_struct(request.args))
+        response = provider_pb2.InvokeResponse()
+        # `return` is a Python keyword: the field is reached by name.
+        getattr(response, "return").CopyFrom(to_struct(result))
+        return response
 
 
 def engine_address(argv: Sequence[str]) -> str | None:
