@@ -113,18 +113,20 @@ PINS: Final = (
     Pin(
         "household-dns",
         "Household DNS",
-        "chart coredns, https://coredns.github.io/helm",
-        "1.46.2",
-        "2026-07-21",
-        "coredns/helm tag coredns-1.46.2 (caac031)",
+        "chart charts/stubernetes-household-dns (ours)",
+        "0.1.0",
+        "2026-12-06",
+        "this repository; CoreDNS's Corefile plugins hosts, forward, cache, health, ready and "
+        "loop (coredns/coredns plugin/*/README.md)",
     ),
     Pin(
         "coredns-image",
         "Household DNS",
-        "image coredns/coredns (chart's appVersion)",
+        "image coredns/coredns (charts/stubernetes-household-dns)",
         "1.13.1",
-        "by 2025-10-17 (coredns/helm 58ff156 takes it)",
-        "charts/coredns/Chart.yaml appVersion",
+        "2025-10-08",
+        "Go module github.com/coredns/coredns@v1.13.1 (tag v1.13.1, 1db4568); the image the "
+        "CoreDNS chart 1.46.2 names (coredns/helm charts/coredns/Chart.yaml appVersion)",
     ),
 )
 

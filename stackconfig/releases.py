@@ -38,6 +38,7 @@ class ReleaseSpec:
 
 
 # Where each default release's chart comes from. Versions and dates: stackconfig/component_pins.py.
+# Ours (core, LAN, household DNS) are named by their path in the checkout and pinned by it.
 METALLB_REPOSITORY = "https://metallb.github.io/metallb"
 # Envoy Gateway publishes its charts to an OCI registry only (envoyproxy/gateway
 # tools/make/helm.mk, OCI_REGISTRY ?= oci://docker.io/envoyproxy).
@@ -45,6 +46,8 @@ ENVOY_GATEWAY_CHARTS = "oci://docker.io/envoyproxy"
 ENVOY_GATEWAY_VERSION = "v1.9.1"
 LAN_RELEASE = "lan"
 LAN_CHART_PATH = Path("charts") / "stubernetes-lan"
+HOUSEHOLD_DNS_RELEASE = "household-dns"
+HOUSEHOLD_DNS_CHART_PATH = Path("charts") / "stubernetes-household-dns"
 # MetalLB's pools and advertisements live in the namespace its controller watches.
 METALLB_NAMESPACE = "metallb-system"
 # MetalLB's annotation that asks for given addresses (metallb/metallb controller/service.go,
@@ -144,12 +147,11 @@ def lan_releases(stack: StackConfig) -> dict[str, ReleaseSpec]:
             },
         ),
         LAN_RELEASE: lan_release(stack),
-        "household-dns": ReleaseSpec(
-            name="household-dns",
-            chart="coredns",
-            repository="https://coredns.github.io/helm",
-            version="1.46.2",
-            namespace="household-dns",
+        HOUSEHOLD_DNS_RELEASE: ReleaseSpec(
+            name=HOUSEHOLD_DNS_RELEASE,
+            chart=str(HOUSEHOLD_DNS_CHART_PATH),
+            version="",
+            namespace=HOUSEHOLD_DNS_RELEASE,
             after="ready",
             needs=(LAN_RELEASE,),
             values=household_dns_values(stack),
@@ -186,78 +188,22 @@ def lan_release(stack: StackConfig) -> ReleaseSpec:
     )
 
 
-# Where the CoreDNS chart's probes look (coredns/helm `charts/coredns/templates/deployment.yaml`):
-# the `health` plugin serves :8080/health, the `ready` plugin :8181/ready.
-DNS_PROBE_PLUGINS = (
-    {"name": "health", "configBlock": "lameduck 10s"},
-    {"name": "ready"},
-)
-# Kubelet sets this label on every Node to its hostname, the machine's name here.
-HOSTNAME_LABEL = "kubernetes.io/hostname"
-CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 HOUSEHOLD_DNS_REPLICAS = 2
 
 
 def household_dns_values(stack: StackConfig) -> dict[str, Any]:
-    """CoreDNS for the household: the cluster's domain, a record for every addressed machine,
-    served on the pool's first address (TCP and UDP), never on a node's own port 53, and
-    forwarding straight to the upstream resolvers of the node it runs on."""
-    domain = stack.cluster.domain
-    records = [
-        f"{machine.address.ip} {machine.name}.{domain}"
-        for machine in stack.machines
-        if machine.address is not None
-    ]
-    hosts = "\n".join([*records, "fallthrough"])
+    """Our CoreDNS chart's values: the cluster's domain with a record for every addressed
+    machine, served on the pool's first address (TCP and UDP); the chart forwards every other
+    name to the upstream resolvers of the node it runs on (charts/stubernetes-household-dns)."""
     return {
-        # The chart renders `dnsPolicy` only for a cluster service (coredns/helm
-        # charts/coredns/templates/deployment.yaml); `Default` gives the pods the node's
-        # resolv.conf, so `forward . /etc/resolv.conf` goes to the LAN's resolvers, not through
-        # the cluster DNS. The k8s-app label is the release's own, not kube-dns's.
-        "isClusterService": True,
-        "k8sAppLabelOverride": "household-dns",
-        "deployment": {"dnsPolicy": "Default"},
-        "serviceType": "LoadBalancer",
-        "service": {"annotations": {METALLB_ADDRESS_ANNOTATION: str(household_dns_address(stack))}},
-        "replicaCount": HOUSEHOLD_DNS_REPLICAS,
-        "affinity": {
-            "podAntiAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "weight": 100,
-                        "podAffinityTerm": {
-                            "labelSelector": {
-                                "matchLabels": {"app.kubernetes.io/instance": "household-dns"}
-                            },
-                            "topologyKey": HOSTNAME_LABEL,
-                        },
-                    }
-                ]
-            },
-        },
-        "tolerations": [{"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
-        "servers": [
-            {
-                "zones": [{"zone": f"{domain}.", "use_tcp": True}],
-                "port": 53,
-                "plugins": [
-                    {"name": "errors"},
-                    {"name": "hosts", "configBlock": hosts},
-                    {"name": "cache", "parameters": 30},
-                ],
-            },
-            {
-                "zones": [{"zone": ".", "use_tcp": True}],
-                "port": 53,
-                "plugins": [
-                    {"name": "errors"},
-                    *DNS_PROBE_PLUGINS,
-                    {"name": "forward", "parameters": ". /etc/resolv.conf"},
-                    {"name": "cache", "parameters": 30},
-                    {"name": "loop"},
-                ],
-            },
+        "domain": stack.cluster.domain,
+        "hosts": [
+            {"name": machine.name, "address": str(machine.address.ip)}
+            for machine in stack.machines
+            if machine.address is not None
         ],
+        "address": str(household_dns_address(stack)),
+        "replicas": HOUSEHOLD_DNS_REPLICAS,
     }
 
 
@@ -337,7 +283,7 @@ DEFAULT_RELEASE_NAMES = (
     "gateway-api",
     "envoy-gateway",
     LAN_RELEASE,
-    "household-dns",
+    HOUSEHOLD_DNS_RELEASE,
 )
 # Releases this version no longer installs, and what replaced them.
 RETIRED_RELEASES = {

@@ -13,12 +13,12 @@ config, and raises `ConfigError` listing every problem, one per line, as `stuber
 prints them. `build_cluster` registers exactly what this project's own program registers.
 
 What the program needs at run time lives in this checkout: the install steps' and gates'
-scripts (`components/scripts/`) and the `stubernetes-core` chart (`charts/`). The project's own
-program runs from the checkout, so it names them relative to it; inside another project the
-commands and the chart path would be resolved from that project's directory instead. So
-`build_cluster` registers a stack transformation that points every stubernetes step
-(`command:local:Command`, `dir`) and the core release (`chart`) at this checkout, and leaves
-every other resource alone.
+scripts (`components/scripts/`) and its own charts (`charts/`: core, LAN, household DNS). The
+project's own program runs from the checkout, so it names them relative to it; inside another
+project the commands and the chart paths would be resolved from that project's directory
+instead. So `build_cluster` registers a stack transformation that points every stubernetes step
+(`command:local:Command`, `dir`) and the releases of its own charts (`chart`) at this checkout,
+and leaves every other resource alone.
 
 One stubernetes cluster per stack: it exports `kubeconfig`, `breakGlassKubeconfig`, `installed`,
 `installedOverEarlier` and `machines`, and reads its own outputs back at its start (the engine's
@@ -39,13 +39,13 @@ from components.install_step import SCRIPTS
 from components.program import build_cluster as _build_cluster
 from ignition.checked_stack import checked_stack_config
 from stackconfig import ConfigError, StackConfig
-from stackconfig.releases import CORE_CHART_PATH, LAN_CHART_PATH
+from stackconfig.releases import CORE_CHART_PATH, HOUSEHOLD_DNS_CHART_PATH, LAN_CHART_PATH
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 COMMAND = "command:local:Command"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 # stubernetes's own charts, which a Release names by their path in the checkout.
-LOCAL_CHARTS = {str(CORE_CHART_PATH), str(LAN_CHART_PATH)}
+LOCAL_CHARTS = {str(CORE_CHART_PATH), str(LAN_CHART_PATH), str(HOUSEHOLD_DNS_CHART_PATH)}
 
 __all__ = ["CHECKOUT", "Cluster", "ConfigError", "StackConfig", "build_cluster", "stack_config"]
 

@@ -1,7 +1,7 @@
 """The component table (stackconfig/component_pins.py, the README's table) against what the
-program installs: the release versions, the core chart's image tags, the vendored charts'
-versions, and the Gateway API bundle inside the CRD chart. A version bumped in one place only
-fails here."""
+program installs: the release versions, our charts' versions and image tags, the upstream
+charts' versions as their Go modules serve them (tests/upstream_charts.py), and the Gateway API
+bundle inside the CRD chart. A version bumped in one place only fails here."""
 
 from __future__ import annotations
 
@@ -12,19 +12,14 @@ from typing import Any
 import pytest
 import yaml
 from chart_tools import chart_dir
+from upstream_charts import release_chart
 
 from stackconfig import StackConfig
 from stackconfig.component_pins import PINS, pins_table
-from stackconfig.releases import system_releases
+from stackconfig.releases import HOUSEHOLD_DNS_CHART_PATH, system_releases
 
-UPSTREAM = Path(__file__).parent / "upstream-charts"
-# The vendored copy of each release's chart, by release name.
-VENDORED = {
-    "metallb": "metallb-{version}",
-    "gateway-api": "gateway-crds-helm-{version}",
-    "envoy-gateway": "gateway-helm-{version}",
-    "household-dns": "coredns-{version}",
-}
+# The upstream releases whose charts come from their Go modules, by release name.
+UPSTREAM_RELEASES = ("metallb", "gateway-api", "envoy-gateway")
 BUNDLE = re.compile(r"gateway\.networking\.k8s\.io/bundle-version: (v\S+)")
 
 
@@ -33,25 +28,30 @@ def chart_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def values_yaml(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((path / "values.yaml").read_text())
+    return loaded
+
+
 def code_pins(stack: StackConfig) -> dict[str, str]:
     """Every version the code installs, by the table's key."""
-    core = yaml.safe_load((chart_dir("stubernetes-core") / "values.yaml").read_text())
+    core = values_yaml(chart_dir("stubernetes-core"))
+    dns = chart_dir("stubernetes-household-dns")
     releases = {r.name: r for r in system_releases(stack)}
     pins = {
         "flannel": core["flannel"]["image"]["tag"],
         "flannel-cni-plugin": core["flannel"]["cniPluginImage"]["tag"],
         "fleetlock": core["fleetlock"]["image"]["tag"],
-        **{
-            name: releases[name].version
-            for name in ("openebs", "metallb", "gateway-api", "envoy-gateway", "household-dns")
-        },
+        **{name: releases[name].version for name in ("openebs", *UPSTREAM_RELEASES)},
+        # Ours is pinned by this checkout: the release names the path, the chart its version.
+        "household-dns": chart_yaml(dns)["version"],
+        "coredns-image": values_yaml(dns)["image"]["tag"],
     }
-    vendored = {name: UPSTREAM / VENDORED[name].format(version=pins[name]) for name in VENDORED}
-    pins["metallb-images"] = chart_yaml(vendored["metallb"])["appVersion"]
-    pins["coredns-image"] = chart_yaml(vendored["household-dns"])["appVersion"]
+    charts = {name: release_chart(releases[name]) for name in UPSTREAM_RELEASES}
+    pins["metallb-images"] = chart_yaml(charts["metallb"])["appVersion"]
     image = releases["envoy-gateway"].values["global"]["images"]["envoyGateway"]["image"]
     pins["envoy-gateway-image"] = image.rpartition(":")[2]
-    standard = vendored["gateway-api"] / "templates" / "standard-gatewayapi-crds.yaml"
+    standard = charts["gateway-api"] / "templates" / "standard-gatewayapi-crds.yaml"
     (pins["gateway-api-bundle"],) = set(BUNDLE.findall(standard.read_text()))
     return pins
 
@@ -61,15 +61,20 @@ def test_the_table_and_the_code_pin_the_same_versions(example_stack: StackConfig
     assert code_pins(example_stack) == table
 
 
-@pytest.mark.parametrize("release", sorted(VENDORED))
-def test_each_vendored_chart_is_the_pinned_version(
+@pytest.mark.parametrize("release", UPSTREAM_RELEASES)
+def test_each_upstream_chart_is_the_pinned_version(
     example_stack: StackConfig, release: str
 ) -> None:
     (spec,) = [r for r in system_releases(example_stack) if r.name == release]
-    path = UPSTREAM / VENDORED[release].format(version=spec.version)
-    assert path.is_dir(), f"no vendored copy of {spec.chart} {spec.version}"
-    assert chart_yaml(path)["version"] == spec.version
-    assert (path / "UPSTREAM").read_text().count(spec.version) >= 1
+    assert chart_yaml(release_chart(spec))["version"] == spec.version
+
+
+def test_the_household_dns_release_is_our_chart(example_stack: StackConfig) -> None:
+    (spec,) = [r for r in system_releases(example_stack) if r.name == "household-dns"]
+    assert spec.chart == str(HOUSEHOLD_DNS_CHART_PATH) and spec.repository is None
+    # The CoreDNS release the image is, as its chart says too.
+    dns = chart_dir("stubernetes-household-dns")
+    assert chart_yaml(dns)["appVersion"] == values_yaml(dns)["image"]["tag"]
 
 
 def test_the_table_has_a_date_and_a_source_per_pin() -> None:

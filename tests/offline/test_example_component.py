@@ -87,7 +87,7 @@ def test_steps_and_chart_are_found_in_the_checkout(monkeypatch: pytest.MonkeyPat
         assert ours, command.name
         script = ours[0].split()[1]
         assert (CHECKOUT / script).is_file(), script
-    local = ("stubernetes-core", "lan")
+    local = ("stubernetes-core", "lan", "household-dns")
     for release in [r for r in run.registrations if r.type == RELEASE and r.name in local]:
         chart = Path(release.inputs_in_place["chart"])
         assert chart.is_absolute() and (chart / "Chart.yaml").is_file(), release.name
@@ -142,7 +142,7 @@ def test_it_registers_what_the_project_program_registers(
         inputs = dict(registration.inputs_in_place)
         if key[0] == COMMAND:
             assert inputs.pop("dir") == str(CHECKOUT)
-        if key in {(RELEASE, "stubernetes-core"), (RELEASE, "lan")}:
+        if key in {(RELEASE, name) for name in ("stubernetes-core", "lan", "household-dns")}:
             inputs["chart"] = str(Path(inputs["chart"]).relative_to(CHECKOUT))
         assert inputs == theirs[key].inputs_in_place, key
 

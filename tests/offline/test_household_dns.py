@@ -1,26 +1,28 @@
-"""The household DNS release, rendered by Helm's engine from the real CoreDNS chart it pins.
-
-`tests/offline/upstream-charts/coredns-1.46.2` is coredns/helm `charts/coredns` at the commit that
-released chart 1.46.2 (see its UPSTREAM file), so these tests check the program's values
-against the chart's own templates, not against what we believe they do.
+"""The household DNS release, rendered by Helm's engine from our chart
+(charts/stubernetes-household-dns) with the values the program gives it, so these tests check
+the objects the release creates, not the values alone. What the API server makes of them:
+tests/real/test_system_releases_real.py.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import helm_python
 import pytest
-from chart_tools import find, pod_spec, render, validation_errors
+from chart_tools import chart_dir, find, lint_findings, pod_spec, render, validation_errors
 
 from stackconfig import StackConfig, parse_stack_config
-from stackconfig.releases import system_releases
+from stackconfig.releases import (
+    HOUSEHOLD_DNS_CHART_PATH,
+    METALLB_ADDRESS_ANNOTATION,
+    system_releases,
+)
 from stackconfig.warnings import stack_warnings
 
-CHART = Path(__file__).parent / "upstream-charts" / "coredns-1.46.2"
+CHART = chart_dir("stubernetes-household-dns")
 Manifest = dict[str, Any]
 
 
@@ -32,13 +34,17 @@ def chart() -> Iterator[helm_python.Chart]:
 
 def dns_values(stack: StackConfig) -> dict[str, Any]:
     (release,) = [r for r in system_releases(stack) if r.name == "household-dns"]
-    assert release.chart == "coredns" and release.version == "1.46.2"
+    # Our chart, named by its path in the checkout (as the core and LAN charts are).
+    assert release.chart == str(HOUSEHOLD_DNS_CHART_PATH) and release.repository is None
+    assert CHART.samefile(HOUSEHOLD_DNS_CHART_PATH.resolve())
     return release.values
 
 
 @pytest.fixture(scope="module")
 def objects(chart: helm_python.Chart, example_stack: StackConfig) -> list[Manifest]:
-    return render(chart, dns_values(example_stack), release="household-dns", namespace="dns")
+    return render(
+        chart, dns_values(example_stack), release="household-dns", namespace="household-dns"
+    )
 
 
 def corefile(objects: list[Manifest]) -> str:
@@ -46,19 +52,38 @@ def corefile(objects: list[Manifest]) -> str:
     return str(config_map["data"]["Corefile"])
 
 
+def server_blocks(text: str) -> list[list[str]]:
+    """The Corefile's server blocks, each as its stripped lines, its key ("ZONE:PORT") first."""
+    blocks: list[list[str]] = []
+    depth = 0
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if depth == 0:
+            assert line.endswith("{"), text
+            blocks.append([line.removesuffix("{").strip()])
+        else:
+            blocks[-1].append(line)
+        depth += line.count("{") - line.count("}")
+    assert depth == 0, text
+    return blocks
+
+
 def test_the_probes_find_the_plugins_they_call(objects: list[Manifest]) -> None:
-    # coredns/helm charts/coredns/templates/deployment.yaml: the liveness probe GETs
-    # :8080/health and the readiness probe :8181/ready; coredns/helm charts/coredns/values.yaml
-    # says the `health` and `ready` plugins serve them. Without them the pods never turn
-    # ready and an atomic release rolls back.
+    # The liveness probe GETs :8080/health and the readiness probe :8181/ready, where the
+    # `health` and `ready` plugins serve them by default (coredns/coredns plugin/health/README.md,
+    # plugin/ready/README.md). Without them the pods never turn ready and an atomic release
+    # rolls back.
     container = pod_spec(find(objects, "Deployment"))["containers"][0]
     assert container["livenessProbe"]["httpGet"]["port"] == 8080
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert container["readinessProbe"]["httpGet"]["port"] == 8181
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     text = corefile(objects)
-    assert "health {" in text or "health\n" in text, text
-    assert "ready\n" in text, text
+    (catch_all,) = [block for block in server_blocks(text) if block[0] == ".:53"]
+    plugins = {line.split()[0] for line in catch_all[1:]}
+    assert {"health", "ready"} <= plugins, text
 
 
 def test_the_service_asks_metallb_for_the_pools_first_address(objects: list[Manifest]) -> None:
@@ -67,7 +92,7 @@ def test_the_service_asks_metallb_for_the_pools_first_address(objects: list[Mani
     # AnnotationLoadBalancerIPs). The example's pool is 192.168.10.240-192.168.10.250.
     service = find(objects, "Service")
     assert service["spec"]["type"] == "LoadBalancer"
-    assert service["metadata"]["annotations"]["metallb.io/loadBalancerIPs"] == "192.168.10.240"
+    assert service["metadata"]["annotations"] == {METALLB_ADDRESS_ANNOTATION: "192.168.10.240"}
     ports = {(p["protocol"], p["port"]) for p in service["spec"]["ports"]}
     assert ports == {("UDP", 53), ("TCP", 53)}
     pod_labels = find(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
@@ -90,10 +115,11 @@ def test_lookups_go_straight_to_the_nodes_resolvers(objects: list[Manifest]) -> 
     deployment = find(objects, "Deployment")
     assert pod_spec(deployment)["dnsPolicy"] == "Default"
     assert "forward . /etc/resolv.conf" in corefile(objects)
-    # isClusterService only for the dnsPolicy: the pods are not kube-dns's (kubeadm's CoreDNS
-    # Service selects k8s-app: kube-dns).
+    # The pods are not kube-dns's: kubeadm's CoreDNS Service selects k8s-app: kube-dns
+    # (kubernetes cmd/kubeadm/app/phases/addons/dns/manifests.go).
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert labels["k8s-app"] == "household-dns"
+    assert labels.get("k8s-app") != "kube-dns"
+    assert labels["app.kubernetes.io/instance"] == "household-dns"
     # Two servers, on two nodes where the cluster has them.
     assert deployment["spec"]["replicas"] == 2
     (term,) = pod_spec(deployment)["affinity"]["podAntiAffinity"][
@@ -105,10 +131,47 @@ def test_lookups_go_straight_to_the_nodes_resolvers(objects: list[Manifest]) -> 
 
 def test_the_household_domain_has_a_record_per_addressed_machine(objects: list[Manifest]) -> None:
     text = corefile(objects)
-    assert "lab.home.arpa.:53 {" in text, text
-    assert "192.168.10.11 c1.lab.home.arpa" in text
-    assert "192.168.10.21 w1.lab.home.arpa" in text
+    (household,) = [block for block in server_blocks(text) if block[0] == "lab.home.arpa.:53"]
+    # coredns/coredns plugin/hosts/README.md: inline "ADDRESS NAME" entries, then fallthrough
+    # hands the zone's other names on. w2 has no static address, so no record.
+    start = household.index("hosts {")
+    assert household[start + 1 : household.index("}", start)] == [
+        "192.168.10.11 c1.lab.home.arpa",
+        "192.168.10.21 w1.lab.home.arpa",
+        "fallthrough",
+    ]
     assert "w2.lab.home.arpa" not in text
+
+
+def test_the_pods_run_as_coredns_image_user_with_only_the_port_capability(
+    objects: list[Manifest],
+) -> None:
+    # coredns/coredns Dockerfile: distroless nonroot (uid 65532), the binary with
+    # cap_net_bind_service; the CoreDNS chart's container securityContext adds only that.
+    spec = pod_spec(find(objects, "Deployment"))
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 65532
+    (container,) = spec["containers"]
+    assert container["image"] == "coredns/coredns:1.13.1"
+    context = container["securityContext"]
+    assert context["capabilities"] == {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}
+    assert context["allowPrivilegeEscalation"] is False
+
+
+def test_the_chart_refuses_missing_settings(
+    chart: helm_python.Chart, example_stack: StackConfig
+) -> None:
+    values = dns_values(example_stack)
+    with pytest.raises(Exception, match=r"address is required"):
+        render(chart, {**values, "address": ""}, release="household-dns")
+    with pytest.raises(Exception, match=r"domain is required"):
+        render(chart, {**values, "domain": ""}, release="household-dns")
+    with pytest.raises(Exception, match=r"/hosts/0/address': 'c1' is not valid ipv4"):
+        render(chart, {**values, "hosts": [{"name": "c1", "address": "c1"}]})
+
+
+def test_the_chart_lints_clean(example_stack: StackConfig) -> None:
+    assert lint_findings(CHART, dns_values(example_stack), kube_version="v1.36.0") == []
 
 
 def test_rendered_objects_are_valid_for_the_pinned_kubernetes(objects: list[Manifest]) -> None:

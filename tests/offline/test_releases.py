@@ -33,8 +33,10 @@ def test_defaults_are_pinned_and_wait_for_ready_nodes(example_values: dict[str, 
     assert tuple(releases) == DEFAULT_RELEASE_NAMES
     for release in releases.values():
         assert release.after == "ready"
-        if release.name == "lan":
-            assert release.chart == "charts/stubernetes-lan" and release.repository is None
+        if release.name in ("lan", "household-dns"):
+            # Ours, named by their path in the checkout and pinned by it.
+            assert release.chart == f"charts/stubernetes-{release.name}"
+            assert release.repository is None and release.version == ""
         elif release.chart.startswith("oci://"):
             assert release.version.startswith("v") and release.repository is None
         else:
@@ -58,15 +60,15 @@ def test_each_release_comes_after_the_ones_it_needs(example_values: dict[str, An
 def test_household_dns_serves_the_domain_with_every_addressed_machine(
     example_values: dict[str, Any],
 ) -> None:
-    servers = releases_of(example_values, {})["household-dns"].values["servers"]
-    assert servers[0]["zones"] == [{"zone": "lab.home.arpa.", "use_tcp": True}]
-    hosts = next(p for p in servers[0]["plugins"] if p["name"] == "hosts")["configBlock"]
+    values = releases_of(example_values, {})["household-dns"].values
+    assert values["domain"] == "lab.home.arpa"
     # w2 has no static address, so no record.
-    assert hosts.splitlines() == [
-        "192.168.10.11 c1.lab.home.arpa",
-        "192.168.10.21 w1.lab.home.arpa",
-        "fallthrough",
+    assert values["hosts"] == [
+        {"name": "c1", "address": "192.168.10.11"},
+        {"name": "w1", "address": "192.168.10.21"},
     ]
+    # The pool's first address (the example's pool is 192.168.10.240-192.168.10.250).
+    assert values["address"] == "192.168.10.240"
 
 
 def test_override_merges_values_and_replaces_fields(example_values: dict[str, Any]) -> None:

@@ -72,9 +72,10 @@ def test_render_writes_matchbox_data_path_layout(tmp_path: Path) -> None:
     }
     assert releases["stubernetes-core"]["waitsFor"] == ["lab-registered"]
     assert releases["openebs"]["waitsFor"] == ["lab-ready"]
-    assert releases["household-dns"]["values"]["servers"][0]["plugins"][1]["configBlock"] == (
-        "192.168.10.11 c1.lab.home.arpa\n192.168.10.21 w1.lab.home.arpa\nfallthrough"
-    )
+    assert releases["household-dns"]["values"]["hosts"] == [
+        {"name": "c1", "address": "192.168.10.11"},
+        {"name": "w1", "address": "192.168.10.21"},
+    ]
 
 
 def test_rendered_material_is_self_consistent(tmp_path: Path) -> None:
