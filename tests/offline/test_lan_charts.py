@@ -1,7 +1,8 @@
 """The LAN releases (MetalLB, Gateway API's CRDs, Envoy Gateway, our stubernetes-lan chart),
-each rendered by Helm's engine from its real chart (tests/offline/upstream-charts, see each
-UPSTREAM file) with the values the program gives it for the example stack. What the API server
-makes of them: tests/real/test_system_releases_real.py."""
+each rendered by Helm's engine from its real chart with the values the program gives it for the
+example stack: the upstream ones from their Go modules at the pinned versions, prepared as each
+project's release prepares them (tests/upstream_charts.py). What the API server makes of them:
+tests/real/test_system_releases_real.py."""
 
 from __future__ import annotations
 
@@ -20,17 +21,12 @@ from chart_tools import (
     render,
     validation_errors,
 )
+from upstream_charts import CHART_SOURCES, release_chart
 
 from stackconfig import StackConfig
 from stackconfig.releases import ReleaseSpec, system_releases
 
-UPSTREAM = Path(__file__).parent / "upstream-charts"
-CHARTS = {
-    "metallb": UPSTREAM / "metallb-0.16.2",
-    "gateway-api": UPSTREAM / "gateway-crds-helm-v1.9.1",
-    "envoy-gateway": UPSTREAM / "gateway-helm-v1.9.1",
-    "lan": chart_dir("stubernetes-lan"),
-}
+RELEASES = (*CHART_SOURCES, "lan")
 # Gateway API's standard channel at v1.6 (sigs.k8s.io/gateway-api@v1.6.3 config/crd/standard:
 # one CRD file per kind, and the safe-upgrades ValidatingAdmissionPolicy).
 STANDARD_KINDS = {
@@ -52,9 +48,13 @@ def release(stack: StackConfig, name: str) -> ReleaseSpec:
     return spec
 
 
+def chart_path(spec: ReleaseSpec) -> Path:
+    return chart_dir("stubernetes-lan") if spec.name == "lan" else release_chart(spec)
+
+
 def rendered(stack: StackConfig, name: str, values: dict[str, Any] | None = None) -> list[Manifest]:
     spec = release(stack, name)
-    with helm_python.Chart.load(CHARTS[name]) as chart:
+    with helm_python.Chart.load(chart_path(spec)) as chart:
         return render(
             chart, spec.values if values is None else values, release=name, namespace=spec.namespace
         )
@@ -62,7 +62,7 @@ def rendered(stack: StackConfig, name: str, values: dict[str, Any] | None = None
 
 @pytest.fixture(scope="module")
 def objects(example_stack: StackConfig) -> Iterator[dict[str, list[Manifest]]]:
-    yield {name: rendered(example_stack, name) for name in CHARTS}
+    yield {name: rendered(example_stack, name) for name in RELEASES}
 
 
 def crd_kinds(objects: list[Manifest], group: str) -> set[str]:

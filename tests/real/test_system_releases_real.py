@@ -1,12 +1,13 @@
 """The system releases against a real API server at the pinned Kubernetes release.
 
-Each release's chart is rendered by the real helm (scripts/tools, helm v3) from its vendored
-copy at the pinned version (tests/offline/upstream-charts, each with its UPSTREAM file; ours
-under charts/) with the values the program registers for it. The CustomResourceDefinitions are
+Each release's chart is rendered by the real helm (scripts/tools, helm v3) with the values the
+program registers for it: ours from charts/, the upstream ones (MetalLB, Envoy Gateway) from their
+Go modules at the pinned versions, prepared as each project's release prepares them
+(tests/upstream_charts.py). The CustomResourceDefinitions are
 then applied for real (a dry run does not register a type) and every other object is applied
 with a server-side dry run: admission, defaulting, the CRDs' schemas and CEL rules, and an API
 the server does not serve fails the test. OpenEBS is left out: its chart is an umbrella of
-charts from other repositories that are not vendored here (stackconfig/component_pins.py).
+charts from other repositories that no Go module here serves (stackconfig/component_pins.py).
 
 No controller runs here: no MetalLB hands out an address, no Envoy Gateway programs a proxy,
 no CoreDNS answers. What these tests show is that the API server takes every object as the
@@ -28,20 +29,15 @@ from control_plane.program_output import ProgramOutput, render_program
 from control_plane.stacks import for_built_kubeadm
 from repo_paths import REPO
 from tool_cache import require_tool
+from upstream_charts import release_chart
 
-from stackconfig.releases import GATEWAY_NAME, GATEWAY_NAMESPACE
+from stackconfig import StackConfig
+from stackconfig.releases import GATEWAY_NAME, GATEWAY_NAMESPACE, system_releases
 
 pytestmark = pytest.mark.real
 
-UPSTREAM = REPO / "tests" / "offline" / "upstream-charts"
-# Each release's chart, where the program names a chart of a repository or registry.
-VENDORED = {
-    "metallb": UPSTREAM / "metallb-0.16.2",
-    "gateway-api": UPSTREAM / "gateway-crds-helm-v1.9.1",
-    "envoy-gateway": UPSTREAM / "gateway-helm-v1.9.1",
-    "household-dns": UPSTREAM / "coredns-1.46.2",
-}
-NOT_VENDORED = {"openebs"}
+# The release whose chart no test can have (stackconfig/component_pins.py, openebs).
+NOT_RENDERED = {"openebs"}
 # The household's example: a Service reached from the LAN through the default Gateway.
 EXAMPLE_ROUTE = REPO / "examples" / "gateway" / "whoami.yaml"
 Manifest = dict[str, Any]
@@ -60,14 +56,17 @@ def plane(
         yield plane
 
 
-def chart_path(release: dict[str, Any]) -> Path:
+def chart_path(release: dict[str, Any], stack: StackConfig) -> Path:
     chart = str(release["chart"])
     if chart.startswith("charts/"):
         return REPO / chart
-    return VENDORED[release["name"]]
+    # The chart and version the program registered are the ones prepared.
+    (spec,) = [r for r in system_releases(stack) if r.name == release["name"]]
+    assert (spec.chart, spec.version) == (chart, release.get("version")), release
+    return release_chart(spec)
 
 
-def helm_template(release: dict[str, Any], work: Path) -> list[Manifest]:
+def helm_template(release: dict[str, Any], stack: StackConfig, work: Path) -> list[Manifest]:
     """`helm template` of the release as the program registers it (name, namespace, values),
     CRDs of a chart's crds/ directory included, as `helm install` would create them."""
     values = work / f"{release['name']}.values.json"
@@ -76,7 +75,7 @@ def helm_template(release: dict[str, Any], work: Path) -> list[Manifest]:
         str(require_tool("helm", "helm")),
         "template",
         str(release["name"]),
-        str(chart_path(release)),
+        str(chart_path(release, stack)),
         "--namespace",
         str(release["namespace"]),
         "--values",
@@ -90,13 +89,13 @@ def helm_template(release: dict[str, Any], work: Path) -> list[Manifest]:
 
 @pytest.fixture(scope="module")
 def rendered(
-    output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
+    output: ProgramOutput, example_stack: StackConfig, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, list[Manifest]]:
     work = tmp_path_factory.mktemp("rendered")
     return {
-        name: helm_template(release, work)
+        name: helm_template(release, example_stack, work)
         for name, release in output.releases.items()
-        if name not in NOT_VENDORED
+        if name not in NOT_RENDERED
     }
 
 
