@@ -16,7 +16,7 @@ which ships iptables (nf_tables); Debian's iptables package provides it here.
   lookup reaches the node's resolver, and the pod still answers on its pod address.
 
 Not tested here: the LoadBalancer address itself, which kube-proxy maps to the pod and MetalLB's
-speaker announces on the LAN; neither runs in these namespaces.
+speaker announces on the LAN: tests/real/test_lan_load_balancer.py runs both.
 """
 
 from __future__ import annotations

@@ -23,10 +23,12 @@ TOOL_VARIABLES = {
     "helm": "HELM",
     "kubernetes": "KUBERNETES",
     "kubelet": "KUBERNETES",
+    "kube-proxy": "KUBERNETES",
     "kubernetes-upgrade": "KUBERNETES_UPGRADE",
     "cni-plugins": "CNI_PLUGINS",
     "containerd": "CONTAINERD",
     "cri-tools": "CRI_TOOLS",
+    "metallb": "METALLB",
     "pulumi": "PULUMI",
     "pulumi-kubernetes": "PULUMI_KUBERNETES",
 }
