@@ -27,6 +27,7 @@ TOOL_VARIABLES = {
     "kubernetes-upgrade": "KUBERNETES_UPGRADE",
     "cni-plugins": "CNI_PLUGINS",
     "containerd": "CONTAINERD",
+    "containerd-shim": "CONTAINERD",
     "cri-tools": "CRI_TOOLS",
     "metallb": "METALLB",
     "pulumi": "PULUMI",
