@@ -38,9 +38,20 @@ BACKUP_SERVICE = "stubernetes-etcd-backup.service"
 BACKUP_TIMER = "stubernetes-etcd-backup.timer"
 SCRIPTS = ("etcd-backup", "etcd-restore", "etcd-tool")
 # etcd's own image, which carries etcdctl and etcdutl (etcd-io/etcd Dockerfile), at the etcd
-# release kubeadm 1.34 to 1.36 runs (kubernetes `cmd/kubeadm/app/constants/constants.go`
-# SupportedEtcdVersion: 3.6.8-0); registry.k8s.io/etcd has no etcdutl.
-ETCD_TOOL_IMAGE = "gcr.io/etcd-development/etcd:v3.6.8"
+# release the stack's kubeadm runs (kubernetes `cmd/kubeadm/app/constants/constants.go`
+# SupportedEtcdVersion: 3.6.8-0 in kubeadm v1.36.3 and v1.36.4, 3.7.0-0 in kubeadm v1.37.2,
+# whose map stops at 36 and falls back to its newest for 37, EtcdSupportedVersion);
+# registry.k8s.io/etcd has no etcdutl. On a running controller, etcd-tool takes the release of
+# the etcd its manifest names instead (an upgrade in place changes it, not backup.env).
+ETCD_TOOL_REPOSITORY = "gcr.io/etcd-development/etcd"
+ETCD_TOOL_RELEASES = {35: "v3.6.8", 36: "v3.6.8", 37: "v3.7.0"}
+
+
+def etcd_tool_image(stack: StackConfig) -> str:
+    minor = int(stack.cluster.kubernetes_release.split(".")[1])
+    return f"{ETCD_TOOL_REPOSITORY}:{ETCD_TOOL_RELEASES[minor]}"
+
+
 # The flag that lets `kubeadm init` start on a restored data directory.
 RESTORED_PREFLIGHT = "--ignore-preflight-errors=DirAvailable--var-lib-etcd"
 
@@ -74,7 +85,7 @@ def backup_env(stack: StackConfig, machine: Machine) -> str:
     values = {
         "cluster": stack.cluster.name,
         "keep": str(backups.keep),
-        "etcd_image": ETCD_TOOL_IMAGE,
+        "etcd_image": etcd_tool_image(stack),
         "s3_endpoint": s3.endpoint if s3 else "",
         "s3_bucket": s3.bucket if s3 else "",
         "s3_region": s3.region if s3 else "",

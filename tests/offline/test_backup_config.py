@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from control_plane.program_output import ignition_files
 
 from ignition.etcd_backup import (
@@ -19,6 +20,7 @@ from ignition.etcd_backup import (
     BACKUP_TIMER,
     RESTORE_HOOK,
     S3_CURL_CONFIG,
+    backup_env,
     backup_key,
     backup_units,
     restores,
@@ -123,3 +125,26 @@ def test_every_controller_lost_the_init_controller_restores_the_named_snapshot()
     stack = parse_stack_config(values)
     assert not restores(stack, stack.machine("c1"))
     assert kubeadm_command(stack, stack.machine("c1"), cluster_exists=True) == "join"
+
+
+@pytest.mark.parametrize(
+    ("version", "image"),
+    [
+        ("1.35.8", "gcr.io/etcd-development/etcd:v3.6.8"),
+        ("1.36.4", "gcr.io/etcd-development/etcd:v3.6.8"),
+        # kubeadm v1.37.2 cmd/kubeadm/app/constants/constants.go SupportedEtcdVersion: 3.7.0-0.
+        ("1.37.2", "gcr.io/etcd-development/etcd:v3.7.0"),
+    ],
+)
+def test_the_tool_image_is_etcds_release_that_the_stacks_kubeadm_runs(
+    version: str, image: str
+) -> None:
+    values = _values()
+    values["cluster"]["kubernetesVersion"] = version
+    if version.startswith("1.37"):
+        values["cluster"]["binarySha256"] = {
+            n: "ab" * 32 for n in ("kubeadm", "kubectl", "kubelet")
+        }
+    stack = parse_stack_config(values)
+    env = _env(backup_env(stack, stack.machine("c1")).encode())
+    assert env["ETCD_IMAGE"] == image

@@ -51,7 +51,9 @@ from real_process import RealProcess, start
 from repo_paths import REPO
 from tool_cache import require_tool, tool_bin, tool_version
 
-from ignition.etcd_backup import BACKUP_ENV, BACKUP_KEY, BACKUP_LIB, ETCD_TOOL_IMAGE
+from ignition.etcd_backup import BACKUP_ENV, BACKUP_KEY, BACKUP_LIB, etcd_tool_image
+from stackconfig import parse_stack_config
+from stackconfig.stackfile import read_stack_values
 from stubernetes.cli import main
 
 pytestmark = [
@@ -291,7 +293,7 @@ def test_etcd_tool_finds_the_imported_image_and_runs_etcdctl_from_it(
     controller: Controller, imported: float
 ) -> None:
     image = controller.settings["ETCD_IMAGE"]
-    assert image == ETCD_TOOL_IMAGE
+    assert image == etcd_tool_image(parse_stack_config(read_stack_values(BACKUP_STACK)[0]))
     ready = controller.ctr("images", "check", "--quiet", f"name=={image}")
     assert ready.stdout.split() == [image], ready.stdout + ready.stderr
     done = controller.etcd_tool("etcdctl", "version")
@@ -391,3 +393,33 @@ def test_an_image_not_there_is_pulled(controller: Controller, imported: float) -
     assert "gcr.io" in done.stderr, done.stderr
     assert controller.ctr("images", "list", "--quiet", f"name=={absent}").stdout.split() == []
     print(f"pull without a registry: {done.stderr.strip().splitlines()[-1]}")
+
+
+def test_the_running_etcds_release_chooses_the_image(
+    controller: Controller, imported: float
+) -> None:
+    """On a controller whose etcd kubeadm runs from a manifest (an upgrade in place may have
+    moved it to a newer etcd than its backup.env names), etcd-tool takes etcd's own image of
+    that release: here backup.env's image is one that is not there (its pull would fail, as
+    above), the manifest names the release the imported archive is tagged with, and the tool
+    runs from it."""
+    release = tool_version("etcd").removeprefix("v")
+    tagged = f"gcr.io/etcd-development/etcd:v{release}"
+    source = controller.settings["ETCD_IMAGE"]
+    done = controller.ctr("images", "tag", "--force", source, tagged)
+    assert done.returncode == 0, done.stderr
+    # kubeadm's etcd manifest, as far as the tool reads it (its image line).
+    manifest = controller.host_path("/var/lib/etcd-manifest/etcd.yaml")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - command:\n    - etcd\n"
+        f"    image: registry.k8s.io/etcd:{release}-0\n    name: etcd\n"
+    )
+    done = controller.inside(
+        ["env", "ETCD_IMAGE=gcr.io/etcd-development/etcd:v0.0.0-not-imported",
+         "ETCD_MANIFEST=/var/lib/etcd-manifest/etcd.yaml",
+         f"STATE_DIR={controller.settings['STATE_DIR']}",
+         str(controller.scripts / "etcd-tool"), "etcdctl", "version"]
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"etcdctl version: {release}" in done.stdout
