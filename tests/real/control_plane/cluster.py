@@ -8,6 +8,11 @@ the init controller's address and the API endpoint's (control_plane.netns). Ever
 that talks to the cluster (kubectl, helm, kubeadm, the program's scripts) runs in that
 namespace through `ControlPlane.wrap`. `ControlPlane.stop` ends every process and the
 namespace; `RealProcess.log_tail` is what a failing test attaches.
+
+With `kubelet=True` the components are not started one by one: the kubelet stand-in
+(control_plane.kubelet_standin) runs the manifests as a kubelet would, posts their mirror Pods
+and the Node, and restarts a component whose manifest changes (what `kubeadm upgrade apply`
+needs); `ControlPlane.kubelet` is its handle.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,9 +32,10 @@ from typing import Any
 import yaml
 from cryptography import x509
 from real_process import RealProcess, start
-from tool_cache import require_tool
+from tool_cache import require_tool, tool_bin, tool_version
 
-from control_plane.kubeadm import KubeadmRun, config_args, kubeadm, machine_root
+from control_plane.kubeadm import MANIFESTS_DIR, KubeadmRun, config_args, kubeadm, machine_root
+from control_plane.kubelet_standin import StandInConfig
 from control_plane.netns import NetworkNamespace, start_network_namespace
 from control_plane.program_output import ProgramOutput
 from control_plane.static_pods import StaticPod, Translation, read_static_pods
@@ -48,6 +55,9 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 # KubeControllerManagerPort 10257, KubeSchedulerPort 10259) where the manifest names none.
 CONTROLLER_MANAGER_PORT = 10257
 SCHEDULER_PORT = 10259
+# The tool with the control plane of the release machines are upgraded to (scripts/tools).
+UPGRADE_CONTROL_PLANE = "kubernetes-upgrade-control-plane"
+REAL_TESTS = Path(__file__).resolve().parents[1]
 
 
 def kubectl_binary() -> Path:
@@ -77,6 +87,8 @@ class ControlPlane:
     processes: list[RealProcess] = field(default_factory=list)
     pods: dict[str, StaticPod] = field(default_factory=dict)
     argv: dict[str, list[str]] = field(default_factory=dict)
+    # The kubelet stand-in, when the plane was started with one.
+    kubelet: KubeletStandIn | None = None
 
     @property
     def server(self) -> str:
@@ -150,6 +162,75 @@ class ControlPlane:
         assert not dead, "exited: " + "\n".join(p.log_tail() for p in dead)
 
 
+@dataclass(frozen=True)
+class KubeletStandIn:
+    process: RealProcess
+    config: StandInConfig
+
+    def events(self) -> list[dict[str, Any]]:
+        """What it did, in order (control_plane.kubelet_standin StandIn.event)."""
+        if not self.config.events.exists():
+            return []
+        return [json.loads(line) for line in self.config.events.read_text().splitlines()]
+
+    def log_tails(self, lines: int = 60) -> str:
+        """Its own log and each component's."""
+        tails = [self.process.log_tail(lines)]
+        for log in sorted(self.config.logs.glob("*.log")):
+            if log.stem in COMPONENTS:
+                text = log.read_text(errors="replace").splitlines()[-lines:]
+                tails.append(f"--- last lines of {log} ---\n" + "\n".join(text))
+        return "\n".join(tails)
+
+
+def standin_binaries() -> dict[str, dict[str, str]]:
+    """Image tag -> component -> binary: the tool "kubernetes"'s release, and the upgrade's
+    when its control plane is built (scripts/tools kubernetes-upgrade-control-plane)."""
+    binaries = {
+        tool_version("kubernetes"): {
+            name: str(require_tool("kubernetes", name)) for name in COMPONENTS[1:]
+        }
+    }
+    upgrade = {name: tool_bin(UPGRADE_CONTROL_PLANE, name) for name in COMPONENTS[1:]}
+    if all(upgrade.values()):
+        binaries[tool_version(UPGRADE_CONTROL_PLANE)] = {k: str(v) for k, v in upgrade.items()}
+    return binaries
+
+
+def start_kubelet_standin(
+    output: ProgramOutput,
+    root: Path,
+    namespace: NetworkNamespace,
+    logs: Path,
+    ready: Callable[[], bool],
+) -> KubeletStandIn:
+    """The kubelet stand-in for the init controller, started in its network namespace; returns
+    once `ready()` (every component answers)."""
+    init = output.stack.init_controller
+    assert init.address is not None, "the init controller needs an address of its own"
+    config = StandInConfig(
+        root=root,
+        manifests=root / MANIFESTS_DIR.lstrip("/"),
+        node=init.name,
+        node_address=str(init.address.ip),
+        kubeconfig=root / "etc/kubernetes/kubelet.conf",
+        logs=logs,
+        events=logs / "kubelet-standin.events.jsonl",
+        binaries=standin_binaries(),
+        etcd_binary=str(require_tool("etcd", "etcd")),
+        # The kubelet a machine of the stack runs before any upgrade.
+        kubelet_version=tool_version("kubelet"),
+    )
+    config_file = logs / "kubelet-standin.json"
+    config_file.write_text(config.to_json())
+    argv = [sys.executable, "-m", "control_plane.kubelet_standin", str(config_file)]
+    env = {**_no_proxy(), "PYTHONPATH": str(REAL_TESTS), "PYTHONUNBUFFERED": "1"}
+    process = start(
+        "kubelet-standin", namespace.wrap(argv), logs, ready, timeout_seconds=240, env=env
+    )
+    return KubeletStandIn(process, config)
+
+
 def namespace_addresses(output: ProgramOutput) -> set[str]:
     """The init controller's own address and the API endpoint's host."""
     addresses = {output.stack.cluster.api_host}
@@ -160,12 +241,16 @@ def namespace_addresses(output: ProgramOutput) -> set[str]:
 
 
 def start_control_plane(
-    output: ProgramOutput, work: Path, prepare: Callable[[Path], None] | None = None
+    output: ProgramOutput,
+    work: Path,
+    prepare: Callable[[Path], None] | None = None,
+    kubelet: bool = False,
 ) -> ControlPlane:
     """The init controller's control plane, started from kubeadm's output; stop it with
     `ControlPlane.stop` (done here too when a component does not come up). `prepare` gets the
     machine's root once kubeadm has written its files, before anything starts (a restore of
-    etcd's data directory, as a reinstalled controller's does before its etcd starts)."""
+    etcd's data directory, as a reinstalled controller's does before its etcd starts).
+    `kubelet`: the kubelet stand-in runs the components (see the module)."""
     init = output.init_controller
     root = machine_root(init, work / f"{init.name}-root")
     ca_file = work / "ca.crt"
@@ -202,18 +287,25 @@ def start_control_plane(
             ),
         }
         for name in COMPONENTS:
-            argv = translation.argv(pods[name], binaries[name])
-            plane.argv[name] = argv
-            plane.processes.append(
-                start(
-                    name,
-                    namespace.wrap(argv),
-                    logs,
-                    readiness[name],
-                    timeout_seconds=180,
-                    env=_no_proxy(),
-                )
+            plane.argv[name] = translation.argv(pods[name], binaries[name])
+        if kubelet:
+            # It starts them all at once, as a kubelet does; ready once every one answers.
+            plane.kubelet = start_kubelet_standin(
+                output, root, namespace, logs, lambda: all(readiness[n]() for n in COMPONENTS)
             )
+            plane.processes.append(plane.kubelet.process)
+        else:
+            for name in COMPONENTS:
+                plane.processes.append(
+                    start(
+                        name,
+                        namespace.wrap(plane.argv[name]),
+                        logs,
+                        readiness[name],
+                        timeout_seconds=180,
+                        env=_no_proxy(),
+                    )
+                )
         # The first phase of `kubeadm init` that talks to the API server; its client binds
         # admin.conf's group kubeadm:cluster-admins to cluster-admin on the way
         # (`cmd/kubeadm/app/cmd/init.go` initData.Client ->
@@ -230,10 +322,12 @@ def start_control_plane(
 
 
 @contextmanager
-def running_control_plane(output: ProgramOutput, work: Path) -> Iterator[ControlPlane]:
+def running_control_plane(
+    output: ProgramOutput, work: Path, kubelet: bool = False
+) -> Iterator[ControlPlane]:
     """`start_control_plane` for a `with` block: stopped on leaving it, when every process it
     started must have ended."""
-    plane = start_control_plane(output, work)
+    plane = start_control_plane(output, work, kubelet=kubelet)
     started = [*plane.processes, plane.namespace.holder]
     try:
         yield plane

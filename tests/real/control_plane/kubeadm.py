@@ -70,10 +70,11 @@ def kubeadm(
     timeout: float = 180,
     check: bool = True,
     wrap: Callable[[Sequence[str]], list[str]] | None = None,
+    binary: Path | None = None,
 ) -> KubeadmRun:
-    """Run kubeadm (inside `rootfs` when given, through `wrap`, e.g. into a network namespace);
-    raise with its whole output when it fails."""
-    argv = [str(kubeadm_binary()), *args]
+    """Run kubeadm (inside `rootfs` when given, through `wrap`, e.g. into a network namespace;
+    `binary`, else the tool "kubernetes"'s); raise with its whole output when it fails."""
+    argv = [str(binary or kubeadm_binary()), *args]
     if rootfs is not None:
         argv.append(f"--rootfs={rootfs}")
     if wrap is not None:

@@ -17,8 +17,6 @@ from typing import Any
 
 import yaml
 
-from control_plane.kubeadm import MANIFESTS_DIR
-
 
 @dataclass(frozen=True)
 class StaticPod:
@@ -37,18 +35,24 @@ class StaticPod:
         return {k: v for k, _, v in (a.partition("=") for a in self.command[1:])}
 
 
+def static_pod(name: str, manifest: dict[str, Any]) -> StaticPod:
+    """One manifest kubeadm wrote (one container, every flag in its command)."""
+    spec = manifest["spec"]
+    (container,) = spec["containers"]
+    assert not container.get("args"), f"{name}: kubeadm puts every flag in command"
+    volumes = {v["name"]: v["hostPath"]["path"] for v in spec.get("volumes", []) if "hostPath" in v}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts", [])}
+    return StaticPod(name, list(container["command"]), mounts, manifest)
+
+
 def read_static_pods(root: Path) -> dict[str, StaticPod]:
+    # Imported here: the kubelet stand-in (control_plane.kubelet_standin) uses this module in a
+    # process of its own, which needs none of the program's modules control_plane.kubeadm imports.
+    from control_plane.kubeadm import MANIFESTS_DIR
+
     pods: dict[str, StaticPod] = {}
     for path in sorted((root / MANIFESTS_DIR.lstrip("/")).glob("*.yaml")):
-        manifest = yaml.safe_load(path.read_text())
-        spec = manifest["spec"]
-        (container,) = spec["containers"]
-        assert not container.get("args"), f"{path.name}: kubeadm puts every flag in command"
-        volumes = {
-            v["name"]: v["hostPath"]["path"] for v in spec.get("volumes", []) if "hostPath" in v
-        }
-        mounts = {m["mountPath"]: volumes[m["name"]] for m in container.get("volumeMounts", [])}
-        pods[path.stem] = StaticPod(path.stem, list(container["command"]), mounts, manifest)
+        pods[path.stem] = static_pod(path.stem, yaml.safe_load(path.read_text()))
     return pods
 
 
