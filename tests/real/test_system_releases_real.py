@@ -89,11 +89,11 @@ def helm_template(release: dict[str, Any], stack: StackConfig, work: Path) -> li
 
 @pytest.fixture(scope="module")
 def rendered(
-    output: ProgramOutput, example_stack: StackConfig, tmp_path_factory: pytest.TempPathFactory
+    output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, list[Manifest]]:
     work = tmp_path_factory.mktemp("rendered")
     return {
-        name: helm_template(release, example_stack, work)
+        name: helm_template(release, output.stack, work)
         for name, release in output.releases.items()
         if name not in NOT_RENDERED
     }
