@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from ignition.snippet_collisions import snippet_collisions
+from stackconfig.flavor_checks import flavor_problems
 from stackconfig.model import StackConfig
 from stackconfig.parse import parse_stack_config
 from stackconfig.problems import ConfigError
@@ -31,6 +32,10 @@ def checked_stack_config(
         stack = parse_stack_config(values, yaml_texts=yaml_texts)
     except ConfigError as error:
         raise ConfigError([*error.problems, *problems]) from None
+    # A flavor the program cannot build for yet is refused before its Ignition is generated.
+    unbuilt = flavor_problems(stack)
+    if unbuilt:
+        raise ConfigError([*problems, *unbuilt])
     problems += snippet_collisions(stack)
     if problems:
         raise ConfigError(problems)

@@ -37,6 +37,7 @@ from stackconfig.labels import (
     check_taint_key,
     check_taint_value,
 )
+from stackconfig.os_flavor import flatcar_version_problem, other_flavor_field_problem
 from stackconfig.os_version import build_id_problem
 from stackconfig.release_digests import (
     missing_digests,
@@ -242,25 +243,63 @@ class Cluster(StrictModel):
 
 
 class OperatingSystem(StrictModel):
-    flavor: Literal["fedora-coreos"] = "fedora-coreos"
-    """The operating system installed: Fedora CoreOS."""
+    flavor: Literal["fedora-coreos", "flatcar"] = "fedora-coreos"
+    """The operating system installed: Fedora CoreOS, or Flatcar Container Linux."""
     stream: Literal["stable", "testing", "next"] = "stable"
-    """The Fedora CoreOS stream the build comes from."""
+    """Fedora CoreOS only: the stream the build comes from."""
+    channel: Literal["stable", "beta", "alpha"] | None = None
+    """Flatcar only: the channel the release comes from (none: stable)."""
     version: str
-    """The exact Fedora CoreOS build the machines install, e.g. 42.20250721.3.0: a build of
-    `stream` (its third field is the stream's number: next 1, testing 2, stable 3)."""
+    """The exact release the machines install. Fedora CoreOS: a build of `stream`, e.g.
+    42.20250721.3.0 (its third field is the stream's number: next 1, testing 2, stable 3).
+    Flatcar: a release of `channel`, e.g. 4593.2.5 (its second field is the channel's number:
+    alpha 0, beta 1, stable 2)."""
     cached_install: bool = False
-    """Serve kernel, initramfs and rootfs from Matchbox's /assets/fedora-coreos/."""
+    """Serve the boot files from Matchbox's /assets/fedora-coreos/ (Flatcar: /assets/flatcar/)."""
 
-    @field_validator("version")
+    # `flavor` is validated first (field order): a field of the other flavor is refused by
+    # name; when the flavor is itself refused it is absent, and the fields are checked alone.
+    @field_validator("stream")
     @classmethod
-    def _build_of_stream(cls, value: str, info: ValidationInfo) -> str:
-        # `stream` is validated first (field order); when it is itself refused it is absent,
-        # and the version is checked on its own.
-        problem = build_id_problem(value, info.data.get("stream"))
+    def _fcos_stream(cls, value: str, info: ValidationInfo) -> str:
+        problem = other_flavor_field_problem("stream", info.data.get("flavor"))
         if problem is not None:
             raise ValueError(problem)
         return value
+
+    @field_validator("channel")
+    @classmethod
+    def _flatcar_channel(cls, value: str | None, info: ValidationInfo) -> str | None:
+        problem = other_flavor_field_problem("channel", info.data.get("flavor"))
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _release_of_stream(cls, value: str, info: ValidationInfo) -> str:
+        # `stream` and `channel` come first; when one is itself refused it is absent, and the
+        # version is checked on its own.
+        flavor = info.data.get("flavor")
+        if flavor == "flatcar":
+            channel = (info.data["channel"] or "stable") if "channel" in info.data else None
+            problem = flatcar_version_problem(value, channel)
+        elif flavor == "fedora-coreos":
+            problem = build_id_problem(value, info.data.get("stream"))
+        else:
+            problem = None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @property
+    def is_flatcar(self) -> bool:
+        return self.flavor == "flatcar"
+
+    @property
+    def flatcar_channel(self) -> str:
+        """The Flatcar channel the release comes from: `channel`, or stable."""
+        return self.channel or "stable"
 
 
 class Matchbox(StrictModel):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ignition.node_binaries import node_downloads
 from ignition.pxe import fcos_install_boot
 from stackconfig import StackConfig
+from stubernetes.flatcar_assets import flatcar_assets_text
 
 DEFAULT_ASSETS_PATH = "/var/lib/matchbox/assets"
 
@@ -56,6 +57,8 @@ def cached_assets(stack: StackConfig) -> list[Asset]:
 
 def assets_text(stack: StackConfig, assets_path: str = DEFAULT_ASSETS_PATH) -> str:
     os = stack.os
+    if os.is_flatcar:
+        return flatcar_assets_text(stack, assets_path)
     state = (
         "on: the profiles boot from Matchbox's /assets/"
         if os.cached_install
