@@ -55,6 +55,19 @@ def test_an_ask_is_carried_out_in_kubeadms_order(tmp_path: Path) -> None:
     ]
 
 
+def test_a_controller_gives_kubeadm_its_patches_again(tmp_path: Path) -> None:
+    # kubeadm writes the manifests anew and keeps no patches directory in the cluster: without
+    # --patches an upgrade drops etcd's SELinux level
+    # (tests/real/test_kubeadm_upgrade_apply_real.py).
+    world = UpgradeWorld.make(tmp_path)
+    (tmp_path / "kubeadm-patches").mkdir()
+    world.ask(how="apply")
+    assert world.run().returncode == 0
+    upgraded(world)
+    patches = tmp_path / "kubeadm-patches"
+    assert kubeadm_upgrades(world) == [f"{NEW} upgrade apply v{NEW} --yes --patches {patches}"]
+
+
 def test_a_worker_runs_kubeadm_upgrade_node(tmp_path: Path) -> None:
     world = UpgradeWorld.make(tmp_path)
     world.ask(how="node")

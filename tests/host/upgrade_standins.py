@@ -174,6 +174,8 @@ class UpgradeWorld:
             "STUBERNETES_STATE_DIR": str(self.state),
             "STUBERNETES_KUBELET_KUBECONFIG": str(self.root / "kubelet.conf"),
             "STUBERNETES_NODE_NAME": "w1",
+            # A worker's: none there unless a test makes it (a controller's).
+            "STUBERNETES_KUBEADM_PATCHES": str(self.root / "kubeadm-patches"),
             "KILL_AT": str(kill_at),
             "KILL_WHEN": kill_when,
         }

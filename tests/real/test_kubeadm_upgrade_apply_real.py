@@ -11,8 +11,9 @@ upgrade step leaves it before it asks (components/scripts/upgrade-machine drain_
 cordon, then evict; nothing here runs on the Node but its static Pods, which a drain skips).
 
 Then kubeadm v1.36.4 (the tool "kubernetes-upgrade") runs `kubeadm upgrade apply v1.36.4
---yes`, ignition/files/upgrade/stubernetes-upgrade's command line, with kubeadm's defaults the
-service keeps (--certificate-renewal=true, --etcd-upgrade=true: kubernetes
+--yes --patches /etc/stubernetes/kubeadm-patches`, ignition/files/upgrade/stubernetes-upgrade's
+command line on a controller, with kubeadm's defaults the service keeps
+(--certificate-renewal=true, --etcd-upgrade=true: kubernetes
 `cmd/kubeadm/app/cmd/upgrade/apply.go` newCmdApply, `cmd/kubeadm/app/cmd/upgrade/common.go`
 addApplyPlanFlags). What differs from the machine, and why:
 - `--rootfs=<scratch root>`: kubeadm chroots there, so /etc/kubernetes is the machine's own
@@ -52,7 +53,7 @@ from control_plane.stacks import for_built_kubeadm
 from cryptography import x509
 from tool_cache import require_tool, tool_bin, tool_version
 
-from ignition.kubeadm import ETCD_SELINUX_LEVEL
+from ignition.kubeadm import ETCD_SELINUX_LEVEL, KUBEADM_PATCHES
 
 pytestmark = pytest.mark.real
 
@@ -221,7 +222,7 @@ def upgrade(output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory) -> 
             begun = time.monotonic()
             run = kubeadm(
                 [
-                    "upgrade", "apply", RELEASE, "--yes",
+                    "upgrade", "apply", RELEASE, "--yes", "--patches", KUBEADM_PATCHES,
                     f"--ignore-preflight-errors={','.join(UPGRADE_HOST_CHECKS)}",
                 ],
                 rootfs=root,
@@ -346,16 +347,6 @@ def _selinux_level(manifest: dict[str, Any]) -> str | None:
     return str(level) if level is not None else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the upgrade service runs `kubeadm upgrade apply v<release> --yes` without "
-    "--patches: kubeadm writes etcd's manifest anew (performEtcdStaticPodUpgrade, "
-    "CreateLocalEtcdStaticPodManifestFile with the patches directory of its flags or its "
-    "UpgradeConfiguration, none here) and drops the program's etcd patch, the fixed SELinux "
-    "level that keeps /var/lib/etcd readable after a reboot (ignition/kubeadm.py ETCD_PATCH); "
-    "the patches directory is node-local, never in the kubeadm-config ConfigMap",
-)
 def test_etcd_keeps_the_programs_selinux_level(upgrade: Upgrade) -> None:
     assert _selinux_level(upgrade.manifests_before["etcd"]) == ETCD_SELINUX_LEVEL
     assert _selinux_level(upgrade.manifests_after["etcd"]) == ETCD_SELINUX_LEVEL
