@@ -213,6 +213,18 @@ STEPS = [
         cluster={"api": "down", "nodes": {}},
     ),
     Step(
+        "cluster facts: the API server does not answer",
+        "cluster-facts",
+        {**KUBE, "REQUEST_TIMEOUT": "1s"},
+        cluster={"api": "down", "nodes": {}},
+    ),
+    Step(
+        "cluster facts: a machine's report",
+        "cluster-facts",
+        {**KUBE, "REQUEST_TIMEOUT": "1s"},
+        cluster={"nodes": nodes("w1"), "configmaps": {"stubernetes-status-w1": LONG_REPORT}},
+    ),
+    Step(
         "network boot: IPMI, a machine that is on",
         "network-boot-once",
         {**BMC, "MACHINE": "w1", "BOOT_METHOD": "ipmi", "REDFISH_SYSTEM": SYSTEM},
