@@ -56,9 +56,10 @@ PINS: Final = (
         "chart openebs, https://openebs.github.io/openebs",
         "4.6.0",
         "2026-08-24",
-        "OpenEBS v4.6.0 release notes (Local PV Hostpath v4.6.0); chart not vendored, so not "
-        "rendered in the tests: the openebs/openebs snapshot reachable here ends at 4.2.0, and "
-        "the chart is an umbrella over charts of other repositories",
+        "OpenEBS v4.6.0 release notes (Local PV Hostpath v4.6.0; v4.6.1 keeps Hostpath at "
+        "v4.6.0); not rendered in the tests: no registry this project reaches serves the chart "
+        "(OpenEBS is no Go module, and the chart is an umbrella over charts of other "
+        "repositories)",
     ),
     Pin(
         "metallb",
