@@ -13,10 +13,19 @@ from stackconfig.problems import Problem, machine_where
 FLATCAR_PXE_SET_ARGS = ("initrd", "flatcar.first_boot", "ignition.config.url", "flatcar.config.url")
 
 
-def flavor_problems(stack: StackConfig) -> list[Problem]:
+def unbuilt_flavor_problems(stack: StackConfig) -> list[Problem]:
+    """What the program cannot build for the stack's flavor yet: a stack that can only be
+    listed (`stubernetes assets`), not rendered or deployed."""
     if not stack.os.is_flatcar:
         return []
-    problems = [Problem("stubernetes:os", "flavor", flatcar_machine_problem())]
+    return [Problem("stubernetes:os", "flavor", flatcar_machine_problem())]
+
+
+def flavor_problems(stack: StackConfig) -> list[Problem]:
+    """The machines' fields that clash with what the flavor's boot sets itself."""
+    if not stack.os.is_flatcar:
+        return []
+    problems = []
     for machine in stack.machines:
         for index, arg in enumerate(machine.installer_kernel_args):
             key = arg.partition("=")[0]
