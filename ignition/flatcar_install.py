@@ -20,7 +20,10 @@ because future versions of Ignition will only support ignition.config.url", migr
 With `cachedInstall` the files come from Matchbox's `/assets/flatcar/<version>/` (Typhoon's
 `cached_kernel`, and poseidon/matchbox scripts/get-flatcar's layout).
 
-`flatcar-install` (flatcar/init bin/flatcar-install): `-d DEVICE -C CHANNEL -V VERSION -i IGNITION`,
+`flatcar-install` is in the PXE-booted system (flatcar-website deploy/bare-metal/
+installing-to-disk.md: "If you boot Flatcar Container Linux via PXE, the install script is
+already installed";
+flatcar/init bin/flatcar-install): `-d DEVICE -C CHANNEL -V VERSION -i IGNITION`,
 and `-b BASEURL`, "URL to the image mirror", from which it downloads
 `<BASEURL>/<VERSION>/flatcar_production_image.bin.bz2` and its `.sig`, checked with gpg against the
 Flatcar image signing key it carries (GPG_LONG_ID E25D9AED0593B34A) before the image is written.
