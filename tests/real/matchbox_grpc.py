@@ -24,7 +24,9 @@ import ipaddress
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import threading
 import types
 import urllib.error
@@ -75,12 +77,28 @@ def escape_module_path(path: str) -> str:
 
 
 def module_source(module: str, version: str) -> Path:
-    """The unpacked source of ``module@version``; raises when the build never fetched it."""
+    """The unpacked source of ``module@version``. A module the tool's build fetched may be gone
+    since (``go clean -modcache`` empties the cache and leaves the built tools): then it is
+    fetched again from the module proxy (``go mod download -json``, whose ``Dir`` is where it
+    lands); raises when that fails."""
     directory = go_module_cache() / f"{escape_module_path(module)}@{version}"
-    if not directory.is_dir():
+    if directory.is_dir():
+        return directory
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
+    with tempfile.TemporaryDirectory() as scratch:
+        done = subprocess.run(
+            ["go", "mod", "download", "-json", f"{module}@{version}"],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    if done.returncode != 0 or not directory.is_dir():
         raise RuntimeError(
-            f"{module}@{version} is not in the Go module cache ({directory}): "
-            "run ./scripts/tools, which fetches it to build the tool"
+            f"{module}@{version} is not in the Go module cache ({directory}) and `go mod "
+            f"download` did not bring it: {done.stdout[-500:]}{done.stderr[-500:]}"
         )
     return directory
 
