@@ -21,7 +21,12 @@ Plain data in, problems out, one per rule, each naming the rule's upstream sourc
   (stackconfig/removal.py), kubeadm upgrades "one control plane node at a time" of a fixed set
   (kubeadm-upgrade, "Upgrade control plane nodes"), and a controller that joins mid-rollout
   would join with the new release while the others run the old one; add or remove
-  controllers in an update of their own.
+  controllers in an update of their own;
+- no bump while a worker joins: a worker added or reinstalled boots the stack's release from its
+  Ignition and may join before the controllers run it, and "kubelet must not be newer than
+  kube-apiserver" (kubernetes.io/releases/version-skew-policy/, "kubelet"); a worker removed
+  is no such problem. A rollout is one update: until it completes, the recorded release is the
+  old one and the same rule refuses a reinstall in the update that resumes it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ DOWNGRADE_SOURCE = (
     "kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/ documents upgrades "
     "only; etcd.io/docs/v3.6/downgrades/"
 )
+KUBELET_SKEW_SOURCE = "kubernetes.io/releases/version-skew-policy/ ('kubelet')"
 MEMBERSHIP_SOURCE = (
     "kubeadm-upgrade, 'Upgrade control plane nodes'; etcd.io/docs/v3.6/op-guide/"
     "runtime-configuration/"
@@ -84,8 +90,28 @@ def changed_controllers(outputs: Mapping[str, Any], stack: StackConfig) -> list[
     return sorted(changed)
 
 
+def joining_workers(outputs: Mapping[str, Any], stack: StackConfig) -> list[str]:
+    """The workers added or reinstalled since the last update, by name: each one boots the
+    stack's release from its Ignition and joins with it."""
+    before = {m.name: m for m in previous_machines(outputs) if not m.is_controller}
+    if not previous_machines(outputs):
+        return []
+    return sorted(
+        m.name
+        for m in stack.machines
+        if not m.is_controller
+        and (
+            m.name not in before
+            or (before[m.name].generation is not None and before[m.name].generation != m.generation)
+        )
+    )
+
+
 def release_problems(
-    running: str | None, wanted: str, controllers_changed: list[str]
+    running: str | None,
+    wanted: str,
+    controllers_changed: list[str],
+    workers_joining: list[str] | None = None,
 ) -> list[Problem]:
     """The refusals of going from `running` (None: unknown) to `wanted`."""
     if running is None or running == wanted:
@@ -123,6 +149,19 @@ def release_problems(
                 f"separate updates ({MEMBERSHIP_SOURCE})",
             )
         )
+    if workers_joining:
+        problems.append(
+            Problem(
+                WHERE,
+                FIELD,
+                f"{running} to {wanted} in the same update as a worker joining ("
+                + ", ".join(workers_joining)
+                + " added or reinstalled): it would join with "
+                f"{wanted} before the controllers run it, and a kubelet must not be newer than "
+                f"the API server; add or reinstall it in an update of its own, before or after "
+                f"the upgrade ({KUBELET_SKEW_SOURCE})",
+            )
+        )
     return problems
 
 
@@ -132,4 +171,5 @@ def stack_upgrade_problems(outputs: Mapping[str, Any], stack: StackConfig) -> li
         previous_release(outputs),
         stack.cluster.kubernetes_release,
         changed_controllers(outputs, stack),
+        joining_workers(outputs, stack),
     )

@@ -117,6 +117,40 @@ def test_controllers_changed_since_the_last_update(
     assert [p.message.split("(")[1].split(" added")[0] for p in problems] == expected
 
 
+def another_worker(values: dict[str, Any]) -> dict[str, Any]:
+    """w2's settings for a new machine: its own MAC and the next free address."""
+    worker = copy.deepcopy(values["machines"]["w2"])
+    worker["mac"] = "52:54:00:a1:00:99"
+    if "address" in worker:
+        ip, _, prefix = worker["address"].partition("/")
+        worker["address"] = f"{ip.rsplit('.', 1)[0]}.99/{prefix}" if prefix else ip
+    return worker
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda v: v["machines"]["w1"].update(generation=2), ["w1 added or reinstalled"]),
+        (lambda v: v["machines"].update(w9=another_worker(v)), ["w9 added or reinstalled"]),
+        (lambda v: v["machines"].pop("w2"), []),  # a worker that leaves joins with nothing
+    ],
+)
+def test_a_bump_while_a_worker_joins_is_refused(
+    example_values: dict[str, Any], change: Any, expected: list[str]
+) -> None:
+    before = sized_stack(example_values, 3, 2)
+    after = copy.deepcopy(before)
+    change(after)
+    after["cluster"]["kubernetesVersion"] = "1.36.4"
+    problems = stack_upgrade_problems(previous_outputs(before, "1.35.8"), parse_stack_config(after))
+    assert [p.message.split("(")[1].split(")")[0] for p in problems] == expected
+    for problem in problems:
+        assert "a kubelet must not be newer than the API server" in problem.message
+    # The same change without a bump is no upgrade's business.
+    after["cluster"]["kubernetesVersion"] = "1.35.8"
+    assert stack_upgrade_problems(previous_outputs(before, "1.35.8"), parse_stack_config(after)) == []
+
+
 def test_an_earlier_render_refuses_a_skipped_minor_and_renders_the_next(
     example_values: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
