@@ -35,7 +35,11 @@ as it does. In it:
     with a new boot ID, once no Ready Node of its name is left (``kubeadm join`` refuses one);
 * kwok serves exec into the mirror Pod ``etcd-<init controller>`` as the real ``etcdctl``
   against the real etcd (a ClusterExec), which the reinstall step of a controller uses to
-  find and remove its etcd member.
+  find and remove its etcd member;
+* every Node says the kubelet release its machine's Ignition installs (its kubelet download),
+  and a stand-in for each joined machine's upgrade service (engine.upgrade_service) answers
+  the program's upgrade steps in the machine's upgrade ConfigMap; the ``upgrade-fault``
+  request makes one machine's kubeadm upgrade fail until it is cleared.
 
 Every process the lab starts is its child, in a process group of its own, and is stopped
 when the lab is (SIGTERM), their pids listed in DIR/lab-children for whoever must clean up
@@ -78,12 +82,13 @@ from control_plane.kubeadm import (
     machine_root,
 )
 from control_plane.kwok import LEASE_SECONDS, STAGES, node_object
-from control_plane.program_output import MachineOutput, ignition_files
+from control_plane.program_output import MachineOutput, ignition_downloads, ignition_files
 from control_plane.static_pods import StaticPod, Translation, read_static_pods
 from real_process import RealProcess, start
 from tool_cache import require_tool
 
 from engine.launch import argv as module_argv
+from engine.upgrade_service import UpgradeServices, ignition_kubelet_release
 from stackconfig.model import normalize_mac
 
 MATCHBOX_HTTP_PORT = 8080
@@ -342,6 +347,10 @@ class Lab:
         self.boot_counts: dict[str, int] = {}
         self.stopping = threading.Event()
         self.tls_dir = work / "tls"
+        # Every joined machine's upgrade service (engine.upgrade_service), once kwok runs.
+        self.upgrades = UpgradeServices(
+            self.kubectl, self.joined, self.record, self.machine_log, self.stopping
+        )
 
     # -- bookkeeping ------------------------------------------------------------------
     def _track(self, process: RealProcess) -> RealProcess:
@@ -568,6 +577,15 @@ class Lab:
             )
         )
 
+    def joined(self) -> list[str]:
+        with self.lock:
+            return sorted(name for name, state in self.state.items() if state == "joined")
+
+    def upgrade_fault(self, machine: str, error: str | None) -> dict[str, str]:
+        """The machine's kubeadm upgrades fail with ``error`` (its last line), until
+        cleared (``error`` None); returns every fault set."""
+        return self.upgrades.set_fault(machine, error)
+
     # -- a machine's boot -------------------------------------------------------------
     def boot(self, name: str, mac: str, reply: Callable[[str], None]) -> None:
         """The machine's network boot: its iPXE script and Ignition from Matchbox now, the rest
@@ -652,6 +670,9 @@ class Lab:
                     if self.kwok is None or not self.kwok.alive():
                         self.start_kwok(plane)
                         say("kwok plays the kubelets")
+                    if not self.upgrades.thread.is_alive():
+                        self.upgrades.start()
+                        say("the machines' upgrade services run (engine.upgrade_service)")
                 else:
                     say("a control plane runs already: this boot rejoins it")
                     self.register(machine, boot_id, say)
@@ -742,8 +763,11 @@ class Lab:
         self.register(machine, boot_id, say)
 
     def register(self, machine: MachineOutput, boot_id: str, say: Callable[[str], None]) -> None:
-        """The Node its kubelet registers, with this boot's ID (kwok keeps it Ready)."""
-        node = node_object(machine, boot_id)
+        """The Node its kubelet registers, with this boot's ID (kwok keeps it Ready) and the
+        release of the kubelet its Ignition installs."""
+        downloads = {p: d.source for p, d in ignition_downloads(machine.ignition).items()}
+        release = ignition_kubelet_release(downloads)
+        node = node_object(machine, boot_id, f"v{release}" if release else None)
         created = self.kubectl("create", "-f", "-", input_text=json.dumps(node), check=False)
         if created.returncode != 0:
             if "AlreadyExists" not in created.stderr:
@@ -824,6 +848,9 @@ class _Handler(socketserver.StreamRequestHandler):
                 done(True, lab.status())
             elif op == "lease":
                 done(True, lab.add_leases(dict(request.get("leases") or {})))
+            elif op == "upgrade-fault":
+                error = request.get("error")
+                done(True, lab.upgrade_fault(str(request["machine"]), error and str(error)))
             elif op == "ping":
                 done(True, os.getpid())
             elif op == "stop":
@@ -947,6 +974,12 @@ class LabHandle:
     def lease(self, leases: Mapping[str, str]) -> dict[str, dict[str, str]]:
         """The DHCP leases the lab gives, ``leases`` (MAC -> ADDRESS/PREFIX) among them."""
         result: dict[str, dict[str, str]] = self.request("lease", leases=dict(leases))
+        return result
+
+    def upgrade_fault(self, machine: str, error: str | None) -> dict[str, str]:
+        """Make the machine's kubeadm upgrade fail with ``error`` (the last line kubeadm
+        prints) until cleared with None (engine.upgrade_service); every fault set."""
+        result: dict[str, str] = self.request("upgrade-fault", machine=machine, error=error)
         return result
 
     def kubectl(

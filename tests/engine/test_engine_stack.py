@@ -1,4 +1,5 @@
-"""The program through the real Pulumi engine: preview, up, reinstalls, export and destroy.
+"""The program through the real Pulumi engine: preview, up, reinstalls, a Kubernetes upgrade
+rollout, export and destroy.
 
 The real CLI (v3.274.1) runs ``components.program.pulumi_program`` as an Automation API inline
 program (tests/engine/driver.py) with a file backend and the passphrase secrets provider; the
@@ -24,6 +25,7 @@ import copy
 import datetime
 import hashlib
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -45,6 +47,15 @@ from tool_cache import tool_bin
 
 from engine.driver import PROJECT, stack_settings_file, stack_values
 from engine.lab import LabHandle, machine_from_ignition, start_lab
+from engine.rollout import (
+    UPGRADE_STEP,
+    nodes,
+    service_answers,
+    set_kubernetes_version,
+    step_seconds,
+    step_spans,
+    upgrade_asks,
+)
 from engine.session import REPO, EngineRun, run_action
 from engine.stacks import lab_secrets, mock_registrations, namespace_addresses, write_stack_file
 from stackconfig import parse_stack_config
@@ -696,7 +707,8 @@ def test_5d_a_bump_while_an_upgrade_is_unfinished_is_refused_from_the_cluster(
     as a rollout that stopped half-way leaves it, a preview of any other release is refused
     before any resource is registered, naming the machine and the release to finish first."""
     session.needs("2 up")
-    recorded = parse_stack_config(stack_values(session.work, STACK)).cluster.kubernetes_release
+    values = secrets_of(stack_values(session.work, STACK), session.work / "tls")
+    recorded = parse_stack_config(values).cluster.kubernetes_release
     major, minor, patch = recorded.split(".")
     unfinished = f"{major}.{minor}.{int(patch) + 1}"
     configmap = "stubernetes-upgrade-w1"
@@ -718,6 +730,171 @@ def test_5d_a_bump_while_an_upgrade_is_unfinished_is_refused_from_the_cluster(
         f"{unfinished} and finish it with `pulumi up` before asking {recorded}"
     ) in run.output
     assert {urn_key(u)[0] for _, u in run.steps} <= PROGRAM_READS, run.steps
+
+
+# --------------------------------------------------------------------------- 5e-5h. upgrade
+
+
+# The release the built kubeadm runs (engine.stacks.lab_values) and the next patch release,
+# whose binaries' digests are pinned (stackconfig/pinned_digests.py; scripts/tool-versions
+# KUBERNETES_UPGRADE).
+FROM_RELEASE, TO_RELEASE = "1.36.3", "1.36.4"
+# kubeadm's order (components/machine_steps.py UPGRADES): the init controller, the other
+# controllers in the stack's order, the workers.
+ROLLOUT = ("c1", "c2", "c3", "w1", "w2")
+FAILING = "c2"
+# The last line of a failed `kubeadm upgrade node`, as kubeadm's phase runner words a failed
+# phase ("error execution phase <phase>: ..."), made up by the lab.
+FAULT = "error execution phase kubelet-config: injected by the engine lab"
+PLAN = (
+    f"Kubernetes {FROM_RELEASE} -> {TO_RELEASE}, one machine at a time, each drained, upgraded "
+    "by its own upgrade service and uncordoned: c1 (kubeadm upgrade apply) -> c2 (kubeadm "
+    "upgrade node) -> c3 (kubeadm upgrade node) -> w1 (kubeadm upgrade node) -> w2 (kubeadm "
+    "upgrade node)"
+)
+
+
+def upgrade_step(machine: str) -> tuple[str, str]:
+    return (UPGRADE_STEP, f"lab-{machine}-upgrade")
+
+
+def test_5e_a_release_bump_previews_the_rollout_plan_and_the_steps_it_changes(
+    session: Session,
+) -> None:
+    """Every Node reports the release its Ignition installed (the lab's kubelets, kwok's Nodes:
+    v1.36.3). A bump to 1.36.4 previews the plan, machine by machine in kubeadm's order, and
+    the changes the mocks tests name (offline/test_upgrade_plan.py): each machine's upgrade step
+    replaced (its triggers hold the release) and its Ignition, a Matchbox profile, replaced
+    (every Matchbox attribute is ForceNew); no install step, so no machine is booted. The
+    preview changes nothing, and the settings go back."""
+    session.needs("2 up", "3b up (converge)")
+    assert machines_of(session.stack_values()) == ["c1", "w1", "w2", "c2", "c3"]
+    assert nodes(session.lab) == {m: (f"v{FROM_RELEASE}", False) for m in ROLLOUT}
+    before = session.lab.matchbox()
+    boots = len(session.boots())
+    asks = upgrade_asks(session.lab)
+    undo = set_kubernetes_version(session.work, STACK, TO_RELEASE)
+    try:
+        run = session.run("5e preview (bump 1.36.3 -> 1.36.4)", "preview")
+    finally:
+        stack_settings_file(session.work, STACK).write_text(undo)
+    assert run.ok, run.explain()
+    said = [d["message"].strip() for d in run.diagnostics("info")]
+    assert PLAN in said, said
+    session.notes["bump preview"] = run
+    found = changed_resources(run)
+    steps = {upgrade_step(m) for m in ROLLOUT}
+    profiles = {(PROFILE, f"lab-{m}") for m in ROLLOUT}
+    assert steps | profiles <= replaced(run), sorted(replaced(run))
+    # A profile's replacement leaves its name unknown in a preview, so its group may show an
+    # update of its `profile` with it (as test 3 found); nothing else changes.
+    assert set(found) - {(GROUP, f"lab-{m}") for m in ROLLOUT} == steps | profiles, sorted(found)
+    assert session.lab.matchbox()["files"] == before["files"]
+    assert len(session.boots()) == boots and upgrade_asks(session.lab) == asks
+
+
+def test_5f_a_machine_whose_upgrade_fails_stops_the_rollout_there(session: Session) -> None:
+    """With c2's kubeadm upgrade made to fail (the lab's upgrade service answers `failed`, as
+    the real one does), ``up`` of the bump fails at c2's upgrade step, whose error names the
+    machine, its step and the error its upgrade ConfigMap gave. c1, before it, runs 1.36.4 and
+    is uncordoned; c2 stays cordoned at 1.36.3; c3, w1 and w2, after it, were never asked and
+    run 1.36.3. No machine booted, and the API server still answers."""
+    session.needs("5e preview (bump 1.36.3 -> 1.36.4)")
+    boots = len(session.boots())
+    record = len(session.lab.boots())
+    asks = upgrade_asks(session.lab)
+    assert session.lab.upgrade_fault(FAILING, FAULT) == {FAILING: FAULT}
+    set_kubernetes_version(session.work, STACK, TO_RELEASE)
+    run = session.run("5f up (bump; c2's upgrade fails)", "up")
+    assert not run.ok, run.explain()
+    error = f"kubeadm upgrade node failed: {FAULT}"
+    assert (
+        f"{FAILING}: step upgrade to {TO_RELEASE} failed on the machine: {error}." in run.output
+    ), run.explain()
+    assert f"lab-{FAILING}-upgrade" in run.result.get("error", ""), run.explain()
+    failed = {urn_key(e["urn"]) for e in run.events if e["kind"] == "failed"}
+    assert upgrade_step(FAILING) in failed, failed
+    after = upgrade_asks(session.lab)
+    assert after["c1"]["release"] == TO_RELEASE and after["c1"]["state"] == "done"
+    assert (after[FAILING]["release"], after[FAILING]["state"]) == (TO_RELEASE, "failed")
+    assert after[FAILING]["error"] == error
+    for machine in ROLLOUT[2:]:
+        assert after[machine] == asks[machine], f"{machine} was asked"
+    assert nodes(session.lab) == {
+        "c1": (f"v{TO_RELEASE}", False),
+        FAILING: (f"v{FROM_RELEASE}", True),
+        **{m: (f"v{FROM_RELEASE}", False) for m in ROLLOUT[2:]},
+    }
+    answered = [(a["machine"], a["state"]) for a in service_answers(session.lab, record)]
+    assert answered == [
+        ("c1", "downloading"),
+        ("c1", "kubeadm upgrade apply"),
+        ("c1", "restarting the kubelet"),
+        ("c1", "done"),
+        (FAILING, "downloading"),
+        (FAILING, "kubeadm upgrade node"),
+        (FAILING, "failed"),
+    ], answered
+    assert len(session.boots()) == boots
+    assert session.lab.kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
+    session.notes["rollout stopped"] = {"attempt c1": after["c1"]["attempt"], "record": record}
+    session.notes["rollout seconds"] = {"5f": (run.seconds, step_seconds(run))}
+
+
+def test_5g_the_next_up_resumes_where_it_stopped_one_machine_at_a_time(session: Session) -> None:
+    """The fault cleared, ``up`` again (the same release: an unfinished upgrade to it is not
+    refused) goes on from c2: c1, upgraded already, is not asked again; c2, c3, w1 and w2 are
+    asked and upgraded one after the other, each only once the one before it is done; every
+    Node then runs 1.36.4, uncordoned, and no machine booted."""
+    stopped = session.notes.get("rollout stopped")
+    if stopped is None:
+        pytest.skip("an earlier step did not complete: 5f up (bump; c2's upgrade fails)")
+    assert session.lab.upgrade_fault(FAILING, None) == {}
+    boots = len(session.boots())
+    record = len(session.lab.boots())
+    run = session.run("5g up (the rollout resumed)", "up")
+    assert run.ok, run.explain()
+    assert upgrade_asks(session.lab)["c1"]["attempt"] == stopped["attempt c1"]
+    # c1's step for 1.36.4 was made by the failed up and its inputs are the same: the engine
+    # does not run it again. Its step for 1.36.3, which the failed up kept for deletion at its
+    # end, is deleted now (an upgrade step's delete runs nothing).
+    c1 = next(urn for _, urn in run.steps if urn_key(urn) == upgrade_step("c1"))
+    assert ("same", c1) in run.steps, run.steps
+    assert changed_resources(run)[upgrade_step("c1")] == ["delete-replaced"]
+    assert {upgrade_step(m) for m in ROLLOUT[1:]} <= set(changed_resources(run))
+    answered = [(a["machine"], a["state"]) for a in service_answers(session.lab, record)]
+    expected = [
+        (machine, state)
+        for machine in ROLLOUT[1:]
+        for state in ("downloading", "kubeadm upgrade node", "restarting the kubelet", "done")
+    ]
+    assert answered == expected, answered
+    # One machine at a time: each step started once the one before it had finished.
+    spans = step_spans(run)
+    assert sorted(spans) == sorted(ROLLOUT[1:]), spans
+    for first, then in itertools.pairwise(ROLLOUT[1:]):
+        assert spans[first][1] <= spans[then][0], (first, then, spans)
+    for machine in ROLLOUT[1:]:
+        assert f"upgrading {machine} from {FROM_RELEASE} to {TO_RELEASE}" in run.output
+        assert f"{machine} upgraded from {FROM_RELEASE} to {TO_RELEASE}" in run.output
+    assert nodes(session.lab) == {m: (f"v{TO_RELEASE}", False) for m in ROLLOUT}
+    assert all(a["state"] == "done" for a in upgrade_asks(session.lab).values())
+    assert len(session.boots()) == boots
+    session.notes["rollout seconds"]["5g"] = (run.seconds, step_seconds(run))
+    # For the benchmark: the engine's time of each up, and of each machine's upgrade step.
+    figures = json.dumps(session.notes["rollout seconds"])
+    print(f"\nupgrade rollout, seconds (each up's, then each machine's step): {figures}")
+
+
+def test_5h_after_the_rollout_the_stack_previews_no_change(session: Session) -> None:
+    """The stack now says 1.36.4, as every kubelet runs (later tests keep it so: a preview at
+    1.36.3 would be refused, no kubelet may be newer than the API server); a preview changes
+    nothing and says no plan."""
+    session.needs("5g up (the rollout resumed)")
+    run = session.run("5h preview (after the rollout)", "preview")
+    assert run.ok, run.explain()
+    assert changed(run) == {}, changed_resources(run)
+    assert not any("one machine at a time" in d["message"] for d in run.diagnostics())
 
 
 def _resources(export: EngineRun) -> dict[str, Any]:

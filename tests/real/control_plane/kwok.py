@@ -82,9 +82,12 @@ def node_labels(machine: MachineOutput) -> dict[str, str]:
     return labels
 
 
-def _node_info(name: str, boot_id: str) -> dict[str, str]:
+def _node_info(name: str, boot_id: str, kubelet_version: str | None = None) -> dict[str, str]:
     """Every field of NodeSystemInfo (required by the API's schema), as a kubelet reports it;
-    the software versions say kwok's, as kwok's node-initialize stage does."""
+    the software versions say kwok's, as kwok's node-initialize stage does, but the kubelet's
+    when ``kubelet_version`` is given (v<release>, which a kubelet reports at start: kubernetes
+    pkg/kubelet/nodestatus/setters.go VersionInfo; kwok-stage-fast.yaml's node-initialize
+    keeps a set kubeletVersion)."""
     kwok = f"kwok-{tool_version('kwok')}"
     identity = hashlib.sha256(name.encode()).hexdigest()[:32]
     return {
@@ -94,18 +97,21 @@ def _node_info(name: str, boot_id: str) -> dict[str, str]:
         "kernelVersion": kwok,
         "osImage": kwok,
         "containerRuntimeVersion": kwok,
-        "kubeletVersion": kwok,
+        "kubeletVersion": kubelet_version or kwok,
         "kubeProxyVersion": kwok,
         "operatingSystem": "linux",
         "architecture": "amd64",
     }
 
 
-def node_object(machine: MachineOutput, boot_id: str) -> dict[str, Any]:
+def node_object(
+    machine: MachineOutput, boot_id: str, kubelet_version: str | None = None
+) -> dict[str, Any]:
     """The Node a machine's kubelet would register, for kwok to keep. A Node's status may be
     set on create (kubernetes `pkg/registry/core/node/strategy.go`: PrepareForCreate keeps it,
     PrepareForUpdate does not):
-    the boot ID, which kwok's node-initialize stage keeps, is what the reinstall wait compares."""
+    the boot ID, which kwok's node-initialize stage keeps, is what the reinstall wait compares.
+    ``kubelet_version``: what the Node says its kubelet runs (kwok's version when None)."""
     registration = next(
         d["nodeRegistration"]
         for d in machine.kubeadm_documents().values()
@@ -119,5 +125,5 @@ def node_object(machine: MachineOutput, boot_id: str) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {"name": machine.name, "labels": node_labels(machine)},
         "spec": {"taints": taints} if taints else {},
-        "status": {"nodeInfo": _node_info(machine.name, boot_id)},
+        "status": {"nodeInfo": _node_info(machine.name, boot_id, kubelet_version)},
     }
