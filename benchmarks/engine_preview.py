@@ -30,8 +30,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(1, str(REPO))
+# The tests' import paths (pyproject.toml's pytest pythonpath), then the repository.
+for index, folder in enumerate(("tests", "tests/offline", "tests/host", "tests/real", "")):
+    sys.path.insert(index, str(REPO / folder))
 
 from engine.driver import stack_settings_file  # noqa: E402
 from engine.floor import counts_of_export, write_chart  # noqa: E402
