@@ -6,10 +6,15 @@ must be decided before any resource is registered; only the stack's own history 
 The program reads its own outputs once, at its start, through the engine's builtin invoke
 `pulumi:pulumi:readStackOutputs` (pulumi/pulumi `pkg/resource/deploy/builtins.go`, the invoke
 behind a StackReference; the Node.js SDK's `StackReference` calls it synchronously in
-`sdk/nodejs/stackReference.ts`). The engine answers from the stack's last checkpoint, whose
-outputs are those of the last update that completed; a new stack has none. So they are plain
-values: a decision made from them is known at preview and the same at every run of an unchanged
-stack.
+`sdk/nodejs/stackReference.ts`). The engine answers from the stack's last checkpoint, which
+holds the outputs the program last registered, in an update that failed too (the real engine
+kept a plain `kubernetesRelease` of a rollout that stopped half-way: tests/engine/
+test_engine_stack.py 5f). The program registers its outputs in one call, once every one of them
+is known (the SDK awaits them all), and the outputs the rules read wait on the steps they speak
+for (`installed` on each machine's rejoin, `kubernetesRelease` on each machine's upgrade), so an
+update in which such a step failed registers none, and the checkpoint keeps those of the last
+update in which every step finished; a new stack has none. So they are plain values: a decision
+made from them is known at preview and the same at every run of an unchanged stack.
 """
 
 from __future__ import annotations
