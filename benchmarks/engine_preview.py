@@ -93,26 +93,39 @@ class Bench:
         return result
 
 
-def measure(machines: int, work: Path, repeat: int) -> dict[str, Any]:
+def bench_lab(machines: int, work: Path) -> tuple[Bench, dict[str, Any]]:
+    """A lab of its own for a stack of `machines` (stop it with ``bench.lab.stop()``), the
+    Bench that drives the stack, and the stack's settings."""
     values = stack_values(machines)
     stack = f"bench{machines}"
     stack_file = work / f"Pulumi.{stack}.yaml"
     work.mkdir(parents=True, exist_ok=True)
     write_stack_file(stack_file, values)
     print(f"{machines} machines (lab in {work}):", flush=True)
-    lab = start_lab(work, namespace_addresses(values))
+    return Bench(start_lab(work, namespace_addresses(values)), stack, stack_file), values
+
+
+def converge(bench: Bench, work: Path) -> tuple[EngineRun, list[EngineRun]]:
+    """The new stack's preview (which creates the stack and its settings file), its first up,
+    and every further up until a preview shows no change."""
+    new = bench.run("preview (new stack)", "preview")
+    assert new.ok, new.explain()
+    set_registered_timeout(work, bench.stack, BENCH_REGISTERED_SECONDS)
+    ups = [bench.run("up (first)", "up")]
+    assert ups[0].ok, ups[0].explain()
+    # At most one more up converges the stack (tests/engine/test_engine_stack.py test 3).
+    while not unchanged(bench.run(f"preview after up {len(ups)}", "preview")):
+        assert len(ups) < 3, "the stack does not converge"
+        ups.append(bench.run(f"up ({len(ups) + 1})", "up"))
+        assert ups[-1].ok, ups[-1].explain()
+    return new, ups
+
+
+def measure(machines: int, work: Path, repeat: int) -> dict[str, Any]:
+    bench, _ = bench_lab(machines, work)
+    lab = bench.lab
     try:
-        bench = Bench(lab, stack, stack_file)
-        new = bench.run("preview (new stack)", "preview")
-        assert new.ok, new.explain()
-        set_registered_timeout(work, stack, BENCH_REGISTERED_SECONDS)
-        ups = [bench.run("up (first)", "up")]
-        assert ups[0].ok, ups[0].explain()
-        # At most one more up converges the stack (tests/engine/test_engine_stack.py test 3).
-        while not unchanged(bench.run(f"preview after up {len(ups)}", "preview")):
-            assert len(ups) < 3, "the stack does not converge"
-            ups.append(bench.run(f"up ({len(ups) + 1})", "up"))
-            assert ups[-1].ok, ups[-1].explain()
+        new, ups = converge(bench, work)
         previews = [bench.run(f"preview #{i + 1}", "preview") for i in range(repeat)]
         assert all(unchanged(p) for p in previews), [p.changes for p in previews]
         export = bench.run("export", "export")

@@ -3,8 +3,9 @@
 For each size, a lab of its own (tests/engine/lab.py: real Matchbox, real control plane, kwok
 Nodes that report the release their Ignition installs, and the lab's stand-in of each machine's
 upgrade service, tests/engine/upgrade_service.py): the stack is brought up and converged as
-benchmarks/engine_preview.py does, then its release is bumped (the built kubeadm's 1.36.3 to
-1.36.4, whose digests are pinned), and the bump's ``preview`` and ``up`` are timed, with each
+benchmarks/engine_preview.py does, then its release is bumped (from the built kubeadm's 1.36.3
+to 1.36.4, or from the previous minor to 1.36.3, as the engine lab's stack starts; digests
+pinned), and the bump's ``preview`` and ``up`` are timed, with each
 machine's upgrade step (its span in the engine's events) and what the ``up`` costs beside them.
 That is the engine's and the program's part of a rollout: the machines' own part (downloads, the
 real kubeadm upgrade, the kubelet's restart) is the lab's real node's
@@ -33,53 +34,39 @@ REPO = Path(__file__).resolve().parent.parent
 for index, folder in enumerate(("tests", "tests/offline", "tests/host", "tests/real", "")):
     sys.path.insert(index, str(REPO / folder))
 
-from engine.lab import start_lab  # noqa: E402
 from engine.rollout import nodes, set_kubernetes_version, step_seconds  # noqa: E402
-from engine.stacks import namespace_addresses, write_stack_file  # noqa: E402
+from tool_cache import tool_version  # noqa: E402
 
-from benchmarks.engine_preview import (  # noqa: E402
-    BENCH_REGISTERED_SECONDS,
-    Bench,
-    set_registered_timeout,
-    stack_values,
-    unchanged,
-)
+from benchmarks.engine_preview import bench_lab, converge, unchanged  # noqa: E402
 
-FROM_RELEASE, TO_RELEASE = "1.36.3", "1.36.4"
+
+def bump_target(running: str) -> str:
+    """From the built kubeadm's release, the next patch the tests build (the tool
+    "kubernetes-upgrade"); from an older release (the previous minor), the built kubeadm's."""
+    built = tool_version("kubernetes").removeprefix("v")
+    return tool_version("kubernetes-upgrade").removeprefix("v") if running == built else built
 
 
 def measure(machines: int, work: Path) -> dict[str, Any]:
-    values = stack_values(machines)
-    stack = f"bench{machines}"
-    stack_file = work / f"Pulumi.{stack}.yaml"
-    work.mkdir(parents=True, exist_ok=True)
-    write_stack_file(stack_file, values)
-    print(f"{machines} machines (lab in {work}):", flush=True)
-    lab = start_lab(work, namespace_addresses(values))
+    bench, values = bench_lab(machines, work)
+    lab, stack = bench.lab, bench.stack
     try:
-        bench = Bench(lab, stack, stack_file)
-        set_registered_timeout(work, stack, BENCH_REGISTERED_SECONDS)
-        first = bench.run("up (first)", "up")
-        assert first.ok, first.explain()
-        ups = 1
-        while not unchanged(bench.run(f"preview after up {ups}", "preview")):
-            assert ups < 3, "the stack does not converge"
-            more = bench.run(f"up ({ups + 1})", "up")
-            assert more.ok, more.explain()
-            ups += 1
-        assert {v for v, _ in nodes(lab).values()} == {f"v{FROM_RELEASE}"}, nodes(lab)
-        set_kubernetes_version(work, stack, TO_RELEASE)
+        converge(bench, work)
+        (running,) = {v.removeprefix("v") for v, _ in nodes(lab).values()}
+        target = bump_target(running)
+        set_kubernetes_version(work, stack, target)
         preview = bench.run("preview (bump)", "preview")
         assert preview.ok, preview.explain()
         up = bench.run("up (bump)", "up")
         assert up.ok, up.explain()
-        assert set(nodes(lab).values()) == {(f"v{TO_RELEASE}", False)}, nodes(lab)
+        assert set(nodes(lab).values()) == {(f"v{target}", False)}, nodes(lab)
         after = bench.run("preview after the bump", "preview")
         assert unchanged(after), after.changes
         steps = step_seconds(up, str(values["cluster"]["name"]))
         assert len(steps) == machines, steps
         return {
             "machines": machines,
+            "bump": f"{running} -> {target}",
             "preview": preview.seconds,
             "up": up.seconds,
             "steps": sum(steps.values()),
@@ -116,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     print()
     print(
-        f"{'machines':>8} {'preview s':>10} {'up s':>8} {'steps s':>8} {'up - steps':>11}"
-        f" {'s/machine':>10} {'step median':>12} {'step max':>9}"
+        f"{'machines':>8} {'bump':>16} {'preview s':>10} {'up s':>8} {'steps s':>8}"
+        f" {'up - steps':>11} {'s/machine':>10} {'step median':>12} {'step max':>9}"
     )
     for r in results:
         print(
-            f"{r['machines']:>8} {r['preview']:>10.1f} {r['up']:>8.1f} {r['steps']:>8.1f}"
-            f" {r['up'] - r['steps']:>11.1f} {r['up'] / r['machines']:>10.2f}"
+            f"{r['machines']:>8} {r['bump']:>16} {r['preview']:>10.1f} {r['up']:>8.1f}"
+            f" {r['steps']:>8.1f} {r['up'] - r['steps']:>11.1f} {r['up'] / r['machines']:>10.2f}"
             f" {r['step median']:>12.2f} {r['step max']:>9.2f}"
         )
     print(

@@ -20,6 +20,7 @@ from test_render import tree
 from test_render_previous import render
 
 from stackconfig import parse_stack_config
+from stackconfig.problems import Problem
 from stackconfig.upgrade_rules import (
     KUBERNETES_RELEASE_OUTPUT,
     previous_release,
@@ -98,6 +99,16 @@ def previous_outputs(values: dict[str, Any], release: str) -> dict[str, Any]:
     }
 
 
+def bumped_with(example_values: dict[str, Any], change: Any, release: str) -> list[Problem]:
+    """The refusals of `change` to three controllers and two workers that last ran 1.35.8,
+    applied with `release`."""
+    before = sized_stack(example_values, 3, 2)
+    after = copy.deepcopy(before)
+    change(after)
+    after["cluster"]["kubernetesVersion"] = release
+    return stack_upgrade_problems(previous_outputs(before, "1.35.8"), parse_stack_config(after))
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -109,17 +120,13 @@ def previous_outputs(values: dict[str, Any], release: str) -> dict[str, Any]:
 def test_controllers_changed_since_the_last_update(
     example_values: dict[str, Any], change: Any, expected: list[str]
 ) -> None:
-    before = sized_stack(example_values, 3, 2)
-    after = copy.deepcopy(before)
-    change(after)
-    after["cluster"]["kubernetesVersion"] = "1.36.4"
-    problems = stack_upgrade_problems(previous_outputs(before, "1.35.8"), parse_stack_config(after))
+    problems = bumped_with(example_values, change, "1.36.4")
     assert [p.message.split("(")[1].split(" added")[0] for p in problems] == expected
 
 
 def another_worker(values: dict[str, Any]) -> dict[str, Any]:
     """w2's settings for a new machine: its own MAC and the next free address."""
-    worker = copy.deepcopy(values["machines"]["w2"])
+    worker: dict[str, Any] = copy.deepcopy(values["machines"]["w2"])
     worker["mac"] = "52:54:00:a1:00:99"
     if "address" in worker:
         ip, _, prefix = worker["address"].partition("/")
@@ -138,17 +145,12 @@ def another_worker(values: dict[str, Any]) -> dict[str, Any]:
 def test_a_bump_while_a_worker_joins_is_refused(
     example_values: dict[str, Any], change: Any, expected: list[str]
 ) -> None:
-    before = sized_stack(example_values, 3, 2)
-    after = copy.deepcopy(before)
-    change(after)
-    after["cluster"]["kubernetesVersion"] = "1.36.4"
-    problems = stack_upgrade_problems(previous_outputs(before, "1.35.8"), parse_stack_config(after))
+    problems = bumped_with(example_values, change, "1.36.4")
     assert [p.message.split("(")[1].split(")")[0] for p in problems] == expected
     for problem in problems:
         assert "a kubelet must not be newer than the API server" in problem.message
     # The same change without a bump is no upgrade's business.
-    after["cluster"]["kubernetesVersion"] = "1.35.8"
-    assert stack_upgrade_problems(previous_outputs(before, "1.35.8"), parse_stack_config(after)) == []
+    assert bumped_with(example_values, change, "1.35.8") == []
 
 
 def test_an_earlier_render_refuses_a_skipped_minor_and_renders_the_next(

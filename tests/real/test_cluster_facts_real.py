@@ -22,6 +22,7 @@ import pytest
 from control_plane.cluster import ControlPlane, kubectl_binary, running_control_plane
 from control_plane.program_output import ProgramOutput, render_program
 from repo_paths import REPO
+from test_cluster_facts import SNAPSHOT as LAST_GOOD
 
 from ignition.upgrade import upgrade_configmap
 from stackconfig.cluster_facts import ClusterFacts, UpgradeAsk, parse_cluster_facts
@@ -29,15 +30,6 @@ from stackconfig.cluster_facts import ClusterFacts, UpgradeAsk, parse_cluster_fa
 pytestmark = pytest.mark.real
 
 SCRIPT = REPO / "components" / "scripts" / "cluster-facts"
-LAST_GOOD = {
-    "name": "lab-etcd-20261206T120000Z-r266.db.gpg",
-    "time": "2026-12-06T12:00:00Z",
-    "size": 40123,
-    "dbSize": 290816,
-    "revision": 266,
-    "keys": 812,
-    "destination": "/var/lib/stubernetes/etcd-backups",
-}
 
 
 @pytest.fixture(scope="module")
