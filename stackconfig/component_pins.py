@@ -53,13 +53,30 @@ PINS: Final = (
     Pin(
         "openebs",
         "Storage",
-        "chart openebs, https://openebs.github.io/openebs",
+        "chart charts/stubernetes-local-storage (ours; release openebs)",
+        "0.1.0",
+        "2026-12-06",
+        "this repository; the objects of openebs/dynamic-localpv-provisioner's chart "
+        "(deploy/helm/charts/templates: deployment.yaml, rbac.yaml, hostpath-class.yaml), "
+        "Local PV Hostpath only",
+    ),
+    Pin(
+        "provisioner-localpv-image",
+        "Storage",
+        "image openebs/provisioner-localpv (charts/stubernetes-local-storage)",
         "4.6.0",
         "2026-08-24",
-        "OpenEBS v4.6.0 release notes (Local PV Hostpath v4.6.0; v4.6.1 keeps Hostpath at "
-        "v4.6.0); not rendered in the tests: no registry this project reaches serves the chart "
-        "(OpenEBS is no Go module, and the chart is an umbrella over charts of other "
-        "repositories)",
+        "OpenEBS v4.6.0 release notes, Engine Versions: Local PV Hostpath v4.6.0 (v4.6.1 keeps "
+        "Hostpath at v4.6.0)",
+    ),
+    Pin(
+        "linux-utils-image",
+        "Storage",
+        "image openebs/linux-utils (charts/stubernetes-local-storage, the helper pods)",
+        "4.6.0",
+        "2026-08-19",
+        'openebs/mayastor-extensions pull 989, "bump localpv-provisioner and linux-utils to '
+        'v4.6.0" (merged 2026-08-19, for OpenEBS 4.6.0)',
     ),
     Pin(
         "metallb",

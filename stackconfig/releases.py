@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stackconfig.model import ReleaseSettings, StackConfig
-from stackconfig.node_paths import NODE_CNI_BIN_DIR
+from stackconfig.node_paths import NODE_CNI_BIN_DIR, OPENEBS_HOSTPATH_DIR
 from stackconfig.problems import Problem
 
 CORE_RELEASE = "stubernetes-core"
@@ -38,7 +38,8 @@ class ReleaseSpec:
 
 
 # Where each default release's chart comes from. Versions and dates: stackconfig/component_pins.py.
-# Ours (core, LAN, household DNS) are named by their path in the checkout and pinned by it.
+# Ours (core, local storage, LAN, household DNS) are named by their path in the checkout and
+# pinned by it.
 METALLB_REPOSITORY = "https://metallb.github.io/metallb"
 # Envoy Gateway publishes its charts to an OCI registry only (envoyproxy/gateway
 # tools/make/helm.mk, OCI_REGISTRY ?= oci://docker.io/envoyproxy).
@@ -46,6 +47,8 @@ ENVOY_GATEWAY_CHARTS = "oci://docker.io/envoyproxy"
 ENVOY_GATEWAY_VERSION = "v1.9.1"
 LAN_RELEASE = "lan"
 LAN_CHART_PATH = Path("charts") / "stubernetes-lan"
+STORAGE_RELEASE = "openebs"
+LOCAL_STORAGE_CHART_PATH = Path("charts") / "stubernetes-local-storage"
 HOUSEHOLD_DNS_RELEASE = "household-dns"
 HOUSEHOLD_DNS_CHART_PATH = Path("charts") / "stubernetes-household-dns"
 # MetalLB's pools and advertisements live in the namespace its controller watches.
@@ -60,30 +63,20 @@ GATEWAY_NAMESPACE = "lan"
 
 def _default_releases(stack: StackConfig) -> dict[str, ReleaseSpec]:
     releases = {
-        "openebs": ReleaseSpec(
-            name="openebs",
-            chart="openebs",
-            repository="https://openebs.github.io/openebs",
-            version="4.6.0",
-            namespace="openebs",
+        # Our chart of OpenEBS Local PV Hostpath (charts/stubernetes-local-storage), under the
+        # release name and namespace the umbrella chart openebs had, so that a cluster's
+        # release of it is upgraded in place.
+        STORAGE_RELEASE: ReleaseSpec(
+            name=STORAGE_RELEASE,
+            chart=str(LOCAL_STORAGE_CHART_PATH),
+            version="",
+            namespace=STORAGE_RELEASE,
             after="ready",
             values={
-                # Local hostpath volumes only, as the default StorageClass; no replicated engine.
-                "engines": {
-                    "local": {
-                        "lvm": {"enabled": False},
-                        "zfs": {"enabled": False},
-                        # An engine of the chart since 4.4 (its Chart.yaml's dependency
-                        # rawfile-localpv, condition engines.local.rawfile.enabled).
-                        "rawfile": {"enabled": False},
-                    },
-                    "replicated": {"mayastor": {"enabled": False}},
-                },
-                "localpv-provisioner": {
-                    "hostpathClass": {"enabled": True, "isDefaultClass": True},
-                },
-                "loki": {"enabled": False},
-                "alloy": {"enabled": False},
+                # The directory the nodes' setup makes and labels for containers.
+                "basePath": OPENEBS_HOSTPATH_DIR,
+                # Local hostpath volumes, as the default StorageClass.
+                "storageClass": {"isDefault": True},
             },
         ),
     }
@@ -278,7 +271,7 @@ def system_releases(stack: StackConfig) -> list[ReleaseSpec]:
 
 
 DEFAULT_RELEASE_NAMES = (
-    "openebs",
+    STORAGE_RELEASE,
     "metallb",
     "gateway-api",
     "envoy-gateway",

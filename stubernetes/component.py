@@ -39,13 +39,26 @@ from components.install_step import SCRIPTS
 from components.program import build_cluster as _build_cluster
 from ignition.checked_stack import checked_stack_config
 from stackconfig import ConfigError, StackConfig
-from stackconfig.releases import CORE_CHART_PATH, HOUSEHOLD_DNS_CHART_PATH, LAN_CHART_PATH
+from stackconfig.releases import (
+    CORE_CHART_PATH,
+    HOUSEHOLD_DNS_CHART_PATH,
+    LAN_CHART_PATH,
+    LOCAL_STORAGE_CHART_PATH,
+)
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 COMMAND = "command:local:Command"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 # stubernetes's own charts, which a Release names by their path in the checkout.
-LOCAL_CHARTS = {str(CORE_CHART_PATH), str(LAN_CHART_PATH), str(HOUSEHOLD_DNS_CHART_PATH)}
+LOCAL_CHARTS = {
+    str(path)
+    for path in (
+        CORE_CHART_PATH,
+        LOCAL_STORAGE_CHART_PATH,
+        LAN_CHART_PATH,
+        HOUSEHOLD_DNS_CHART_PATH,
+    )
+}
 
 __all__ = ["CHECKOUT", "Cluster", "ConfigError", "StackConfig", "build_cluster", "stack_config"]
 

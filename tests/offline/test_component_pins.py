@@ -16,7 +16,12 @@ from upstream_charts import release_chart
 
 from stackconfig import StackConfig
 from stackconfig.component_pins import PINS, pins_table
-from stackconfig.releases import HOUSEHOLD_DNS_CHART_PATH, system_releases
+from stackconfig.releases import (
+    HOUSEHOLD_DNS_CHART_PATH,
+    LOCAL_STORAGE_CHART_PATH,
+    STORAGE_RELEASE,
+    system_releases,
+)
 
 # The upstream releases whose charts come from their Go modules, by release name.
 UPSTREAM_RELEASES = ("metallb", "gateway-api", "envoy-gateway")
@@ -37,13 +42,17 @@ def code_pins(stack: StackConfig) -> dict[str, str]:
     """Every version the code installs, by the table's key."""
     core = values_yaml(chart_dir("stubernetes-core"))
     dns = chart_dir("stubernetes-household-dns")
+    storage = chart_dir("stubernetes-local-storage")
     releases = {r.name: r for r in system_releases(stack)}
     pins = {
         "flannel": core["flannel"]["image"]["tag"],
         "flannel-cni-plugin": core["flannel"]["cniPluginImage"]["tag"],
         "fleetlock": core["fleetlock"]["image"]["tag"],
-        **{name: releases[name].version for name in ("openebs", *UPSTREAM_RELEASES)},
-        # Ours is pinned by this checkout: the release names the path, the chart its version.
+        **{name: releases[name].version for name in UPSTREAM_RELEASES},
+        # Ours are pinned by this checkout: the release names the path, the chart its version.
+        "openebs": chart_yaml(storage)["version"],
+        "provisioner-localpv-image": values_yaml(storage)["image"]["tag"],
+        "linux-utils-image": values_yaml(storage)["helperImage"]["tag"],
         "household-dns": chart_yaml(dns)["version"],
         "coredns-image": values_yaml(dns)["image"]["tag"],
     }
@@ -75,6 +84,14 @@ def test_the_household_dns_release_is_our_chart(example_stack: StackConfig) -> N
     # The CoreDNS release the image is, as its chart says too.
     dns = chart_dir("stubernetes-household-dns")
     assert chart_yaml(dns)["appVersion"] == values_yaml(dns)["image"]["tag"]
+
+
+def test_the_storage_release_is_our_chart(example_stack: StackConfig) -> None:
+    (spec,) = [r for r in system_releases(example_stack) if r.name == STORAGE_RELEASE]
+    assert spec.chart == str(LOCAL_STORAGE_CHART_PATH) and spec.repository is None
+    # The Local PV Hostpath release the provisioner image is, as the chart says too.
+    storage = chart_dir("stubernetes-local-storage")
+    assert chart_yaml(storage)["appVersion"] == values_yaml(storage)["image"]["tag"]
 
 
 def test_the_table_has_a_date_and_a_source_per_pin() -> None:

@@ -27,6 +27,9 @@ SECRETS = {
 }
 COMMAND = "command:local:Command"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+# The releases of our own charts (stubernetes/component.py LOCAL_CHARTS), by release name: the
+# storage release openebs is charts/stubernetes-local-storage.
+LOCAL = ("stubernetes-core", "openebs", "lan", "household-dns")
 
 
 def run_example(monkeypatch: pytest.MonkeyPatch) -> tuple[ProgramRun, StackConfig]:
@@ -87,11 +90,10 @@ def test_steps_and_chart_are_found_in_the_checkout(monkeypatch: pytest.MonkeyPat
         assert ours, command.name
         script = ours[0].split()[1]
         assert (CHECKOUT / script).is_file(), script
-    local = ("stubernetes-core", "lan", "household-dns")
-    for release in [r for r in run.registrations if r.type == RELEASE and r.name in local]:
+    for release in [r for r in run.registrations if r.type == RELEASE and r.name in LOCAL]:
         chart = Path(release.inputs_in_place["chart"])
         assert chart.is_absolute() and (chart / "Chart.yaml").is_file(), release.name
-    others = [r for r in run.registrations if r.type == RELEASE and r.name not in local]
+    others = [r for r in run.registrations if r.type == RELEASE and r.name not in LOCAL]
     assert others
     assert all(not Path(r.inputs_in_place["chart"]).is_absolute() for r in others)
 
@@ -142,7 +144,7 @@ def test_it_registers_what_the_project_program_registers(
         inputs = dict(registration.inputs_in_place)
         if key[0] == COMMAND:
             assert inputs.pop("dir") == str(CHECKOUT)
-        if key in {(RELEASE, name) for name in ("stubernetes-core", "lan", "household-dns")}:
+        if key in {(RELEASE, name) for name in LOCAL}:
             inputs["chart"] = str(Path(inputs["chart"]).relative_to(CHECKOUT))
         assert inputs == theirs[key].inputs_in_place, key
 

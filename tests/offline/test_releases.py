@@ -33,17 +33,19 @@ def test_defaults_are_pinned_and_wait_for_ready_nodes(example_values: dict[str, 
     assert tuple(releases) == DEFAULT_RELEASE_NAMES
     for release in releases.values():
         assert release.after == "ready"
-        if release.name in ("lan", "household-dns"):
-            # Ours, named by their path in the checkout and pinned by it.
-            assert release.chart == f"charts/stubernetes-{release.name}"
+        if release.name in ("openebs", "lan", "household-dns"):
+            # Ours, named by their path in the checkout and pinned by it (the storage chart
+            # under the release name the umbrella chart openebs had).
+            chart = "local-storage" if release.name == "openebs" else release.name
+            assert release.chart == f"charts/stubernetes-{chart}"
             assert release.repository is None and release.version == ""
         elif release.chart.startswith("oci://"):
             assert release.version.startswith("v") and release.repository is None
         else:
             assert release.version and release.version[0].isdigit()
             assert release.repository and release.repository.startswith("https://")
-    hostpath = releases["openebs"].values["localpv-provisioner"]["hostpathClass"]
-    assert hostpath == {"enabled": True, "isDefaultClass": True}
+    storage = releases["openebs"].values
+    assert storage == {"basePath": "/var/openebs/local", "storageClass": {"isDefault": True}}
 
 
 def test_each_release_comes_after_the_ones_it_needs(example_values: dict[str, Any]) -> None:
