@@ -6,7 +6,8 @@ What the lab changes, and only that:
   mutual-TLS client credentials, set as secrets;
 * every machine network-boots through the lab (``pxeCommand``: tests/engine/pxe_boot.py) and
   has no ``bmc`` (the lab has no BMCs);
-* ``cluster.kubernetesVersion``: the release of the kubeadm that the lab runs
+* ``cluster.kubernetesVersion``: kept when the lab's kubeadm deploys it (:func:`lab_release`:
+  its own minor or the one before, no newer than itself), else the release of that kubeadm
   (control_plane.stacks.for_built_kubeadm says why);
 * ``admin.passwordHash``: a crypt(3) SHA-512 hash, set as a secret (so the state holds a
   password hash that must never show in plain text);
@@ -26,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from control_plane.stacks import for_built_kubeadm
+from control_plane.stacks import kubeadm_version
 
 from stackconfig.model import normalize_mac
 from stackconfig.problems import ConfigError, Problem, machine_where
+from stackconfig.release_digests import resolved_release
 from stackconfig.releases import CORE_RELEASE
 
 PXE_COMMAND = "python3 tests/engine/pxe_boot.py $name $mac"
@@ -59,7 +61,9 @@ _CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 def lab_values(values: dict[str, Any], http: str, rpc: str) -> dict[str, Any]:
     """The stack's (un-namespaced) settings for the lab; secrets are set apart
     (:func:`lab_secrets`). Idempotent: adapting an adapted stack changes nothing."""
-    adapted = for_built_kubeadm(values)
+    adapted = copy.deepcopy(values)
+    cluster = adapted.setdefault("cluster", {})
+    cluster["kubernetesVersion"] = lab_release(str(cluster.get("kubernetesVersion") or ""))
     matchbox = adapted.setdefault("matchbox", {})
     matchbox["httpEndpoint"] = http
     matchbox["rpcEndpoint"] = rpc
@@ -77,6 +81,41 @@ def lab_values(values: dict[str, Any], http: str, rpc: str) -> dict[str, Any]:
         if name != CORE_RELEASE and release.get("repository"):
             release["enabled"] = False
     return adapted
+
+
+def _release_key(release: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in release.split("."))
+
+
+def lab_release(wanted: str, built: str | None = None) -> str:
+    """The stack's ``kubernetesVersion`` when the lab's kubeadm (release ``built``, by default
+    the built one: control_plane.stacks.kubeadm_version) deploys it, else ``built``.
+
+    kubeadm deploys its own minor and the one before (kubernetes
+    cmd/kubeadm/app/constants/constants.go MinimumControlPlaneVersion, checked in
+    cmd/kubeadm/app/util/config/common.go NormalizeKubernetesVersion), so a stack one minor
+    back starts there and can be upgraded through the engine to the built release (the engine
+    test's rollout). A release newer than ``built`` is not kept: the lab's control plane runs
+    the built binaries whatever the manifests' image tags say (engine.lab
+    start_control_plane), and its Nodes report the release their Ignition installs
+    (engine.upgrade_service), so such a stack's kubelets would be newer than its API server,
+    which the skew policy forbids (kubernetes.io/releases/version-skew-policy/, "kubelet").
+    A kept older release is where the lab is a stand-in: its API server is still the built
+    release, while the stack, its kubeadm configs, manifests' image tags and kubelets say the
+    older one (a kubelet older than the API server is within the skew policy); what the lab
+    shows of such a stack is the program's and the engine's part, not a real control plane of
+    that release. A minor ("1.35") counts as its newest pinned patch, as the program reads it
+    (stackconfig/release_digests.py resolved_release); what cannot be read is replaced."""
+    built = built or kubeadm_version()
+    try:
+        release = resolved_release(wanted)
+        key = _release_key(release)
+    except ValueError:
+        return built
+    newest = _release_key(built)
+    if len(key) == 3 and key[0] == newest[0] and newest[1] - 1 <= key[1] and key <= newest:
+        return wanted
+    return built
 
 
 def crypt_sha512_like(rounds_salt: str | None = None) -> str:

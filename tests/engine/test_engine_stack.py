@@ -5,8 +5,9 @@ The real CLI (v3.274.1) runs ``components.program.pulumi_program`` as an Automat
 program (tests/engine/driver.py) with a file backend and the passphrase secrets provider; the
 plugins are the stand-ins of tests/engine/bin for random, tls, command and matchbox, and the
 real Kubernetes provider. The stack is the example's with a second and a third controller and
-the API endpoint at a virtual address (with_three_controllers below), adapted to the lab
-(engine.stacks.lab_values): every machine's ``pxeCommand`` is its network boot in the lab
+the API endpoint at a virtual address (with_three_controllers below), on the previous minor's
+newest pinned release (FROM_RELEASE, which tests 5e-5h upgrade to the built kubeadm's), adapted
+to the lab (engine.stacks.lab_values): every machine's ``pxeCommand`` is its network boot in the lab
 (tests/engine/lab.py), which fetches its iPXE script and Ignition from the real Matchbox by MAC;
 the init controller's boot starts the real control plane from that Ignition (the PKI the engine
 made), every other machine's runs the real ``kubeadm join`` preflight against it (and a
@@ -41,7 +42,7 @@ from typing import Any
 import pytest
 import yaml
 from control_plane.program_output import KUBEADM_CONFIG
-from control_plane.stacks import with_second_controller
+from control_plane.stacks import kubeadm_version, with_second_controller
 from test_reinstall import chain
 from tool_cache import tool_bin
 
@@ -59,6 +60,7 @@ from engine.rollout import (
 from engine.session import REPO, EngineRun, run_action
 from engine.stacks import lab_secrets, mock_registrations, namespace_addresses, write_stack_file
 from stackconfig import parse_stack_config
+from stackconfig.release_digests import newest_pinned_patch
 
 pytestmark = pytest.mark.engine
 
@@ -82,6 +84,28 @@ GROUP = "matchbox:index/group:Group"
 REINSTALLED = ("w1", "c2")
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
+
+
+def _previous_minor_release(release: str) -> str:
+    """The newest pinned patch (stackconfig/pinned_digests.py) of the minor before
+    ``release``'s."""
+    major, minor, _ = release.split(".")
+    previous = newest_pinned_patch(f"{major}.{int(minor) - 1}")
+    assert previous is not None, f"no pinned release of the minor before {release}"
+    return previous
+
+
+# The rollout of tests 5e-5h is a minor bump, kubeadm's upgrade "from one MINOR version to the
+# next MINOR version" (kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/):
+# from the previous minor's newest pinned patch (today 1.35.8) to the release of the built
+# kubeadm (today 1.36.3), whose binaries the lab's control plane runs. The session's stack
+# starts at the former: the built kubeadm deploys its own minor and the one before (kubernetes
+# cmd/kubeadm/app/constants/constants.go MinimumControlPlaneVersion), and the lab keeps such a
+# release (engine.stacks.lab_release). Both releases' digests are pinned, which the program
+# needs of every release it installs.
+TO_RELEASE = kubeadm_version()
+FROM_RELEASE = _previous_minor_release(TO_RELEASE)
+BUMP_PREVIEW = f"5e preview (bump {FROM_RELEASE} -> {TO_RELEASE})"
 
 
 # --------------------------------------------------------------------------- the session
@@ -174,6 +198,7 @@ def session(
         pytest.skip("the lab needs root, unshare and nsenter (a network namespace, chroot)")
     work = tmp_path_factory.mktemp("engine")
     values = with_three_controllers(example_values)
+    values["cluster"]["kubernetesVersion"] = FROM_RELEASE
     stack_file = work / f"Pulumi.{STACK}.yaml"
     write_stack_file(stack_file, values)
     lab = start_lab(work, namespace_addresses(values))
@@ -735,10 +760,7 @@ def test_5d_a_bump_while_an_upgrade_is_unfinished_is_refused_from_the_cluster(
 # --------------------------------------------------------------------------- 5e-5h. upgrade
 
 
-# The release the built kubeadm runs (engine.stacks.lab_values) and the next patch release,
-# whose binaries' digests are pinned (stackconfig/pinned_digests.py; scripts/tool-versions
-# KUBERNETES_UPGRADE).
-FROM_RELEASE, TO_RELEASE = "1.36.3", "1.36.4"
+# FROM_RELEASE and TO_RELEASE: at the top (the session's stack starts at the former).
 # kubeadm's order (components/machine_steps.py UPGRADES): the init controller, the other
 # controllers in the stack's order, the workers.
 ROLLOUT = ("c1", "c2", "c3", "w1", "w2")
@@ -762,11 +784,12 @@ def test_5e_a_release_bump_previews_the_rollout_plan_and_the_steps_it_changes(
     session: Session,
 ) -> None:
     """Every Node reports the release its Ignition installed (the lab's kubelets, kwok's Nodes:
-    v1.36.3). A bump to 1.36.4 previews the plan, machine by machine in kubeadm's order, and
-    the changes the mocks tests name (offline/test_upgrade_plan.py): each machine's upgrade step
-    replaced (its triggers hold the release) and its Ignition, a Matchbox profile, replaced
-    (every Matchbox attribute is ForceNew); no install step, so no machine is booted. The
-    preview changes nothing, and the settings go back."""
+    FROM_RELEASE, the previous minor's). A bump to TO_RELEASE, the next minor, previews the
+    plan, machine by machine in kubeadm's order, and the changes the mocks tests name
+    (offline/test_upgrade_plan.py): each machine's upgrade step replaced (its triggers hold the
+    release) and its Ignition, a Matchbox profile, replaced (every Matchbox attribute is
+    ForceNew); no install step, so no machine is booted. The preview changes nothing, and the
+    settings go back."""
     session.needs("2 up", "3b up (converge)")
     assert machines_of(session.stack_values()) == ["c1", "w1", "w2", "c2", "c3"]
     assert nodes(session.lab) == {m: (f"v{FROM_RELEASE}", False) for m in ROLLOUT}
@@ -775,7 +798,7 @@ def test_5e_a_release_bump_previews_the_rollout_plan_and_the_steps_it_changes(
     asks = upgrade_asks(session.lab)
     undo = set_kubernetes_version(session.work, STACK, TO_RELEASE)
     try:
-        run = session.run("5e preview (bump 1.36.3 -> 1.36.4)", "preview")
+        run = session.run(BUMP_PREVIEW, "preview")
     finally:
         stack_settings_file(session.work, STACK).write_text(undo)
     assert run.ok, run.explain()
@@ -796,10 +819,10 @@ def test_5e_a_release_bump_previews_the_rollout_plan_and_the_steps_it_changes(
 def test_5f_a_machine_whose_upgrade_fails_stops_the_rollout_there(session: Session) -> None:
     """With c2's kubeadm upgrade made to fail (the lab's upgrade service answers `failed`, as
     the real one does), ``up`` of the bump fails at c2's upgrade step, whose error names the
-    machine, its step and the error its upgrade ConfigMap gave. c1, before it, runs 1.36.4 and
-    is uncordoned; c2 stays cordoned at 1.36.3; c3, w1 and w2, after it, were never asked and
-    run 1.36.3. No machine booted, and the API server still answers."""
-    session.needs("5e preview (bump 1.36.3 -> 1.36.4)")
+    machine, its step and the error its upgrade ConfigMap gave. c1, before it, runs TO_RELEASE
+    and is uncordoned; c2 stays cordoned at FROM_RELEASE; c3, w1 and w2, after it, were never
+    asked and run FROM_RELEASE. No machine booted, and the API server still answers."""
+    session.needs(BUMP_PREVIEW)
     boots = len(session.boots())
     record = len(session.lab.boots())
     asks = upgrade_asks(session.lab)
@@ -845,7 +868,7 @@ def test_5g_the_next_up_resumes_where_it_stopped_one_machine_at_a_time(session: 
     """The fault cleared, ``up`` again (the same release: an unfinished upgrade to it is not
     refused) goes on from c2: c1, upgraded already, is not asked again; c2, c3, w1 and w2 are
     asked and upgraded one after the other, each only once the one before it is done; every
-    Node then runs 1.36.4, uncordoned, and no machine booted."""
+    Node then runs TO_RELEASE, uncordoned, and no machine booted."""
     stopped = session.notes.get("rollout stopped")
     if stopped is None:
         pytest.skip("an earlier step did not complete: 5f up (bump; c2's upgrade fails)")
@@ -855,12 +878,12 @@ def test_5g_the_next_up_resumes_where_it_stopped_one_machine_at_a_time(session: 
     run = session.run("5g up (the rollout resumed)", "up")
     assert run.ok, run.explain()
     # The failed up recorded no release (the output waits on every upgrade step), so this one
-    # still knows the cluster at 1.36.3 and says the plan again.
+    # still knows the cluster at FROM_RELEASE and says the plan again.
     assert PLAN in run.output, run.explain()
     assert upgrade_asks(session.lab)["c1"]["attempt"] == stopped["attempt c1"]
-    # c1's step for 1.36.4 was made by the failed up and its inputs are the same: the engine
-    # does not run it again. Its step for 1.36.3, which the failed up kept for deletion at its
-    # end, is deleted now (an upgrade step's delete runs nothing).
+    # c1's step for TO_RELEASE was made by the failed up and its inputs are the same: the
+    # engine does not run it again. Its step for FROM_RELEASE, which the failed up kept for
+    # deletion at its end, is deleted now (an upgrade step's delete runs nothing).
     c1 = next(urn for _, urn in run.steps if urn_key(urn) == upgrade_step("c1"))
     assert ("same", c1) in run.steps, run.steps
     assert changed_resources(run)[upgrade_step("c1")] == ["delete-replaced"]
@@ -890,9 +913,9 @@ def test_5g_the_next_up_resumes_where_it_stopped_one_machine_at_a_time(session: 
 
 
 def test_5h_after_the_rollout_the_stack_previews_no_change(session: Session) -> None:
-    """The stack now says 1.36.4, as every kubelet runs (later tests keep it so: a preview at
-    1.36.3 would be refused, no kubelet may be newer than the API server); a preview changes
-    nothing and says no plan."""
+    """The stack now says TO_RELEASE, as every kubelet runs (later tests keep it so: a preview
+    at FROM_RELEASE would be refused, no kubelet may be newer than the API server); a preview
+    changes nothing and says no plan."""
     session.needs("5g up (the rollout resumed)")
     run = session.run("5h preview (after the rollout)", "preview")
     assert run.ok, run.explain()
