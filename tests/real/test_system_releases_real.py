@@ -32,7 +32,13 @@ from tool_cache import require_tool
 from upstream_charts import release_chart
 
 from stackconfig import StackConfig
-from stackconfig.releases import GATEWAY_NAME, GATEWAY_NAMESPACE, system_releases
+from stackconfig.releases import (
+    CORE_RELEASE,
+    DEFAULT_RELEASE_NAMES,
+    GATEWAY_NAME,
+    GATEWAY_NAMESPACE,
+    system_releases,
+)
 
 pytestmark = pytest.mark.real
 
@@ -132,16 +138,12 @@ def namespaces(plane: ControlPlane, output: ProgramOutput) -> list[str]:
     return names
 
 
+# Every release the example installs: the core chart, then the default system releases.
+RELEASES = (CORE_RELEASE, *DEFAULT_RELEASE_NAMES)
+
+
 def test_the_programs_releases_are_the_ones_rendered(output: ProgramOutput) -> None:
-    assert set(output.releases) == {
-        "stubernetes-core",
-        "openebs",
-        "metallb",
-        "gateway-api",
-        "envoy-gateway",
-        "lan",
-        "household-dns",
-    }
+    assert set(output.releases) == set(RELEASES)
 
 
 def test_the_gateway_api_types_are_served(plane: ControlPlane, crds_applied: list[str]) -> None:
@@ -156,18 +158,7 @@ def test_the_gateway_api_types_are_served(plane: ControlPlane, crds_applied: lis
     assert "gateway.envoyproxy.io/v1alpha1" in versions
 
 
-@pytest.mark.parametrize(
-    "release",
-    [
-        "stubernetes-core",
-        "openebs",
-        "metallb",
-        "gateway-api",
-        "envoy-gateway",
-        "lan",
-        "household-dns",
-    ],
-)
+@pytest.mark.parametrize("release", RELEASES)
 def test_every_object_passes_a_server_side_dry_run(
     plane: ControlPlane,
     rendered: dict[str, list[Manifest]],
