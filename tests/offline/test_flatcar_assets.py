@@ -104,6 +104,20 @@ def make_signed_release(work: Path) -> tuple[Path, str]:
     and the key's fingerprint."""
     home = work / "signer"
     home.mkdir(mode=0o700)
+    try:
+        return _sign_release(work, home)
+    finally:
+        # gpg starts a gpg-agent for the signing key's home, which outlives gpg (GnuPG's
+        # gpg-agent(1): started on demand, ended by `gpgconf --kill`).
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+
+
+def _sign_release(work: Path, home: Path) -> tuple[Path, str]:
     gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]
     run([*gpg, "--passphrase", "", "--quick-gen-key", "Stand-in <s@example.test>", "ed25519"])
     listed = run([*gpg, "--with-colons", "--list-keys"])
