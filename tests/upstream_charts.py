@@ -25,7 +25,6 @@ passes); nothing here repeats one. What cannot be had fails loudly, with what to
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -34,6 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from go_modules import module_dir
 from tool_cache import cache_root, require_tool
 
 from stackconfig.releases import ReleaseSpec
@@ -43,7 +43,6 @@ from stackconfig.releases import ReleaseSpec
 # ${REGISTRY}/${IMAGE_NAME}, REGISTRY ?= docker.io/envoyproxy, IMAGE_NAME gateway on a release).
 ENVOY_GATEWAY_IMAGE = "docker.io/envoyproxy/gateway"
 ENVOY_GATEWAY_PULL_POLICY = "IfNotPresent"
-GO_TIMEOUT_SECONDS = 600
 COMPLETE = ".complete"
 
 
@@ -75,32 +74,6 @@ def module_version(release: ReleaseSpec) -> str:
 
 def charts_cache() -> Path:
     return cache_root() / "charts"
-
-
-def module_dir(module: str, version: str) -> Path:
-    """`go mod download` of one module version into the normal module cache; its directory."""
-    environment = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
-    argv = ["go", "mod", "download", "-json", f"{module}@{version}"]
-    try:
-        # Outside any go.mod, so no module of ours decides anything.
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=GO_TIMEOUT_SECONDS,
-            check=False,
-            env=environment,
-            cwd=tempfile.gettempdir(),
-        )
-    except FileNotFoundError as error:
-        raise RuntimeError(f"no go to run {' '.join(argv)}: install Go (scripts/tools)") from error
-    answer = json.loads(done.stdout) if done.stdout.strip() else {}
-    if done.returncode != 0 or "Error" in answer or "Dir" not in answer:
-        raise RuntimeError(
-            f"{' '.join(argv)} failed (exit {done.returncode}): "
-            f"{answer.get('Error') or done.stderr.strip()}"
-        )
-    return Path(answer["Dir"])
 
 
 def _ignore_readmes(directory: str, names: list[str]) -> set[str]:

@@ -24,9 +24,7 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import threading
 import types
 import urllib.error
@@ -41,6 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from go_modules import module_dir
 from google.protobuf import json_format
 from real_process import RealProcess, free_port, port_open, start
 from tool_cache import require_tool, tool_version
@@ -77,30 +76,10 @@ def escape_module_path(path: str) -> str:
 
 
 def module_source(module: str, version: str) -> Path:
-    """The unpacked source of ``module@version``. A module the tool's build fetched may be gone
-    since (``go clean -modcache`` empties the cache and leaves the built tools): then it is
-    fetched again from the module proxy (``go mod download -json``, whose ``Dir`` is where it
-    lands); raises when that fails."""
+    """The unpacked source of ``module@version``: in the module cache, or fetched again there
+    (go_modules.module_dir) when the cache lost it since the tool's build."""
     directory = go_module_cache() / f"{escape_module_path(module)}@{version}"
-    if directory.is_dir():
-        return directory
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
-    with tempfile.TemporaryDirectory() as scratch:
-        done = subprocess.run(
-            ["go", "mod", "download", "-json", f"{module}@{version}"],
-            cwd=scratch,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    if done.returncode != 0 or not directory.is_dir():
-        raise RuntimeError(
-            f"{module}@{version} is not in the Go module cache ({directory}) and `go mod "
-            f"download` did not bring it: {done.stdout[-500:]}{done.stderr[-500:]}"
-        )
-    return directory
+    return directory if directory.is_dir() else module_dir(module, version)
 
 
 def matchbox_source() -> Path:
