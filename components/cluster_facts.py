@@ -1,5 +1,5 @@
-"""Read the running cluster once, at the program's start, and act on what it says: refuse a
-release the cluster cannot take, and say how the etcd backups stand.
+"""Read the running cluster once, at the program's start, for the refusals that need it
+(components/removals.py) and to say how the etcd backups stand.
 
 The reading is the command provider's `local:run` invoke, which runs "on any preview or
 deployment" (pulumi/pulumi-command `provider/pkg/provider/local/runController.go`, Run.Invoke:
@@ -19,13 +19,7 @@ import pulumi_command as command
 
 from components.previous import PreviousState
 from stackconfig import StackConfig
-from stackconfig.cluster_facts import (
-    ClusterFacts,
-    cluster_upgrade_problems,
-    parse_cluster_facts,
-    snapshot_line,
-)
-from stackconfig.upgrade_rules import previous_release
+from stackconfig.cluster_facts import ClusterFacts, parse_cluster_facts, snapshot_line
 
 # Relative to the project directory, as every local command's script (components/gates.py).
 FACTS_SCRIPT = "components/scripts/cluster-facts"
@@ -46,19 +40,10 @@ def read_cluster_facts(previous: PreviousState) -> ClusterFacts | None:
     return parse_cluster_facts(result.stdout or "")
 
 
-def check_cluster_facts(
-    stack: StackConfig, previous: PreviousState, facts: ClusterFacts | None
-) -> None:
-    """Stop the program on a release the cluster refuses; say the backups' state."""
-    if facts is None:
+def say_backups(stack: StackConfig, facts: ClusterFacts | None) -> None:
+    """The etcd backups' state, in `pulumi preview` and `pulumi up`, for a stack with backups
+    whose cluster was read."""
+    if facts is None or stack.backups is None:
         return
-    problems = cluster_upgrade_problems(
-        facts, previous_release(previous.outputs), stack.cluster.kubernetes_release
-    )
-    if problems:
-        raise pulumi.RunError(
-            "refusing this update of the machines:\n" + "\n".join(str(p) for p in problems)
-        )
-    if stack.backups is not None:
-        line, warn = snapshot_line(facts, stack.backups.interval_seconds, datetime.now(UTC))
-        (pulumi.log.warn if warn else pulumi.log.info)(line)
+    line, warn = snapshot_line(facts, stack.backups.interval_seconds, datetime.now(UTC))
+    (pulumi.log.warn if warn else pulumi.log.info)(line)

@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 import pulumiverse_matchbox as matchbox
 
 from components.cluster import Cluster
-from components.cluster_facts import check_cluster_facts, read_cluster_facts
+from components.cluster_facts import read_cluster_facts, say_backups
 from components.config import load_stack_config
 from components.gates import ReadinessGate, ReadinessGateArgs
 from components.machine import matchbox_id
@@ -54,9 +54,10 @@ def matchbox_provider(stack: StackConfig) -> matchbox.Provider:
 def build_cluster(stack: StackConfig, project_dir: Path = Path()) -> None:
     name = stack.cluster.name
     previous = PreviousState()
-    refuse_unsafe_removals(stack, previous.outputs)
-    # What the running cluster says: a release it cannot take stops the program here too.
-    check_cluster_facts(stack, previous, read_cluster_facts(previous))
+    # What the running cluster says: a release it cannot take is refused with the rest.
+    facts = read_cluster_facts(previous)
+    refuse_unsafe_removals(stack, previous.outputs, facts)
+    say_backups(stack, facts)
     cluster = Cluster(name, stack)
     kubeconfig = cluster.pki.admin_kubeconfig
     # Every machine's steps, as components/machine_steps.py declares them, stage by stage.

@@ -27,9 +27,8 @@ from datetime import datetime
 from typing import Any
 
 from stackconfig.problems import Problem
-from stackconfig.upgrade_rules import FIELD, WHERE, release_key
+from stackconfig.upgrade_rules import FIELD, KUBELET_SKEW_SOURCE, WHERE, release_key
 
-SKEW_SOURCE = "kubernetes.io/releases/version-skew-policy/ ('kubelet')"
 UNFINISHED_SOURCE = "kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/"
 # A kubelet reports v<major>.<minor>.<patch>[-pre] (kubernetes pkg/kubelet/nodestatus/setters.go
 # VersionInfo); a Node's agent that reports anything else (kwok's simulated Nodes) runs no
@@ -122,7 +121,7 @@ def cluster_upgrade_problems(
                 WHERE,
                 FIELD,
                 f"{release} is older than the kubelet of {node} ({running}); a kubelet must "
-                f"not be newer than the API server ({SKEW_SOURCE})",
+                f"not be newer than the API server ({KUBELET_SKEW_SOURCE})",
             )
         )
     return problems

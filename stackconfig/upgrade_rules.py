@@ -34,9 +34,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stackconfig.model import StackConfig
+from stackconfig.model import Machine, StackConfig
 from stackconfig.problems import Problem
-from stackconfig.removal import previous_machines
+from stackconfig.removal import PreviousMachine, previous_machines
 
 # The stack output: the exact release ("1.36.4") of the last update that completed.
 KUBERNETES_RELEASE_OUTPUT = "kubernetesRelease"
@@ -82,28 +82,26 @@ def changed_controllers(outputs: Mapping[str, Any], stack: StackConfig) -> list[
     before = {m.name: m for m in previous_machines(outputs) if m.is_controller}
     now = {m.name: m for m in stack.controllers}
     changed = set(before) ^ set(now)
-    changed |= {
-        name
-        for name in set(before) & set(now)
-        if before[name].generation is not None and before[name].generation != now[name].generation
-    }
+    changed |= {name for name in set(before) & set(now) if _reinstalled(before[name], now[name])}
     return sorted(changed)
+
+
+def _reinstalled(before: PreviousMachine, now: Machine) -> bool:
+    """A machine of the last update whose generation the stack has changed since."""
+    return before.generation is not None and before.generation != now.generation
 
 
 def joining_workers(outputs: Mapping[str, Any], stack: StackConfig) -> list[str]:
     """The workers added or reinstalled since the last update, by name: each one boots the
     stack's release from its Ignition and joins with it."""
-    before = {m.name: m for m in previous_machines(outputs) if not m.is_controller}
-    if not previous_machines(outputs):
+    previous = previous_machines(outputs)
+    if not previous:
         return []
+    before = {m.name: m for m in previous if not m.is_controller}
     return sorted(
         m.name
         for m in stack.machines
-        if not m.is_controller
-        and (
-            m.name not in before
-            or (before[m.name].generation is not None and before[m.name].generation != m.generation)
-        )
+        if not m.is_controller and (m.name not in before or _reinstalled(before[m.name], m))
     )
 
 
