@@ -298,11 +298,28 @@ def test_every_component_was_restarted_on_the_new_binary(upgrade: Upgrade) -> No
     assert upgrade.plane.kubelet is not None
     events = [e for e in upgrade.plane.kubelet.events() if e["time"] >= upgrade.started]
     for name in COMPONENTS:
-        starts = [e for e in events if e["pod"] == name and e["event"] == "started"]
-        tags = [e["image"].rpartition(":")[2] for e in starts]
+        own = [e for e in events if e["pod"] == name and e["event"] in ("started", "exited")]
         # etcd once too, on its unchanged image: its manifest is written anew and its
         # certificates renewed (test_etcd_keeps_its_release).
-        assert tags == (["3.6.8-0"] if name == "etcd" else [RELEASE])
+        new_image = "3.6.8-0" if name == "etcd" else RELEASE
+        changed = [
+            i
+            for i, e in enumerate(own)
+            if e["event"] == "started" and e["image"].endswith(f":{new_image}")
+        ]
+        assert changed, f"{name}: never started on {new_image}: {own}"
+        # Before its manifest changes, an old controller manager or scheduler may exit on its
+        # own while the API server restarts: it cannot renew its leader lease and exits
+        # (OnStoppedLeading calls klog.FlushAndExit in kubernetes v1.36.3
+        # cmd/kube-controller-manager/app/controllermanager.go and cmd/kube-scheduler/app/
+        # server.go), and the kubelet starts it again on the image its manifest still names;
+        # each such start follows an exit of the same Pod.
+        for i, e in enumerate(own[: changed[0]]):
+            if e["event"] == "started" and name != "etcd":
+                assert e["image"].endswith(f":{BEFORE}"), (name, e)
+                assert i > 0 and own[i - 1]["event"] == "exited", (name, own)
+        after = [e for e in own[changed[0] + 1 :] if e["event"] == "started"]
+        assert all(e["image"].endswith(f":{new_image}") for e in after), (name, after)
     pods = _mirror_pods(upgrade.plane, upgrade.node)
     for name in KUBE_COMPONENTS:
         assert _image(pods[name]).endswith(f":{RELEASE}")
