@@ -25,6 +25,7 @@ libc6-dev (static libc), and the Debian mirror for the first build.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -45,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: tests/, its layers and the rep
 
     sys.path[:0] = module_path()
 
+import go_modules  # noqa: E402  (tests)
 import tool_cache  # noqa: E402  (tests/real)
 
 from ignition.container_runtime import PAUSE_VERSIONS  # noqa: E402
@@ -115,14 +117,26 @@ KERNEL_MODULES_NEEDED = ("overlay", "br_netfilter", "nf_conntrack", "veth", "bri
 # Fedora CoreOS has and Debian lacks: useradd -G fails on a missing group.
 EXTRA_GROUPS = ("wheel",)
 
-GO_MODULES = Path.home() / "go/pkg/mod"
-KUBERNETES_MODULE = GO_MODULES / f"k8s.io/kubernetes@{tool_cache.tool_version('kubernetes')}"
-PAUSE_DIR = KUBERNETES_MODULE / "build/pause"
-CONTAINERD_UNIT = (
-    GO_MODULES
-    / f"github.com/containerd/containerd/v2@{tool_cache.tool_version('containerd')}"
-    / "containerd.service"
-)
+
+@functools.cache
+def kubernetes_module() -> Path:
+    """The pinned Kubernetes module's source (its build/pause), wherever `go env GOMODCACHE` is."""
+    return go_modules.module_dir("k8s.io/kubernetes", tool_cache.tool_version("kubernetes"))
+
+
+def pause_dir() -> Path:
+    return kubernetes_module() / "build/pause"
+
+
+@functools.cache
+def containerd_unit_source() -> Path:
+    """containerd's own unit file, from the pinned containerd module's source."""
+    module = go_modules.module_dir(
+        "github.com/containerd/containerd/v2", tool_cache.tool_version("containerd")
+    )
+    return module / "containerd.service"
+
+
 # The sandbox image the node's containerd config names for Kubernetes 1.36.
 PAUSE_TAG = PAUSE_VERSIONS["1.36"]
 PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE_TAG}"
@@ -172,12 +186,13 @@ def containerd_unit() -> str:
     Upstream's unit runs /usr/local/bin/containerd (a binary release unpacked into
     /usr/local); Fedora's containerd package installs /usr/bin/containerd, and this root
     models Fedora CoreOS, so the binary goes to /usr/bin and the unit names it there."""
-    text = CONTAINERD_UNIT.read_text()
+    source = containerd_unit_source()
+    text = source.read_text()
     old = "ExecStart=/usr/local/bin/containerd\n"
     if text.count(old) != 1:
-        raise RuntimeError(f"{CONTAINERD_UNIT}: no single {old.strip()!r} line to adjust")
+        raise RuntimeError(f"{source}: no single {old.strip()!r} line to adjust")
     header = (
-        f"# containerd's own unit ({CONTAINERD_UNIT.parent.name}/containerd.service), with\n"
+        f"# containerd's own unit ({source.parent.name}/containerd.service), with\n"
         "# ExecStart=/usr/bin/containerd where Fedora CoreOS's containerd package has it.\n"
     )
     return header + text.replace(old, "ExecStart=/usr/bin/containerd\n")
@@ -186,13 +201,13 @@ def containerd_unit() -> str:
 def pause_version_define() -> str:
     """-DVERSION= as build/pause/Makefile sets it: v$(TAG)-$(REV), where REV is `git describe`
     of the Kubernetes tree; the module cache has no git, so REV is the module's version."""
-    makefile = (PAUSE_DIR / "Makefile").read_text()
+    makefile = (pause_dir() / "Makefile").read_text()
     m = re.search(r"^TAG \?= (\S+)$", makefile, re.M)
     if not m or m.group(1) != PAUSE_TAG:
         raise RuntimeError(
-            f"{PAUSE_DIR}/Makefile's TAG is not {PAUSE_TAG} (ignition PAUSE_VERSIONS)"
+            f"{pause_dir()}/Makefile's TAG is not {PAUSE_TAG} (ignition PAUSE_VERSIONS)"
         )
-    return f"v{PAUSE_TAG}-{KUBERNETES_MODULE.name.split('@', 1)[1]}"
+    return f"v{PAUSE_TAG}-{kubernetes_module().name.split('@', 1)[1]}"
 
 
 def build_pause(dest: Path) -> None:
@@ -207,7 +222,7 @@ def build_pause(dest: Path) -> None:
             f"-DVERSION={pause_version_define()}",
             "-o",
             str(dest),
-            str(PAUSE_DIR / "linux/pause.c"),
+            str(pause_dir() / "linux/pause.c"),
         ]
     )
     build_lab._run(["strip", str(dest)])
@@ -234,8 +249,8 @@ def input_key(kernel_pkg: str, kernel_tree: Path, binaries: dict[str, Path]) -> 
         ("suite", f"{SUITE} {MIRROR}".encode()),
         ("node_rootfs.py", Path(__file__).read_bytes()),
         ("oci_archive.py", (HERE / "oci_archive.py").read_bytes()),
-        ("pause.c", (PAUSE_DIR / "linux/pause.c").read_bytes()),
-        ("containerd.service", CONTAINERD_UNIT.read_bytes()),
+        ("pause.c", (pause_dir() / "linux/pause.c").read_bytes()),
+        ("containerd.service", containerd_unit_source().read_bytes()),
         ("kernel", kernel_pkg.encode() + b"\0" + (kernel_tree / ".complete").read_bytes()),
         ("pause_image", PAUSE_IMAGE.encode()),
     ]
