@@ -36,6 +36,7 @@ from stubernetes.output import write_tree
 from stubernetes.program_run import run_program
 from stubernetes.render_outputs import OUTPUTS_FILE, outputs_document
 from stubernetes.review import MachineFacts, NamedSecret, SecretFinder, review_tree
+from stubernetes.upgrade_plan import bump_text
 
 PROFILE = "matchbox:index/profile:Profile"
 GROUP = "matchbox:index/group:Group"
@@ -294,6 +295,9 @@ def render_stack(
     notes = _notes(loaded, out, stage)
     if previous is not None:
         notes += f"\nprevious state: the earlier render's {out / OUTPUTS_FILE}"
+        bump = bump_text(render.registrations, previous, loaded.config.cluster.kubernetes_release)
+        if bump:
+            notes += f"\n{bump}"
     return table + notes
 
 

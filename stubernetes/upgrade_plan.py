@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from components.upgrade_step import upgrade_plan_text
+from stackconfig.upgrade_rules import KUBERNETES_RELEASE_OUTPUT
 from stubernetes.mocks import Registration
 
 UPGRADE_SUFFIX = "-upgrade"
@@ -51,3 +53,11 @@ def plan_line(registrations: Sequence[Registration]) -> str:
         f"{_env(r)['MACHINE']} (kubeadm upgrade {_env(r)['KUBEADM_UPGRADE']})"
         for r in upgrade_chain(registrations)
     )
+
+
+def bump_text(registrations: Sequence[Registration], previous: dict[str, Any], release: str) -> str:
+    """The line `pulumi preview` prints for a bump from the release the previous outputs record
+    (components/upgrade_step.py announce_upgrade), or "" when the release is the same."""
+    running = previous.get(KUBERNETES_RELEASE_OUTPUT)
+    order = [(_env(r)["MACHINE"], _env(r)["KUBEADM_UPGRADE"]) for r in upgrade_chain(registrations)]
+    return upgrade_plan_text(running if isinstance(running, str) else None, release, order)

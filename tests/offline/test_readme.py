@@ -104,6 +104,17 @@ def sample_bad_input(root: Path) -> str:
     return stubernetes(root, "check", "--stack-file", "stacks/Pulumi.bad.yaml", stream="stderr")
 
 
+def sample_upgrade(root: Path) -> str:
+    """The example rendered at the previous minor, then as it is into the same folder."""
+    document = yaml.safe_load(EXAMPLE_STACK_FILE.read_text())
+    document["config"]["stubernetes:cluster"]["kubernetesVersion"] = "1.35.8"
+    (root / "stacks/Pulumi.older.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    stubernetes(
+        root, "render", "--stack-file", "stacks/Pulumi.older.yaml", "--out", "build/example"
+    )
+    return sample_setup(root)
+
+
 def sample_summary(root: Path) -> str:
     sample_setup(root)
     return (root / "build/example/machines/c1/summary.txt").read_text().rstrip("\n")
@@ -213,6 +224,7 @@ SAMPLES: dict[str, Callable[[Path], str]] = {
     "check": sample_check,
     "preview": sample_preview,
     "bad-input": sample_bad_input,
+    "upgrade": sample_upgrade,
     "summary": sample_summary,
     "urn": sample_urn,
     "assets": sample_assets,

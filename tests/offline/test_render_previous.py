@@ -140,3 +140,26 @@ def test_a_broken_outputs_file_is_bad_input(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: {out}/outputs.json: not an earlier render's outputs")
     assert tree(out) == before
+
+
+def test_a_bump_into_an_earlier_render_says_the_rolling_plan(
+    three: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The line `pulumi preview` prints for a bump (components/upgrade_step.py), offline: the
+    controllers first, the init controller's `upgrade apply`, then each worker; none when the
+    release is the one the earlier render recorded."""
+    out = tmp_path / "out"
+    older = copy.deepcopy(three)
+    older["cluster"]["kubernetesVersion"] = "1.35.8"
+    assert render(older, tmp_path, out, "older.yaml") == 0
+    assert "->" not in capsys.readouterr().out
+    bumped = copy.deepcopy(three)
+    bumped["cluster"]["kubernetesVersion"] = "1.36.4"
+    assert render(bumped, tmp_path, out) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Kubernetes 1.35.8 -> 1.36.4, one machine at a time, each drained, upgraded by its own "
+        "upgrade service and uncordoned: c1 (kubeadm upgrade apply) -> c2 (kubeadm upgrade node) "
+        "-> c3 (kubeadm upgrade node) -> w1 (kubeadm upgrade node) -> w2 (kubeadm upgrade node)"
+    )
+    assert render(bumped, tmp_path, out) == 0
+    assert "->" not in capsys.readouterr().out
