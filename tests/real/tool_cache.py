@@ -25,7 +25,7 @@ TOOL_VARIABLES = {
     "kubelet": "KUBERNETES",
     "kube-proxy": "KUBERNETES",
     "kubernetes-upgrade": "KUBERNETES_UPGRADE",
-    "kubernetes-upgrade-control-plane": "KUBERNETES_UPGRADE",
+    "kubernetes-previous": "KUBERNETES_PREVIOUS",
     "cni-plugins": "CNI_PLUGINS",
     "containerd": "CONTAINERD",
     "containerd-shim": "CONTAINERD",

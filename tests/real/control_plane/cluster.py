@@ -55,8 +55,9 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 # KubeControllerManagerPort 10257, KubeSchedulerPort 10259) where the manifest names none.
 CONTROLLER_MANAGER_PORT = 10257
 SCHEDULER_PORT = 10259
-# The tool with the control plane of the release machines are upgraded to (scripts/tools).
-UPGRADE_CONTROL_PLANE = "kubernetes-upgrade-control-plane"
+# The tool with the control plane and kubeadm of the previous minor (scripts/tools), on which
+# the upgrade test founds its cluster.
+PREVIOUS_RELEASE = "kubernetes-previous"
 REAL_TESTS = Path(__file__).resolve().parents[1]
 
 
@@ -89,6 +90,8 @@ class ControlPlane:
     argv: dict[str, list[str]] = field(default_factory=dict)
     # The kubelet stand-in, when the plane was started with one.
     kubelet: KubeletStandIn | None = None
+    # The tool (scripts/tools) whose kubeadm and control plane founded the cluster.
+    release_tool: str = "kubernetes"
 
     @property
     def server(self) -> str:
@@ -148,7 +151,12 @@ class ControlPlane:
     def init_phase(self, *phase: str) -> KubeadmRun:
         """An API-talking `kubeadm init phase` on the init controller's root, as `kubeadm init`
         runs it (its default --kubeconfig, /etc/kubernetes/admin.conf)."""
-        run = kubeadm(["init", "phase", *phase, *config_args()], rootfs=self.root, wrap=self.wrap)
+        run = kubeadm(
+            ["init", "phase", *phase, *config_args()],
+            rootfs=self.root,
+            wrap=self.wrap,
+            binary=require_tool(self.release_tool, "kubeadm"),
+        )
         self.phases.append(run)
         return run
 
@@ -184,16 +192,16 @@ class KubeletStandIn:
 
 
 def standin_binaries() -> dict[str, dict[str, str]]:
-    """Image tag -> component -> binary: the tool "kubernetes"'s release, and the upgrade's
-    when its control plane is built (scripts/tools kubernetes-upgrade-control-plane)."""
+    """Image tag -> component -> binary: the tool "kubernetes"'s release, and the previous
+    minor's when its control plane is built (scripts/tools kubernetes-previous)."""
     binaries = {
         tool_version("kubernetes"): {
             name: str(require_tool("kubernetes", name)) for name in COMPONENTS[1:]
         }
     }
-    upgrade = {name: tool_bin(UPGRADE_CONTROL_PLANE, name) for name in COMPONENTS[1:]}
-    if all(upgrade.values()):
-        binaries[tool_version(UPGRADE_CONTROL_PLANE)] = {k: str(v) for k, v in upgrade.items()}
+    previous = {name: tool_bin(PREVIOUS_RELEASE, name) for name in COMPONENTS[1:]}
+    if all(previous.values()):
+        binaries[tool_version(PREVIOUS_RELEASE)] = {k: str(v) for k, v in previous.items()}
     return binaries
 
 
@@ -203,6 +211,7 @@ def start_kubelet_standin(
     namespace: NetworkNamespace,
     logs: Path,
     ready: Callable[[], bool],
+    kubelet_version: str,
 ) -> KubeletStandIn:
     """The kubelet stand-in for the init controller, started in its network namespace; returns
     once `ready()` (every component answers)."""
@@ -219,7 +228,7 @@ def start_kubelet_standin(
         binaries=standin_binaries(),
         etcd_binary=str(require_tool("etcd", "etcd")),
         # The kubelet a machine of the stack runs before any upgrade.
-        kubelet_version=tool_version("kubelet"),
+        kubelet_version=kubelet_version,
     )
     config_file = logs / "kubelet-standin.json"
     config_file.write_text(config.to_json())
@@ -245,12 +254,15 @@ def start_control_plane(
     work: Path,
     prepare: Callable[[Path], None] | None = None,
     kubelet: bool = False,
+    release_tool: str = "kubernetes",
 ) -> ControlPlane:
     """The init controller's control plane, started from kubeadm's output; stop it with
     `ControlPlane.stop` (done here too when a component does not come up). `prepare` gets the
     machine's root once kubeadm has written its files, before anything starts (a restore of
     etcd's data directory, as a reinstalled controller's does before its etcd starts).
-    `kubelet`: the kubelet stand-in runs the components (see the module)."""
+    `kubelet`: the kubelet stand-in runs the components (see the module). `release_tool`: the
+    tool (scripts/tools) whose kubeadm writes the files and whose control plane runs; the stack
+    must name its release (control_plane.stacks for_release)."""
     init = output.init_controller
     root = machine_root(init, work / f"{init.name}-root")
     ca_file = work / "ca.crt"
@@ -260,17 +272,24 @@ def start_control_plane(
     admin.chmod(0o600)
     logs = work / "logs"
     namespace = start_network_namespace(namespace_addresses(output), logs)
-    plane = ControlPlane(output, root, work, namespace, ca_file, admin, admin)
+    plane = ControlPlane(
+        output, root, work, namespace, ca_file, admin, admin, release_tool=release_tool
+    )
+    kubeadm_binary = require_tool(release_tool, "kubeadm")
     try:
         for phase in FILE_PHASES:
-            plane.phases.append(kubeadm(["init", "phase", *phase, *config_args()], rootfs=root))
+            plane.phases.append(
+                kubeadm(
+                    ["init", "phase", *phase, *config_args()], rootfs=root, binary=kubeadm_binary
+                )
+            )
         if prepare is not None:
             prepare(root)
         plane.pods = pods = read_static_pods(root)
         translation = Translation(root)
         binaries = {
             "etcd": require_tool("etcd", "etcd"),
-            **{name: require_tool("kubernetes", name) for name in COMPONENTS[1:]},
+            **{name: require_tool(release_tool, name) for name in COMPONENTS[1:]},
         }
         etcd_host, etcd_port = _url_host_port(pods["etcd"].flag("listen-client-urls"))
         api_host = pods["kube-apiserver"].flag("advertise-address") or "127.0.0.1"
@@ -290,8 +309,15 @@ def start_control_plane(
             plane.argv[name] = translation.argv(pods[name], binaries[name])
         if kubelet:
             # It starts them all at once, as a kubelet does; ready once every one answers.
+            # Its Node says the kubelet of the founding release, as a machine's before any
+            # upgrade (the tool "kubelet" is the tool "kubernetes"'s release).
             plane.kubelet = start_kubelet_standin(
-                output, root, namespace, logs, lambda: all(readiness[n]() for n in COMPONENTS)
+                output,
+                root,
+                namespace,
+                logs,
+                lambda: all(readiness[n]() for n in COMPONENTS),
+                kubelet_version=tool_version(release_tool),
             )
             plane.processes.append(plane.kubelet.process)
         else:
@@ -323,11 +349,11 @@ def start_control_plane(
 
 @contextmanager
 def running_control_plane(
-    output: ProgramOutput, work: Path, kubelet: bool = False
+    output: ProgramOutput, work: Path, kubelet: bool = False, release_tool: str = "kubernetes"
 ) -> Iterator[ControlPlane]:
     """`start_control_plane` for a `with` block: stopped on leaving it, when every process it
     started must have ended."""
-    plane = start_control_plane(output, work, kubelet=kubelet)
+    plane = start_control_plane(output, work, kubelet=kubelet, release_tool=release_tool)
     started = [*plane.processes, plane.namespace.holder]
     try:
         yield plane

@@ -34,8 +34,9 @@ NodeRestriction admission judge its requests as the kubelet's:
   `pkg/kubelet/kubelet.go` backOffPeriod, MaxCrashLoopBackOff). A container is a local process
   (control_plane.static_pods: its command, the mounted paths moved under the scratch root).
   The binary is the one of the image's release: kube-* images tagged vX.Y.Z run the binaries
-  built for that release (scripts/tools: "kubernetes" is v1.36.3, "kubernetes-upgrade-control-
-  plane" v1.36.4); etcd runs the tool "etcd" whatever its tag.
+  built for that release (scripts/tools: "kubernetes-previous" is v1.35.8, "kubernetes"
+  v1.36.3); etcd runs the tool "etcd" (v3.6.16) whatever its tag, 3.6.6-0 or 3.6.8-0: one etcd
+  3.6 binary reads the data of every 3.6 patch.
 - the mirror Pod: `pkg/kubelet/pod/mirror_client.go` CreateMirrorPod, a copy of the static pod
   named <pod>-<node> (`pkg/kubelet/config/common.go` generatePodName) bound to the node, with
   the annotations kubernetes.io/config.hash, config.mirror (the hash), config.source=file and
@@ -48,7 +49,7 @@ NodeRestriction admission judge its requests as the kubelet's:
   is success, HTTPS is not verified; a named port is the container's, `pkg/probe/util.go`).
 - the Node: registered with the labels the kubelet sets (`pkg/kubelet/kubelet_node_status.go`
   initialNode: kubernetes.io/hostname, kubernetes.io/os, kubernetes.io/arch and their beta
-  twins), status Ready with the version of the kubelet it stands for (the tool "kubelet"'s,
+  twins), status Ready with the version of the kubelet it stands for (the founding release's,
   what the machine runs before its upgrade), and its Lease in kube-node-lease
   renewed every 10 s (`pkg/kubelet/kubelet.go`: a quarter, nodeLeaseRenewIntervalFraction, of
   NodeLeaseDurationSeconds, 40 s by default), which the node lifecycle controller takes as the

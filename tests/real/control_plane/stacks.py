@@ -10,13 +10,13 @@ from typing import Any
 from tool_cache import tool_version
 
 
-def kubeadm_version() -> str:
-    """The Kubernetes release the built kubeadm is (scripts/tool-versions), without its "v"."""
-    return tool_version("kubernetes").removeprefix("v")
+def kubeadm_version(tool: str = "kubernetes") -> str:
+    """The Kubernetes release a built kubeadm is (scripts/tool-versions), without its "v"."""
+    return tool_version(tool).removeprefix("v")
 
 
-def for_built_kubeadm(values: dict[str, Any]) -> dict[str, Any]:
-    """`values` with the cluster on the release of the kubeadm under test.
+def for_built_kubeadm(values: dict[str, Any], tool: str = "kubernetes") -> dict[str, Any]:
+    """`values` with the cluster on the release of the kubeadm under test (the tool's).
 
     kubeadm deploys its own minor and the one before (kubernetes
     `cmd/kubeadm/app/constants/constants.go` MinimumControlPlaneVersion, checked in
@@ -28,7 +28,7 @@ def for_built_kubeadm(values: dict[str, Any]) -> dict[str, Any]:
     accepts ("1.36" or "1.36.3": stackconfig/model.py); what the program renders from it is
     what kubeadm reads."""
     changed = copy.deepcopy(values)
-    changed["cluster"]["kubernetesVersion"] = kubeadm_version()
+    changed["cluster"]["kubernetesVersion"] = kubeadm_version(tool)
     return changed
 
 
