@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from control_plane.cluster import PREVIOUS_RELEASE
 from control_plane.program_output import ProgramOutput, render_program
 from control_plane.stacks import for_built_kubeadm
@@ -37,6 +36,7 @@ from control_plane.upgrade import (
     OBJECT_NAME,
     RELEASE,
     Upgrade,
+    cluster_configuration,
     founded_cluster,
     image,
     new_kubeadm,
@@ -128,13 +128,7 @@ def test_every_component_was_restarted_on_the_new_binary(upgrade: Upgrade) -> No
 
 
 def test_kubeadm_config_names_the_new_release(upgrade: Upgrade) -> None:
-    configmap = json.loads(
-        upgrade.plane.kubectl(
-            "-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "json"
-        ).stdout
-    )
-    cluster = yaml.safe_load(configmap["data"]["ClusterConfiguration"])
-    assert cluster["kubernetesVersion"] == RELEASE
+    assert cluster_configuration(upgrade.plane)["kubernetesVersion"] == RELEASE
 
 
 def test_the_upgrade_renews_the_control_planes_certificates_and_no_other(upgrade: Upgrade) -> None:

@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from control_plane.cluster import PREVIOUS_RELEASE, ControlPlane
 from control_plane.program_output import ProgramOutput, render_program
 from control_plane.stacks import for_built_kubeadm
@@ -40,6 +39,7 @@ from control_plane.upgrade import (
     KUBE_COMPONENTS,
     RELEASE,
     Upgrade,
+    cluster_configuration,
     founded_cluster,
     image,
     manifests,
@@ -110,13 +110,7 @@ def test_the_first_controllers_apply_leaves_this_machine_as_it_was(upgrade: Upgr
     for name in KUBE_COMPONENTS:
         assert image(upgrade.manifests_before[name]).endswith(f":{BEFORE}")
     # The configuration every later controller reads, at the new release.
-    kubeadm_config = json.loads(
-        upgrade.plane.kubectl(
-            "-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "json"
-        ).stdout
-    )
-    cluster = yaml.safe_load(kubeadm_config["data"]["ClusterConfiguration"])
-    assert cluster["kubernetesVersion"] == RELEASE
+    assert cluster_configuration(upgrade.plane)["kubernetesVersion"] == RELEASE
 
 
 def test_kubeadm_upgrade_node_upgrades_this_controller(upgrade: Upgrade) -> None:

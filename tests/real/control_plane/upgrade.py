@@ -168,6 +168,18 @@ def mirror_pods(plane: ControlPlane, node: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def cluster_configuration(plane: ControlPlane) -> dict[str, Any]:
+    """The ClusterConfiguration kubeadm keeps in the cluster (kube-system/kubeadm-config), which
+    `upgrade apply` uploads and `upgrade node` reads."""
+    configmap = json.loads(
+        plane.kubectl(
+            "-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "json"
+        ).stdout
+    )
+    configuration: dict[str, Any] = yaml.safe_load(configmap["data"]["ClusterConfiguration"])
+    return configuration
+
+
 def _all_running(plane: ControlPlane, node: str) -> bool:
     pods = mirror_pods(plane, node)
     return sorted(pods) == sorted(COMPONENTS) and all(
