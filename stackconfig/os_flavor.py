@@ -85,14 +85,22 @@ def flatcar_version_problem(version: str, channel: str | None) -> str | None:
     return None
 
 
-# What the machine's own Ignition still takes from Fedora CoreOS, each a fact of Flatcar's docs
-# or of Typhoon's Flatcar module that the machine configuration must follow first:
+# What the machine's own Ignition still takes from Fedora CoreOS, each a fact of Flatcar's docs,
+# its image or Typhoon's Flatcar module that the machine configuration must follow first:
 FLATCAR_MACHINE_GAPS = (
     # flatcar-website orchestrate/kubernetes/getting-started-with-kubernetes.md: kubeadm,
-    # kubelet and kubectl go to /opt/bin; devguide/sdk-disk-partitions.md: "a read-only /usr".
-    "node binaries in /usr/local/bin (Flatcar's are /opt/bin, beside its read-only /usr)",
+    # kubelet and kubectl go to /opt/bin; devguide/sdk-disk-partitions.md: "a read-only /usr";
+    # flatcar/baselayout Makefile makes /usr/local a directory of that /usr (Fedora CoreOS's
+    # is a link to /var/usrlocal), so nothing can be written there.
+    "node binaries and scripts in /usr/local (read-only on Flatcar, which keeps them in "
+    "/opt/bin and /opt)",
+    # flatcar-website os-config/network/network-config-with-networkd.md: systemd-networkd
+    # units in /etc/systemd/network; the image has no NetworkManager (typhoon
+    # docs/architecture/operating-systems.md: "Networking | systemd-networkd | NetworkManager").
+    "a static address as a NetworkManager keyfile (Flatcar's is a systemd-networkd .network file)",
     # flatcar-website updates-releases/releases/update-strategies.md: update-engine and
-    # locksmithd (or FLUO) update and reboot Flatcar; Zincati is Fedora CoreOS's.
+    # locksmithd (or FLUO, or kured) update and reboot Flatcar, held by SERVER=disabled in
+    # /etc/flatcar/update.conf; Zincati is Fedora CoreOS's.
     "Zincati's fleet-lock updates (Flatcar has update-engine and locksmithd)",
     # flatcar-website orchestrate/containers/customizing-docker.md: the default containerd
     # config is /usr/share/containerd/config.toml, a custom one needs a containerd.service
