@@ -272,6 +272,12 @@ def test_a_damaged_snapshot_is_refused(backups: Backups, damage: str) -> None:
             check=True, capture_output=True,
         )  # fmt: skip
         blob = (local / "enc").read_bytes()
+        # gpg started an agent for this home directory, which outlives the test unless ended
+        # (gpg-agent(1): started on demand, ended by `gpgconf --kill`).
+        subprocess.run(
+            ["gpgconf", "--homedir", str(local), "--kill", "gpg-agent"],
+            check=True, capture_output=True,
+        )  # fmt: skip
     (local / newest).write_bytes(blob)
     data_dir = local / "etcd"
     done = _restore(backups, data_dir, newest, S3_ENDPOINT="", BACKUP_DIR=str(local))
