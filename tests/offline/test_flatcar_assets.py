@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gnupg_home import gnupg_home
 
 from stackconfig import StackConfig, parse_stack_config
 from stubernetes import flatcar_assets
@@ -104,17 +105,8 @@ def make_signed_release(work: Path) -> tuple[Path, str]:
     and the key's fingerprint."""
     home = work / "signer"
     home.mkdir(mode=0o700)
-    try:
+    with gnupg_home(home):
         return _sign_release(work, home)
-    finally:
-        # gpg starts a gpg-agent for the signing key's home, which outlives gpg (GnuPG's
-        # gpg-agent(1): started on demand, ended by `gpgconf --kill`).
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
 
 
 def _sign_release(work: Path, home: Path) -> tuple[Path, str]:

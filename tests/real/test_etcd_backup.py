@@ -28,6 +28,7 @@ import pytest
 from control_plane.cluster import ControlPlane, kubectl_binary, start_control_plane
 from control_plane.program_output import ProgramOutput, render_program
 from control_plane.stacks import for_built_kubeadm
+from gnupg_home import gnupg_home
 from s3_server import BUCKET, S3Server, start_s3_server
 from tool_cache import require_tool
 
@@ -255,29 +256,23 @@ def test_a_damaged_snapshot_is_refused(backups: Backups, damage: str) -> None:
     else:
         # A snapshot whose database changed after etcd hashed it, encrypted with the right
         # key: GnuPG accepts it, etcdutl's sha256 check must not.
-        plain = local / "plain.db"
-        subprocess.run(
-            ["gpg", "--batch", "--quiet", "--homedir", str(local), "--pinentry-mode", "loopback",
-             "--passphrase-file", backups.settings["KEY_FILE"], "--decrypt", "--output",
-             str(plain)],
-            input=blob, check=True, capture_output=True,
-        )  # fmt: skip
-        data = bytearray(plain.read_bytes())
-        data[8192] ^= 0x01
-        plain.write_bytes(bytes(data))
-        subprocess.run(
-            ["gpg", "--batch", "--quiet", "--homedir", str(local), "--pinentry-mode", "loopback",
-             "--passphrase-file", backups.settings["KEY_FILE"], "--symmetric", "--cipher-algo",
-             "AES256", "--output", str(local / "enc"), str(plain)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        blob = (local / "enc").read_bytes()
-        # gpg started an agent for this home directory, which outlives the test unless ended
-        # (gpg-agent(1): started on demand, ended by `gpgconf --kill`).
-        subprocess.run(
-            ["gpgconf", "--homedir", str(local), "--kill", "gpg-agent"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        with gnupg_home(local):
+            plain = local / "plain.db"
+            gpg = ["gpg", "--batch", "--quiet", "--homedir", str(local), "--pinentry-mode",
+                   "loopback", "--passphrase-file", backups.settings["KEY_FILE"]]  # fmt: skip
+            subprocess.run(
+                [*gpg, "--decrypt", "--output", str(plain)],
+                input=blob, check=True, capture_output=True,
+            )  # fmt: skip
+            data = bytearray(plain.read_bytes())
+            data[8192] ^= 0x01
+            plain.write_bytes(bytes(data))
+            subprocess.run(
+                [*gpg, "--symmetric", "--cipher-algo", "AES256", "--output", str(local / "enc"),
+                 str(plain)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            blob = (local / "enc").read_bytes()
     (local / newest).write_bytes(blob)
     data_dir = local / "etcd"
     done = _restore(backups, data_dir, newest, S3_ENDPOINT="", BACKUP_DIR=str(local))
