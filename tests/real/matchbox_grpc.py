@@ -59,27 +59,11 @@ PROTO_FILES = (
 # ----------------------------------------------------------------- the Go module cache
 
 
-def go_module_cache() -> Path:
-    """Where ``go`` keeps module sources: ``$GOMODCACHE``, else ``<first GOPATH entry>/pkg/mod``,
-    else ``~/go/pkg/mod`` (``go help environment``, ``go help gopath``)."""
-    explicit = os.environ.get("GOMODCACHE")
-    if explicit:
-        return Path(explicit)
-    gopath = os.environ.get("GOPATH", "").split(os.pathsep)[0]
-    return Path(gopath or Path.home() / "go") / "pkg" / "mod"
-
-
-def escape_module_path(path: str) -> str:
-    """The module cache's case encoding: each upper-case letter becomes ``!`` and its lower case
-    (golang.org/x/mod ``module.EscapePath``)."""
-    return "".join(f"!{c.lower()}" if c.isupper() else c for c in path)
-
-
 def module_source(module: str, version: str) -> Path:
-    """The unpacked source of ``module@version``: in the module cache, or fetched again there
-    (go_modules.module_dir) when the cache lost it since the tool's build."""
-    directory = go_module_cache() / f"{escape_module_path(module)}@{version}"
-    return directory if directory.is_dir() else module_dir(module, version)
+    """The unpacked source of ``module@version``, wherever the module cache is: Go answers from
+    its cache, or fetches it again when the cache lost it since the tool's build
+    (go_modules.module_dir)."""
+    return module_dir(module, version)
 
 
 def matchbox_source() -> Path:
