@@ -60,12 +60,17 @@ def upgrade_step(
     )
 
 
+def upgrade_order_text(order: Sequence[tuple[str, str]]) -> str:
+    """`c1 (kubeadm upgrade apply) -> c2 (kubeadm upgrade node) -> ...`, one machine at a time."""
+    return " -> ".join(f"{machine} (kubeadm upgrade {how})" for machine, how in order)
+
+
 def upgrade_plan_text(running: str | None, release: str, order: Sequence[tuple[str, str]]) -> str:
     """What an update that changes the release will do, machine by machine, or "" when it
     changes none. `order`: (machine, kubeadm upgrade command) in the steps' order."""
     if running is None or running == release:
         return ""
-    steps = " -> ".join(f"{machine} (kubeadm upgrade {how})" for machine, how in order)
+    steps = upgrade_order_text(order)
     return (
         f"Kubernetes {running} -> {release}, one machine at a time, each drained, upgraded by "
         f"its own upgrade service and uncordoned: {steps}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from components.upgrade_step import upgrade_plan_text
+from components.upgrade_step import upgrade_order_text, upgrade_plan_text
 from stackconfig.upgrade_rules import KUBERNETES_RELEASE_OUTPUT
 from stubernetes.mocks import Registration
 
@@ -47,17 +47,19 @@ def _env(registration: Registration) -> dict[str, Any]:
     return environment if isinstance(environment, dict) else {}
 
 
+def upgrade_order(registrations: Sequence[Registration]) -> list[tuple[str, str]]:
+    """(machine, its kubeadm upgrade command), in the steps' order."""
+    return [(_env(r)["MACHINE"], _env(r)["KUBEADM_UPGRADE"]) for r in upgrade_chain(registrations)]
+
+
 def plan_line(registrations: Sequence[Registration]) -> str:
     """`c1 (kubeadm upgrade apply) -> c2 (kubeadm upgrade node) -> ...`, one machine at a time."""
-    return " -> ".join(
-        f"{_env(r)['MACHINE']} (kubeadm upgrade {_env(r)['KUBEADM_UPGRADE']})"
-        for r in upgrade_chain(registrations)
-    )
+    return upgrade_order_text(upgrade_order(registrations))
 
 
 def bump_text(registrations: Sequence[Registration], previous: dict[str, Any], release: str) -> str:
     """The line `pulumi preview` prints for a bump from the release the previous outputs record
     (components/upgrade_step.py announce_upgrade), or "" when the release is the same."""
     running = previous.get(KUBERNETES_RELEASE_OUTPUT)
-    order = [(_env(r)["MACHINE"], _env(r)["KUBEADM_UPGRADE"]) for r in upgrade_chain(registrations)]
+    order = upgrade_order(registrations)
     return upgrade_plan_text(running if isinstance(running, str) else None, release, order)
