@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from control_plane.cluster import PREVIOUS_RELEASE
-from control_plane.program_output import ProgramOutput, render_program
-from control_plane.stacks import for_built_kubeadm
+from control_plane.program_output import ProgramOutput
 from control_plane.upgrade import (
     BEFORE,
     ETCD_AFTER,
@@ -70,17 +67,14 @@ RENEWED = {
 
 
 @pytest.fixture(scope="module")
-def output(example_values: dict[str, Any]) -> ProgramOutput:
-    return render_program(for_built_kubeadm(example_values, PREVIOUS_RELEASE))
-
-
-@pytest.fixture(scope="module")
-def upgrade(output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upgrade]:
-    node = output.init_controller.name
-    with founded_cluster(output, tmp_path_factory.mktemp("kubeadm-upgrade-apply")) as plane:
+def upgrade(
+    previous_minor_output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Upgrade]:
+    work = tmp_path_factory.mktemp("kubeadm-upgrade-apply")
+    with founded_cluster(previous_minor_output, work) as plane:
         plan = new_kubeadm(plane, ["upgrade", "plan", RELEASE, IGNORE_HOST_CHECKS])
         apply = ["upgrade", "apply", RELEASE, "--yes", "--patches", KUBEADM_PATCHES]
-        yield upgrade_with(plane, node, [*apply, IGNORE_HOST_CHECKS], earlier=[plan])
+        yield upgrade_with(plane, [*apply, IGNORE_HOST_CHECKS], earlier=[plan])
 
 
 def test_kubeadm_upgrade_apply_exits_0(upgrade: Upgrade) -> None:

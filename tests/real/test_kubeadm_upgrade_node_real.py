@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from control_plane.cluster import PREVIOUS_RELEASE, ControlPlane
-from control_plane.program_output import ProgramOutput, render_program
-from control_plane.stacks import for_built_kubeadm
+from control_plane.cluster import ControlPlane
+from control_plane.program_output import ProgramOutput
 from control_plane.upgrade import (
     BEFORE,
     ETCD_AFTER,
@@ -73,14 +71,11 @@ def _coredns_image(plane: ControlPlane) -> str:
 
 
 @pytest.fixture(scope="module")
-def output(example_values: dict[str, Any]) -> ProgramOutput:
-    return render_program(for_built_kubeadm(example_values, PREVIOUS_RELEASE))
-
-
-@pytest.fixture(scope="module")
-def upgrade(output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upgrade]:
-    node = output.init_controller.name
-    with founded_cluster(output, tmp_path_factory.mktemp("kubeadm-upgrade-node")) as plane:
+def upgrade(
+    previous_minor_output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Upgrade]:
+    work = tmp_path_factory.mktemp("kubeadm-upgrade-node")
+    with founded_cluster(previous_minor_output, work) as plane:
         before = manifests(plane.root)
         first = new_kubeadm(
             plane,
@@ -96,7 +91,6 @@ def upgrade(output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory) -> 
         )
         yield upgrade_with(
             plane,
-            node,
             ["upgrade", "node", "--patches", KUBEADM_PATCHES, IGNORE_HOST_CHECKS],
             earlier=[first],
         )

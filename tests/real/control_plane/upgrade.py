@@ -234,10 +234,11 @@ def new_kubeadm(plane: ControlPlane, args: Sequence[str], timeout: float = 300) 
 
 
 def upgrade_with(
-    plane: ControlPlane, node: str, args: Sequence[str], earlier: Sequence[KubeadmRun] = ()
+    plane: ControlPlane, args: Sequence[str], earlier: Sequence[KubeadmRun] = ()
 ) -> Upgrade:
-    """The new kubeadm's `args` (an upgrade) timed, with the machine's manifests and
-    certificates before and after it."""
+    """The new kubeadm's `args` (an upgrade) on the init controller, timed, with the machine's
+    manifests and certificates before and after it."""
+    node = plane.output.init_controller.name
     root = plane.root
     manifests_before, certificates_before = manifests(root), certificates(root)
     started = time.time()
