@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from control_plane.program_output import ProgramOutput
 from control_plane.upgrade import (
     BEFORE,
     ETCD_AFTER,
@@ -37,6 +37,7 @@ from control_plane.upgrade import (
     founded_cluster,
     image,
     new_kubeadm,
+    previous_minor_program,
     restart_problems,
     selinux_level,
     upgrade_with,
@@ -68,10 +69,10 @@ RENEWED = {
 
 @pytest.fixture(scope="module")
 def upgrade(
-    previous_minor_output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
+    example_values: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Upgrade]:
     work = tmp_path_factory.mktemp("kubeadm-upgrade-apply")
-    with founded_cluster(previous_minor_output, work) as plane:
+    with founded_cluster(previous_minor_program(example_values), work) as plane:
         plan = new_kubeadm(plane, ["upgrade", "plan", RELEASE, IGNORE_HOST_CHECKS])
         apply = ["upgrade", "apply", RELEASE, "--yes", "--patches", KUBEADM_PATCHES]
         yield upgrade_with(plane, [*apply, IGNORE_HOST_CHECKS], earlier=[plan])

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from control_plane.cluster import ControlPlane
-from control_plane.program_output import ProgramOutput
 from control_plane.upgrade import (
     BEFORE,
     ETCD_AFTER,
@@ -42,6 +42,7 @@ from control_plane.upgrade import (
     image,
     manifests,
     new_kubeadm,
+    previous_minor_program,
     restart_problems,
     selinux_level,
     upgrade_with,
@@ -72,10 +73,10 @@ def _coredns_image(plane: ControlPlane) -> str:
 
 @pytest.fixture(scope="module")
 def upgrade(
-    previous_minor_output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory
+    example_values: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Upgrade]:
     work = tmp_path_factory.mktemp("kubeadm-upgrade-node")
-    with founded_cluster(previous_minor_output, work) as plane:
+    with founded_cluster(previous_minor_program(example_values), work) as plane:
         before = manifests(plane.root)
         first = new_kubeadm(
             plane,

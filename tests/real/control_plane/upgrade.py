@@ -50,7 +50,8 @@ from control_plane.cluster import (
     running_control_plane,
 )
 from control_plane.kubeadm import KubeadmRun, config_args, kubeadm
-from control_plane.program_output import ProgramOutput
+from control_plane.program_output import ProgramOutput, render_program
+from control_plane.stacks import for_built_kubeadm
 
 # The tool whose kubeadm and control plane the cluster is upgraded to: the example's release.
 UPGRADE_TOOL = "kubernetes"
@@ -185,6 +186,12 @@ def _all_running(plane: ControlPlane, node: str) -> bool:
     return sorted(pods) == sorted(COMPONENTS) and all(
         p["status"].get("phase") == "Running" for p in pods.values()
     )
+
+
+def previous_minor_program(example_values: dict[str, Any]) -> ProgramOutput:
+    """The program's output for the example at the previous minor's release (the tool
+    "kubernetes-previous"), which `founded_cluster` founds its cluster from."""
+    return render_program(for_built_kubeadm(example_values, PREVIOUS_RELEASE))
 
 
 @contextmanager
