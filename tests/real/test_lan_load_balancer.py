@@ -29,8 +29,9 @@ a small UDP and TCP answerer on port 53 where CoreDNS would be; the pod's Endpoi
 by hand as the EndpointSlice controller would from a ready pod (a slice with a `managed-by` of its
 own, which that controller leaves alone: kubernetes.io/docs "EndpointSlices", Management); the
 Pod objects the two MetalLB processes are told they are (internal/k8s/k8s.go New reads its own
-pod for owner references). Every process uses the admin kubeconfig: the chart's RBAC is not
-what is tested here (test_system_releases_real dry-runs it).
+pod for owner references); the speaker's memberlist key, a file where the chart mounts the
+Secret that MetalLB's controller generates. Every process uses the admin kubeconfig: the chart's
+RBAC is not what is tested here (test_system_releases_real dry-runs it).
 """
 
 from __future__ import annotations
@@ -159,6 +160,7 @@ class Lan:
     pod: NetworkNamespace  # the household DNS pod
     service: Manifest
     expected_address: str
+    node_address: str
     node_mac: str
     ingress: list[dict[str, Any]] = field(default_factory=list)
     arp_before_speaker: str = ""
@@ -298,7 +300,7 @@ def wire(
     node_json = json.dumps(node_object(str(w1.ip), POD_SUBNET))
     plane.kubectl("create", "-f", "-", input_text=node_json)
     wanted = str(household_dns_address(output.stack))
-    net = Lan(plane, lan, node, pod, service, wanted, node_mac=mac.lower())
+    net = Lan(plane, lan, node, pod, service, wanted, str(w1.ip), node_mac=mac.lower())
 
     def stop_processes() -> None:
         for process in reversed(net.processes):
@@ -392,15 +394,46 @@ def start_kube_proxy(net: Lan, output: ProgramOutput, work: Path) -> None:
     )
 
 
-def announce(net: Lan, logs: Path) -> None:
+def speaker_environment(
+    metallb: list[Manifest], node_address: str, secret_dir: Path
+) -> dict[str, str]:
+    """The speaker container's environment as the chart renders it, on w1.
+
+    The chart turns memberlist on (values.yaml `speaker.memberlist.enabled: true`), and with it
+    the speaker's candidate nodes are memberlist's members, itself among them from the start
+    (internal/speakerlist/speakerlist.go UsableSpeakers). With memberlist off the candidates
+    are the speaker's Node cache instead (speaker/layer2_controller.go speakersForAds), and a
+    Service reconciled before that cache holds w1 is never announced: the Node's first arrival
+    forces no resync (speaker/main.go SetNode, isNodeAvailableChanged). So the speaker runs as
+    deployed. Its host network makes status.podIP and status.hostIP w1's address; the secret
+    key file is the one the controller generates and the chart mounts (`secretkey`:
+    internal/k8s/k8s.go MLSecretKeyName)."""
+    (daemon_set,) = [o for o in only(metallb, "DaemonSet") if "speaker" in o["metadata"]["name"]]
+    spec = daemon_set["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True
+    (container,) = [c for c in spec["containers"] if c["name"] == "speaker"]
+    env: dict[str, str] = {}
+    for variable in container["env"]:
+        field_path = variable.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if field_path in ("status.podIP", "status.hostIP"):
+            env[variable["name"]] = node_address
+        elif "value" in variable:
+            env[variable["name"]] = str(variable["value"])
+    assert env.get("METALLB_ML_BIND_ADDR") == node_address, env
+    secret_dir.mkdir(parents=True, exist_ok=True)
+    (secret_dir / "secretkey").write_text("stubernetes-tests-memberlist-key")
+    env["METALLB_ML_SECRET_KEY_PATH"] = str(secret_dir)
+    return env
+
+
+def announce(net: Lan, metallb: list[Manifest], logs: Path) -> None:
     """MetalLB's speaker on w1, until the client's ARP request for the address is answered.
 
     The speaker reads /sys/class/net/<interface> (internal/layer2/announcer.go
     updateInterfaces), and sysfs shows the network namespace of whoever mounted it: so the
     speaker gets a mount namespace of its own with sysfs mounted from w1's namespace, as
-    `ip netns exec` does (iproute2 ip-netns(8)) and as w1's own /sys would be. Memberlist is off
-    without --ml-bindaddr (internal/speakerlist/speakerlist.go New): every node is then taken to
-    run a speaker, as the chart's speaker DaemonSet does."""
+    `ip netns exec` does (iproute2 ip-netns(8)) and as w1's own /sys would be. Memberlist is on,
+    as the chart deploys it (speaker_environment)."""
     # Nobody answers for the address before the speaker runs.
     net.arp_before_speaker = arp_reply(net.lan, "br0", net.expected_address)
     speaker = [str(require_tool("metallb", "speaker")), f"--namespace={METALLB_NAMESPACE}",
@@ -408,8 +441,9 @@ def announce(net: Lan, logs: Path) -> None:
     with_sysfs = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                   'mount -t sysfs sysfs /sys && exec "$@"', "sh", *speaker]  # fmt: skip
     began = time.monotonic()
+    env = net.kubeconfig_env | speaker_environment(metallb, net.node_address, logs.parent / "ml")
     net.processes.append(start("metallb-speaker", net.node.wrap(with_sysfs), logs,
-                               lambda: True, env=net.kubeconfig_env))  # fmt: skip
+                               lambda: True, env=env))  # fmt: skip
 
     def answered() -> bool:
         net.arp_answer = arp_reply(net.lan, "br0", net.expected_address)
@@ -441,7 +475,7 @@ def lan(output: ProgramOutput, tmp_path_factory: pytest.TempPathFactory) -> Iter
         net.processes.append(start_answerer(net.node, RESOLVED, "systemd-resolved", logs))
         assign_the_address(net, logs)
         start_kube_proxy(net, output, work)
-        announce(net, logs)
+        announce(net, rendered["metallb"], logs)
         yield net
         dead = [p for p in net.processes if not p.alive()]
         assert not dead, "exited: " + "\n".join(p.log_tail() for p in dead)
