@@ -24,6 +24,7 @@ from ignition.entries import (
     unit_entry,
 )
 from ignition.etcd_backup import add_etcd_backup
+from ignition.flatcar_machine import flatcar_machine_ignition
 from ignition.kubeadm import (
     KUBEADM_CONFIG,
     KUBEADM_JOIN_CONFIG,
@@ -36,6 +37,8 @@ from ignition.kubeadm import (
 )
 from ignition.material import ClusterMaterial, is_bootstrap_token
 from ignition.node_binaries import CNI_PLUGINS_ARCHIVE, CRICTL_ARCHIVE, download_entries
+from ignition.os_updates import ZINCATI, ZINCATI_STRATEGY, updates_hold
+from ignition.setup_paths import SETUP_BIN, SETUP_CONF, SETUP_LIB, SETUP_UNIT
 from ignition.status_report import add_status_report
 from ignition.upgrade import add_upgrade
 from ignition.vip import add_vip
@@ -44,13 +47,8 @@ from stackconfig.node_paths import NODE_CNI_BIN_DIR, OPENEBS_HOSTPATH_DIR
 from stackconfig.pinned_digests import CNI_PLUGINS_VERSION, CRICTL_VERSION
 from stackconfig.release_digests import CNI_PLUGINS, CRICTL
 
-SETUP_UNIT = "stubernetes-setup.service"
-SETUP_BIN = "/usr/local/bin/stubernetes-setup"
-SETUP_LIB = "/usr/local/lib/stubernetes"
-SETUP_CONF = "/etc/stubernetes"
 SUDOERS_DROP_IN = "/etc/sudoers.d/stubernetes-admin"
-ZINCATI_HOLD = "/etc/zincati/config.d/90-stubernetes-hold-updates.toml"
-ZINCATI_STRATEGY = "/etc/zincati/config.d/55-stubernetes-fleetlock.toml"
+ZINCATI_HOLD = ZINCATI.hold_file
 # Replaces the file the containerd package ships (Typhoon's nodes overwrite it likewise).
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 # udev reads link files from /etc/systemd/network (systemd.link(5)).
@@ -193,6 +191,8 @@ def _setup_files(
         crictl_archive=shlex.quote(CRICTL_ARCHIVE),
         crictl_sha256=stack.cluster.binary_digests[CRICTL],
         cni_bin_dir=shlex.quote(NODE_CNI_BIN_DIR),
+        os_updates_hold=shlex.quote(updates_hold(stack).hold_file),
+        os_updater=shlex.quote(updates_hold(stack).updater),
         container_file_paths=shlex.quote(" ".join(container_file_paths(machine))),
         max_attempts=str(policy.max_attempts),
         max_boots_per_phase=str(policy.max_boots_per_phase),
@@ -313,6 +313,8 @@ def machine_ignition(
         # The installed system's kernel arguments. On Fedora CoreOS, Ignition's kargs stage
         # applies them in the initramfs of the first boot and reboots once when they changed.
         config["kernelArguments"] = {"shouldExist": list(machine.kernel_args)}
+    if stack.os.is_flatcar:
+        return flatcar_machine_ignition(config, stack, machine)
     return config
 
 

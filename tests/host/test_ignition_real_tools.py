@@ -29,8 +29,8 @@ from tool_cache import tool_bin
 from ignition import machine_ignition_json, standin_bootstrap_token
 from ignition.kubeadm_certs import standin_certificate_key
 from ignition.material import ClusterMaterial
-from ignition.node import SETUP_UNIT
 from ignition.node_binaries import node_downloads
+from ignition.setup_paths import SETUP_UNIT
 from stackconfig import Machine, StackConfig, parse_stack_config
 
 IGNITION_VALIDATE = tool_bin("ignition", "ignition-validate")
@@ -359,3 +359,51 @@ def test_generated_machines_pass_every_real_tool(
     expected = [arg for kernel_arg in machine.kernel_args for arg in ("--should-exist", kernel_arg)]
     assert kargs_helper_calls(tmp / "work") == ([expected] if expected else [])
     check_with_tools(root)
+
+
+# A Flatcar machine (ignition/flatcar_machine.py, its facts cited there and in
+# tests/offline/test_flatcar_machine.py): the same checks where the tree is the same, and
+# Flatcar's own places where it is not. Flatcar stable 4593.2.5 ships Ignition 2.24.0, this
+# binary's release (flatcar/flatcar-website data/releases/stable/4593.2.5.yml image_packages).
+FLATCAR_OS = {"flavor": "flatcar", "channel": "stable", "version": "4593.2.5"}
+FLATCAR_SCRIPTS = tuple(
+    s.replace("usr/local/lib/stubernetes", "opt/stubernetes").replace("usr/local/bin", "opt/bin")
+    for s in SCRIPTS
+)
+
+
+@pytest.mark.parametrize("name", ["c1", "w1"])
+def test_flatcar_machine_passes_every_real_tool(
+    name: str, served: ServedDownloads, material: ClusterMaterial, tmp_path: Path
+) -> None:
+    values = {**served.values, "os": {**FLATCAR_OS, "cachedInstall": True}}
+    stack = parse_stack_config(values)
+    machine = stack.machine(name)
+    config = render(stack, machine, material)
+    assert ignition_validate(config, tmp_path) == ""
+    root = applied_root(config, tmp_path)
+    assert not (root / "usr/local").exists()
+    for script in FLATCAR_SCRIPTS:
+        assert stat.S_IMODE((root / script).stat().st_mode) == 0o755, script
+    for download in node_downloads(served.stack):
+        flatcar_path = download.path.replace("/usr/local/bin/", "/opt/bin/")
+        written = root / flatcar_path.lstrip("/")
+        assert filecmp.cmp(written, served.files[download.name], shallow=False), flatcar_path
+        written.unlink()
+    units = root / "etc/systemd/system"
+    assert "ExecStart=/opt/bin/stubernetes-setup" in (units / SETUP_UNIT).read_text()
+    path_dropin = (units / f"{SETUP_UNIT}.d/10-flatcar-path.conf").read_text()
+    assert ":/opt/bin" in path_dropin
+    assert (units / f"{SETUP_UNIT}.d/10-flatcar-updates.conf").is_file()
+    containerd = (units / "containerd.service.d/10-use-custom-config.conf").read_text()
+    assert "ExecStart=/usr/bin/containerd" in containerd
+    # A masked unit is a link to /dev/null (coreos/ignition internal/exec/stages/files/units.go).
+    assert (units / "locksmithd.service").resolve() == Path("/dev/null")
+    assert "SERVER=disabled" in (root / "etc/flatcar/update.conf").read_text()
+    assert not (root / "etc/zincati").exists()
+    assert not (root / "etc/NetworkManager").exists()
+    network = (root / "etc/systemd/network/00-stubernetes-static.network").read_text()
+    assert f"Address={machine.address}" in network
+    assert shellcheck([root / s for s in FLATCAR_SCRIPTS], cwd=root / "opt/stubernetes") == ""
+    install_host_units(root)
+    assert systemd_verify(root, f"/etc/systemd/system/{SETUP_UNIT}") == ""

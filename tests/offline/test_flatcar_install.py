@@ -277,13 +277,16 @@ def test_the_fedora_coreos_section_is_as_before(example_stack: StackConfig) -> N
 
 def test_a_flatcar_stack_is_refused_naming_what_is_missing(raw_values: dict[str, Any]) -> None:
     """Parsed, but refused as a whole (ignition/checked_stack.py), before any Ignition of the
-    machine is generated: the machine's own Ignition is Fedora CoreOS's."""
+    machine is generated: what a Flatcar machine still lacks is named (stackconfig/os_flavor.py
+    FLATCAR_MACHINE_GAPS), and what it has no longer is."""
     with pytest.raises(ConfigError) as raised:
         checked_stack_config(flatcar_values(raw_values), read_stack_values(EXAMPLE_STACK_FILE)[1])
     [problem] = raised.value.problems
     assert (problem.where, problem.field) == ("stubernetes:os", "flavor")
-    for missing in ("/opt/bin", "Zincati", "containerd", "SELinux", "os=installed"):
+    for missing in ("staged OS updates", "FLUO or kured", "os=installed", "simulated host"):
         assert missing in problem.message
+    for built in ("/usr/local", "NetworkManager", "SELinux"):
+        assert built not in problem.message
 
 
 def test_only_the_flavors_own_fields_are_refused(raw_values: dict[str, Any]) -> None:

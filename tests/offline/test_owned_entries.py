@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from ignition.material import ClusterMaterial, standin_bootstrap_token
-from ignition.node import SETUP_UNIT, SUDOERS_DROP_IN, machine_ignition
+from ignition.node import SUDOERS_DROP_IN, machine_ignition
 from ignition.owned_entries import (
     SYSTEMD_UNITS_DIR,
     canonical_path,
     machine_owned_entries,
     owned_entries,
 )
+from ignition.setup_paths import SETUP_UNIT
 from stackconfig import StackConfig, parse_stack_config
 
 

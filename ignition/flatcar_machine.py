@@ -1,0 +1,147 @@
+"""A Flatcar machine's own Ignition: the Fedora CoreOS machine's (ignition/node.py), with each
+thing Flatcar does differently, on this one page, each a fact of Flatcar's docs, its image or
+poseidon/typhoon's Flatcar module (bare-metal/flatcar-linux/kubernetes) named beside it.
+
+What stays the same needs no change: the admin in `wheel` and `sudo` and the sudoers drop-in
+(Flatcar's baselayout has both groups and reads /etc/sudoers.d), containerd as the runtime,
+the kubelet's and the controller-manager's FlexVolume directory under /opt (ignition/kubeadm.py,
+as Flatcar's own kubeadm guide sets it: flatcar/flatcar-website docs
+getting-started-with-kubernetes.md), the setup phases and every day-two unit. SELinux labels:
+Flatcar's policy has container_file_t and its image has chcon, so the setup's labelling runs as
+on Fedora CoreOS and changes nothing that Flatcar enforces (it ships SELinux permissive:
+flatcar-website docs security/selinux.md).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ignition.assets import render_template
+from ignition.entries import MODE_0644, file_entry
+from ignition.etcd_backup import BACKUP_LIB
+from ignition.node_binaries import BIN_DIR
+from ignition.os_updates import UPDATE_ENGINE, ZINCATI, ZINCATI_STRATEGY
+from ignition.setup_paths import SETUP_LIB, SETUP_UNIT
+from stackconfig.model import Machine, StackConfig
+
+# Flatcar's /usr is read-only and /usr/local is a directory of it (flatcar-website docs
+# sdk-disk-partitions.md; flatcar/baselayout Makefile), so binaries go to /opt/bin, as Flatcar's
+# kubeadm guide puts kubeadm, kubelet and kubectl, and the program's scripts beside it in /opt.
+FLATCAR_BIN_DIR = "/opt/bin"
+FLATCAR_LIB_DIR = "/opt/stubernetes"
+RELOCATIONS = ((SETUP_LIB, FLATCAR_LIB_DIR), (BIN_DIR, FLATCAR_BIN_DIR))
+# etcd-tool's /usr/local/bin/<tool> is a path inside etcd's image (etcd-io/etcd Dockerfile), not
+# on the host: it stays.
+IN_CONTAINER = frozenset({f"{BACKUP_LIB}/etcd-tool"})
+# systemd's PATH for services lacks /opt/bin, which Flatcar's login shells have (flatcar/baselayout
+# etc/env.d/00basic); Flatcar's kubeadm guide gives its units this PATH. The setup, renewal and
+# upgrade scripts run kubeadm, kubectl and crictl by name, and kubeadm runs `kubelet --version`.
+SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/opt/bin"
+PATH_DROP_IN = "10-flatcar-path.conf"
+# systemd-networkd, not NetworkManager (typhoon docs/architecture/operating-systems.md,
+# "Networking | systemd-networkd"; flatcar-website docs network-config-with-networkd.md: units
+# in /etc/systemd/network). networkd takes the first file in lexical order that matches a link
+# (systemd.network(5)), so 00- comes before Flatcar's catch-all zz-default.network.
+NETWORK_FILE = "/etc/systemd/network/00-stubernetes-static.network"
+NM_KEYFILE_DIR = "/etc/NetworkManager/"
+# Flatcar's containerd.service runs `containerd --config /usr/share/containerd/config.toml`;
+# a custom /etc/containerd/config.toml takes this drop-in (flatcar-website docs
+# customizing-docker.md, "Use a custom containerd configuration").
+CONTAINERD_DROP_IN = {
+    "name": "10-use-custom-config.conf",
+    "contents": "[Service]\nExecStart=\nExecStart=/usr/bin/containerd\n",
+}
+UPDATES_HOLD = (
+    "# Written by stubernetes: no OS update (and its reboot) until node setup is done.\n"
+    "# The setup's last phase removes this file; update-engine then follows its defaults.\n"
+    "SERVER=disabled\n"
+)
+# Typhoon's Flatcar nodes and Flatcar's kubeadm guide mask locksmithd, the image's reboot
+# manager: it reboots as soon as an update is staged, one node's drain unasked.
+MASKED = ("locksmithd.service",)
+
+
+def _relocated(text: str) -> str:
+    for fedora_coreos, flatcar in RELOCATIONS:
+        text = text.replace(fedora_coreos, flatcar)
+    return text
+
+
+def _contents(entry: dict[str, Any]) -> bytes | None:
+    source = entry.get("contents", {}).get("source", "")
+    if not source.startswith("data:;base64,"):
+        return None  # a download: only its path moves
+    return base64.b64decode(source.removeprefix("data:;base64,"))
+
+
+def _flatcar_file(entry: dict[str, Any]) -> dict[str, Any]:
+    path = _relocated(entry["path"])
+    contents = _contents(entry)
+    if contents is None:
+        return {**entry, "path": path}
+    if entry["path"] not in IN_CONTAINER:
+        contents = _relocated(contents.decode()).encode()
+    return file_entry(path, contents, entry.get("mode", MODE_0644))
+
+
+def _network_file(stack: StackConfig, machine: Machine) -> list[dict[str, Any]]:
+    if machine.address is None:
+        return []  # DHCP: Flatcar's zz-default.network
+    text = render_template(
+        "static.network",
+        mac=machine.mac.lower(),
+        address=str(machine.address),
+        gateway=f"Gateway={machine.gateway}\n" if machine.gateway else "",
+        dns="".join(f"DNS={server}\n" for server in machine.dns),
+        domain=stack.cluster.domain,
+    )
+    return [file_entry(NETWORK_FILE, text)]
+
+
+def _flatcar_unit(unit: dict[str, Any]) -> dict[str, Any]:
+    unit = dict(unit)
+    if "contents" in unit:
+        unit["contents"] = _relocated(unit["contents"])
+    dropins = [
+        {**dropin, "contents": _relocated(dropin["contents"])} for dropin in unit.get("dropins", [])
+    ]
+    runs_ours = any(
+        FLATCAR_BIN_DIR in text or FLATCAR_LIB_DIR in text
+        for text in (unit.get("contents", ""), *(d["contents"] for d in dropins))
+    )
+    if runs_ours:
+        dropins.append(
+            {"name": PATH_DROP_IN, "contents": f'[Service]\nEnvironment="PATH={SERVICE_PATH}"\n'}
+        )
+    if unit["name"] == SETUP_UNIT:
+        # The updater starts once setup is over, and then reads no hold (ignition/os_updates.py).
+        before = f"[Unit]\nBefore={UPDATE_ENGINE.unit}\n"
+        dropins.append({"name": "10-flatcar-updates.conf", "contents": before})
+    if unit["name"] == "containerd.service":
+        dropins.append(CONTAINERD_DROP_IN)
+    if dropins:
+        unit["dropins"] = dropins
+    return unit
+
+
+def flatcar_machine_ignition(
+    fedora_coreos: dict[str, Any], stack: StackConfig, machine: Machine
+) -> dict[str, Any]:
+    """The Flatcar machine's config, from the Fedora CoreOS machine's config of the same stack,
+    machine and material (ignition.node.machine_ignition)."""
+    fedora_only = (ZINCATI.hold_file, ZINCATI_STRATEGY)
+    files = [
+        _flatcar_file(entry)
+        for entry in fedora_coreos["storage"]["files"]
+        if entry["path"] not in fedora_only and not entry["path"].startswith(NM_KEYFILE_DIR)
+    ]
+    files += _network_file(stack, machine)
+    files.append(file_entry(UPDATE_ENGINE.hold_file, UPDATES_HOLD))
+    units = [_flatcar_unit(unit) for unit in fedora_coreos["systemd"]["units"]]
+    units += [{"name": name, "mask": True} for name in MASKED]
+    return {
+        **fedora_coreos,
+        "storage": {**fedora_coreos["storage"], "files": sorted(files, key=lambda f: f["path"])},
+        "systemd": {**fedora_coreos["systemd"], "units": units},
+    }
