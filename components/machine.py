@@ -21,6 +21,8 @@ from components.install_step import SCRIPTS, install_step
 from components.machine_steps import (
     BOOTSTRAP_TOKEN,
     CERTIFICATE_KEY,
+    FLATCAR_INSTALL_GROUP,
+    FLATCAR_INSTALL_PROFILE,
     INSTALL_ANCHOR,
     INSTALL_STEP,
     MATCHBOX_GROUP,
@@ -42,6 +44,7 @@ from components.token import BootstrapToken, BootstrapTokenArgs, bootstrap_token
 from components.upgrade_channel import UpgradeChannel, UpgradeChannelArgs
 from components.upgrade_step import upgrade_step
 from ignition import ClusterMaterial, machine_ignition_json
+from ignition.flatcar_install import INSTALLED_SELECTOR, flatcar_install
 from ignition.pxe import fcos_install_boot
 from ignition.validate import check_structure
 from stackconfig import Machine, StackConfig
@@ -174,6 +177,8 @@ def make_certificate_key(making: StepMaking) -> Made:
 
 
 def make_profile(making: StepMaking) -> Made:
+    if making.step == FLATCAR_INSTALL_PROFILE:
+        return _flatcar_install_profile(making)
     inputs = making.inputs
     stack, machine, reads = inputs.stack, inputs.machine, inputs.reads
     cluster_exists = inputs.previous.cluster_exists
@@ -191,6 +196,13 @@ def make_profile(making: StepMaking) -> Made:
             reads[MATERIAL], reads["token.token"], reads.get("certificate-key.key")
         ).apply(lambda v: render(v[0], v[1], v[2]))
     )
+    if stack.os.is_flatcar:
+        # The installed system boots from its disk: its profile is its Ignition alone, as
+        # Typhoon's Flatcar node profile (bare-metal/flatcar-linux/kubernetes/profiles.tf).
+        profile = matchbox.Profile(
+            making.name, name=making.name, raw_ignition=ignition, opts=_matchbox_options(making)
+        )
+        return Made(profile, {"name": profile.name})
     boot = fcos_install_boot(stack, machine)
     profile = matchbox.Profile(
         making.name,
@@ -204,6 +216,24 @@ def make_profile(making: StepMaking) -> Made:
     return Made(profile, {"name": profile.name})
 
 
+def _flatcar_install_profile(making: StepMaking) -> Made:
+    """Flatcar's live system by PXE and its install Ignition: the admin's SSH key and the
+    installer's script, nothing secret (the machine's own Ignition is fetched by the installer
+    from the machine's profile)."""
+    install = flatcar_install(making.inputs.stack, making.inputs.machine)
+    check_structure(f"install '{making.inputs.machine.name}'", install.ignition)
+    profile = matchbox.Profile(
+        making.name,
+        name=making.name,
+        kernel=install.boot.kernel,
+        initrds=list(install.boot.initrds),
+        args=list(install.boot.args),
+        raw_ignition=install.ignition.decode(),
+        opts=_matchbox_options(making),
+    )
+    return Made(profile, {"name": profile.name})
+
+
 def _matchbox_options(making: StepMaking) -> pulumi.ResourceOptions:
     options = _options(making)
     options.provider = making.matchbox
@@ -212,12 +242,19 @@ def _matchbox_options(making: StepMaking) -> pulumi.ResourceOptions:
 
 
 def make_group(making: StepMaking) -> Made:
-    machine = making.inputs.machine
+    machine, reads = making.inputs.machine, making.inputs.reads
+    selector = {"mac": machine.mac}
+    if making.step == FLATCAR_INSTALL_GROUP:
+        profile = reads["install-profile.name"]
+    else:
+        profile = reads["profile.name"]
+        if making.inputs.stack.os.is_flatcar:
+            selector |= INSTALLED_SELECTOR
     group = matchbox.Group(
         making.name,
         name=making.name,
-        profile=making.inputs.reads["profile.name"],
-        selector={"mac": machine.mac},
+        profile=profile,
+        selector=selector,
         metadata={"stubernetes_machine": machine.name},
         opts=_matchbox_options(making),
     )

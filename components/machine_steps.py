@@ -27,7 +27,7 @@ This module is plain data (no Pulumi): `stubernetes` and the docs read it offlin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Final
 
@@ -472,8 +472,64 @@ ROLE_STEPS: Final[dict[Role, tuple[Step, ...]]] = {
 }
 
 
+# ------------------------------------------------------------------------------------------
+# A Flatcar machine boots twice from Matchbox, as poseidon/typhoon's Flatcar module serves it
+# (bare-metal/flatcar-linux/kubernetes/profiles.tf, groups.tf): the PXE boot into Flatcar's live
+# system, whose install Ignition runs flatcar-install and reboots (ignition/flatcar_install.py),
+# then the installed system's first boot, which fetches `?mac=<mac>&os=installed`. Matchbox
+# answers a request with the group of the most selectors that match (poseidon/matchbox
+# matchbox/server/server.go SelectGroup), so the install group selects the MAC alone and the
+# machine's own group the MAC and `os: installed`. Its rows are a Fedora CoreOS machine's with
+# these two before its group, and its group after them.
+
+FLATCAR_INSTALL_PROFILE: Final = Step(
+    "install-profile",
+    MATCHBOX_PROFILE,
+    SERVED,
+    Replaced.WITH_ANCHOR_DELETED_FIRST,
+    after=("clean",),
+    note="Flatcar: the PXE boot into the live system and its install Ignition, which writes "
+    "the disk and reboots into the machine's own profile",
+)
+FLATCAR_INSTALL_GROUP: Final = Step(
+    "install-group",
+    MATCHBOX_GROUP,
+    SERVED,
+    Replaced.WITH_ANCHOR_DELETED_FIRST,
+    reads=("install-profile.name",),
+    note="Flatcar: the machine's MAC to its install profile",
+)
+FLATCAR_GROUP: Final = replace(
+    GROUP,
+    after=("install-group",),
+    note="Flatcar: the MAC with `os: installed` to the machine's own profile, once the install "
+    "group is there",
+)
+
+
+def steps_of(stack: StackConfig, role: Role) -> tuple[Step, ...]:
+    """The rows of `role` for the stack's OS flavor."""
+    steps = ROLE_STEPS[role]
+    if not stack.os.is_flatcar:
+        return steps
+    flatcar: list[Step] = []
+    for step in steps:
+        if step.name == GROUP.name:
+            flatcar += [FLATCAR_INSTALL_PROFILE, FLATCAR_INSTALL_GROUP, FLATCAR_GROUP]
+        else:
+            flatcar.append(step)
+    return tuple(flatcar)
+
+
+# The Matchbox ids of a Flatcar machine's install profile and group, beside its own.
+FLATCAR_INSTALL_SUFFIX: Final = "flatcar-install"
+
+
 def resource_name(object_id: str, step: Step) -> str:
-    """A step's resource name: a Matchbox object's id is the machine's Matchbox id."""
+    """A step's resource name: a Matchbox object's id is the machine's Matchbox id (a Flatcar
+    install profile's and group's, that id and FLATCAR_INSTALL_SUFFIX)."""
+    if step in (FLATCAR_INSTALL_PROFILE, FLATCAR_INSTALL_GROUP):
+        return f"{object_id}-{FLATCAR_INSTALL_SUFFIX}"
     if step.kind in (MATCHBOX_PROFILE, MATCHBOX_GROUP):
         return object_id
     return f"{object_id}-{step.name}"

@@ -14,6 +14,10 @@ from pathlib import Path
 from components.machine_steps import (
     API_GATE_AFTER,
     CLUSTER,
+    FLATCAR_GROUP,
+    FLATCAR_INSTALL_GROUP,
+    FLATCAR_INSTALL_PROFILE,
+    FLATCAR_INSTALL_SUFFIX,
     GATES_AFTER,
     PREVIOUS_CONTROLLER,
     ROLE_STEPS,
@@ -85,6 +89,21 @@ def steps_markdown() -> str:
         lines += [_row(number, step) for number, step in enumerate(steps, start=1)]
         lines += ["", "Why:", ""]
         lines += [f"{n}. `{step.name}`: {step.note}." for n, step in enumerate(steps, start=1)]
+    flatcar = (FLATCAR_INSTALL_PROFILE, FLATCAR_INSTALL_GROUP, FLATCAR_GROUP)
+    lines += [
+        "",
+        "### A Flatcar machine",
+        "",
+        "Every role's rows, with these three in place of `group` (the Matchbox id of the install "
+        f"profile and group is the machine's with `-{FLATCAR_INSTALL_SUFFIX}`):",
+        "",
+        HEADER,
+        *(_row(number, step) for number, step in enumerate(flatcar, start=1)),
+        "",
+        "Why:",
+        "",
+        *(f"{n}. `{step.name}`: {step.note}." for n, step in enumerate(flatcar, start=1)),
+    ]
     return "\n".join(lines) + "\n"
 
 

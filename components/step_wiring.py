@@ -62,6 +62,7 @@ class MachineChain:
     machine: Machine
     role: Role
     component: MachineResources
+    stack: StackConfig
     made: dict[str, pulumi.Resource] = field(default_factory=dict)
     # By `<step>.<output>`.
     outputs: dict[str, pulumi.Output[Any]] = field(default_factory=dict)
@@ -69,7 +70,7 @@ class MachineChain:
     @property
     def steps(self) -> tuple[Step, ...]:
         # Read at each use: the declaration is the one place a machine's steps come from.
-        return machine_steps.ROLE_STEPS[self.role]
+        return machine_steps.steps_of(self.stack, self.role)
 
 
 # The order of a stage with the controllers first.
@@ -85,6 +86,7 @@ class MachineSteps:
                 machine,
                 role_of(stack, machine, inputs.previous.cluster_exists),
                 MachineResources(matchbox_id(stack, machine)),
+                stack,
             )
             for machine in stack.machines
         }

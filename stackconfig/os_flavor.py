@@ -87,7 +87,8 @@ def flatcar_version_problem(version: str, channel: str | None) -> str | None:
 
 # What a Flatcar machine still lacks, each a fact of Flatcar's docs, its image or Typhoon's Flatcar
 # module. Its own Ignition is built (ignition/flatcar_machine.py: binaries and scripts in /opt,
-# systemd-networkd, Flatcar's containerd unit, updates held in /etc/flatcar/update.conf).
+# systemd-networkd, Flatcar's containerd unit, updates held in /etc/flatcar/update.conf), and so
+# are its two Matchbox profiles and groups (components/machine_steps.py steps_of).
 FLATCAR_MACHINE_GAPS = (
     # flatcar-website updates-releases/releases/update-strategies.md: update-engine stages an
     # update and a reboot manager reboots into it: locksmithd (which the machine masks, as
@@ -95,9 +96,6 @@ FLATCAR_MACHINE_GAPS = (
     # kured. Zincati's fleet-lock, which the core chart serves, is Fedora CoreOS's.
     "coordinated reboots into staged OS updates (Flatcar's update-engine stages them; FLUO or "
     "kured, which the core chart does not install yet, would reboot one node at a time)",
-    # poseidon/typhoon bare-metal/flatcar-linux/kubernetes/profiles.tf: a second Matchbox group
-    # per machine, selector {mac, os: installed}, serves the installed system its Ignition.
-    "the program's second Matchbox group and profile per machine (selector os=installed)",
     # tests/host runs every role's setup with kills at every point on Fedora CoreOS's layout.
     "the setup's run on Flatcar's layout on the simulated host, with its kill points",
 )
@@ -105,9 +103,10 @@ FLATCAR_MACHINE_GAPS = (
 
 def flatcar_machine_problem() -> str:
     """Why a Flatcar stack is refused today: its install profile and install Ignition
-    (ignition/flatcar_install.py) and its machines' own Ignition (ignition/flatcar_machine.py)
-    are built, the rest is not."""
+    (ignition/flatcar_install.py), its machines' own Ignition (ignition/flatcar_machine.py) and
+    their Matchbox objects are built, the rest is not."""
     return (
-        "the machine configuration for Flatcar is not built yet: its Matchbox install profile, "
-        "install Ignition and machine Ignition are, but not yet: " + "; ".join(FLATCAR_MACHINE_GAPS)
+        "the machine configuration for Flatcar is not built yet: its Matchbox profiles and "
+        "groups, install Ignition and machine Ignition are, but not yet: "
+        + "; ".join(FLATCAR_MACHINE_GAPS)
     )

@@ -86,18 +86,19 @@ def matchbox_files(registrations: Sequence[Registration]) -> dict[Path, bytes]:
         inputs = unwrap_secrets(registration.inputs_in_place)
         object_id = inputs.get("name", "")
         if registration.type == PROFILE:
-            files[Path(f"matchbox/profiles/{object_id}.json")] = _json(
-                {
-                    "id": object_id,
-                    "name": object_id,
-                    "boot": {
-                        "kernel": inputs["kernel"],
-                        "initrd": inputs.get("initrds", []),
-                        "args": inputs.get("args", []),
-                    },
-                    "ignition_id": f"{object_id}.ign",
+            profile: dict[str, Any] = {
+                "id": object_id,
+                "name": object_id,
+                "ignition_id": f"{object_id}.ign",
+            }
+            # A Flatcar machine's own profile boots nothing by network: its Ignition alone.
+            if "kernel" in inputs:
+                profile["boot"] = {
+                    "kernel": inputs["kernel"],
+                    "initrd": inputs.get("initrds", []),
+                    "args": inputs.get("args", []),
                 }
-            )
+            files[Path(f"matchbox/profiles/{object_id}.json")] = _json(profile)
             files[Path(f"matchbox/ignition/{object_id}.ign")] = inputs["rawIgnition"].encode()
         elif registration.type == GROUP:
             files[Path(f"matchbox/groups/{object_id}.json")] = _json(

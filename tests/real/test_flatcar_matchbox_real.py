@@ -13,8 +13,11 @@ very release Flatcar stable 4593.2.5 ships (flatcar/flatcar-website data/release
 The two groups per machine are Typhoon's (poseidon/typhoon bare-metal/flatcar-linux/kubernetes/
 profiles.tf): selector {mac} for the install, {mac, os: installed} for the installed system;
 Matchbox tries groups with more selectors first (poseidon/matchbox matchbox/server/server.go
-SelectGroup). The machine's own Ignition here is a stand-in (its hostname only): the program does
-not build a Flatcar machine's configuration yet.
+SelectGroup). Matchbox's -data-path holds what the program registers for them (under the SDK's
+mocks, written as `stubernetes render` writes it: stubernetes/render.py matchbox_files), the
+machine's own Ignition included (ignition/flatcar_machine.py). A Flatcar stack is still refused as
+a whole (stackconfig/os_flavor.py FLATCAR_MACHINE_GAPS): the registrations are taken with that
+refusal alone lifted.
 """
 
 from __future__ import annotations
@@ -37,65 +40,43 @@ from test_matchbox_real import (
     only_added_empty_objects,
 )
 
-from ignition.entries import SPEC_VERSION, dumps, file_entry
-from ignition.flatcar_install import (
-    INSTALLED_SELECTOR,
-    flatcar_install,
-    installed_ignition_url,
-)
+from components.machine_steps import FLATCAR_INSTALL_SUFFIX
+from ignition.entries import SPEC_VERSION
+from ignition.flatcar_install import flatcar_install, installed_ignition_url
 from stackconfig import StackConfig, parse_stack_config
 from stackconfig.stackfile import read_stack_values
+from stubernetes.program_run import run_program
+from stubernetes.render import matchbox_files
 
 pytestmark = pytest.mark.real
 
 RELEASE = "4593.2.5"
 
 
-def flatcar_stack(**os_fields: Any) -> StackConfig:
+def flatcar_values(**os_fields: Any) -> dict[str, Any]:
     values = copy.deepcopy(read_stack_values(EXAMPLE_STACK_FILE)[0])
     values["os"] = {"flavor": "flatcar", "channel": "stable", "version": RELEASE, **os_fields}
-    return parse_stack_config(values)
+    return values
 
 
-def installed_standin(name: str) -> bytes:
-    """A stand-in for the machine's own Ignition: its hostname."""
-    entry = file_entry("/etc/hostname", f"{name}\n")
-    return dumps({"ignition": {"version": SPEC_VERSION}, "storage": {"files": [entry]}})
+def flatcar_stack(**os_fields: Any) -> StackConfig:
+    return parse_stack_config(flatcar_values(**os_fields))
 
 
-def write_data_path(stack: StackConfig, data: Path) -> None:
-    """Each machine's two profiles and groups, as Matchbox's -data-path holds them."""
-    for sub in ("profiles", "groups", "ignition"):
-        (data / sub).mkdir(parents=True)
-    cluster = stack.cluster.name
-    for machine in stack.machines:
-        install = flatcar_install(stack, machine)
-        ids = {
-            "install": f"{cluster}-{machine.name}-install",
-            "installed": f"{cluster}-{machine.name}",
-        }
-        profiles: dict[str, dict[str, Any]] = {
-            "install": {
-                "id": ids["install"],
-                "boot": {
-                    "kernel": install.boot.kernel,
-                    "initrd": list(install.boot.initrds),
-                    "args": list(install.boot.args),
-                },
-                "ignition_id": f"{ids['install']}.ign",
-            },
-            "installed": {"id": ids["installed"], "ignition_id": f"{ids['installed']}.ign"},
-        }
-        selectors = {
-            "install": {"mac": machine.mac},
-            "installed": {"mac": machine.mac, **INSTALLED_SELECTOR},
-        }
-        configs = {"install": install.ignition, "installed": installed_standin(machine.name)}
-        for kind, id_ in ids.items():
-            (data / "profiles" / f"{id_}.json").write_text(json.dumps(profiles[kind]))
-            group = {"id": id_, "profile": id_, "selector": selectors[kind]}
-            (data / "groups" / f"{id_}.json").write_text(json.dumps(group))
-            (data / "ignition" / f"{id_}.ign").write_bytes(configs[kind])
+def write_data_path(values: dict[str, Any], data: Path) -> None:
+    """Each machine's two profiles and groups and their Ignition, as the program registers
+    them, in the layout of Matchbox's -data-path."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ignition.checked_stack.unbuilt_flavor_problems", lambda stack: [])
+        run = run_program(values, ["matchbox"])
+    for path, contents in matchbox_files(run.registrations).items():
+        target = data / path.relative_to("matchbox")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(contents)
+
+
+def install_id(stack: StackConfig, name: str) -> str:
+    return f"{stack.cluster.name}-{name}-{FLATCAR_INSTALL_SUFFIX}"
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +99,7 @@ def served_form(rendered: bytes, body: bytes) -> bytes:
 @pytest.fixture(scope="module")
 def served(stack: StackConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matchbox]:
     work = tmp_path_factory.mktemp("matchbox-flatcar")
-    write_data_path(stack, work / "data")
+    write_data_path(flatcar_values(), work / "data")
     (work / "assets").mkdir()
     server = start_matchbox(work / "data", work / "assets", work, name="matchbox-flatcar")
     yield server
@@ -132,13 +113,8 @@ def test_each_mac_gets_its_install_profiles_ipxe_script(
         for machine in stack.machines:
             answer = get(served, f"/ipxe?uuid=u&mac={hexhyp(machine.mac)}")
             assert answer.status == 200
-            profile = json.loads(
-                (
-                    served.data_path
-                    / "profiles"
-                    / f"{stack.cluster.name}-{machine.name}-install.json"
-                ).read_text()
-            )
+            profile_file = served.data_path / "profiles" / f"{install_id(stack, machine.name)}.json"
+            profile = json.loads(profile_file.read_text())
             assert answer.body.decode() == expected_ipxe(profile)
             assert "flatcar_production_pxe.vmlinuz" in answer.body.decode()
 
@@ -156,7 +132,7 @@ def test_the_pxe_boots_request_gets_the_install_ignition_as_spec_3_4(
 
 
 def test_the_installers_request_gets_the_machines_own_ignition(
-    stack: StackConfig, served: Matchbox
+    stack: StackConfig, served: Matchbox, tmp_path: Path
 ) -> None:
     with logs_on_failure(served):
         for machine in stack.machines:
@@ -164,7 +140,12 @@ def test_the_installers_request_gets_the_machines_own_ignition(
             target = url.removeprefix(stack.matchbox.http_endpoint)
             answer = get(served, target)
             assert answer.status == 200
-            assert answer.body == served_form(installed_standin(machine.name), answer.body)
+            own = served.data_path / "ignition" / f"{stack.cluster.name}-{machine.name}.ign"
+            assert answer.body == served_form(own.read_bytes(), answer.body)
+            # Flatcar's own: its binaries in /opt/bin (ignition/flatcar_machine.py).
+            paths = {f["path"] for f in json.loads(answer.body)["storage"]["files"]}
+            assert "/opt/bin/kubelet" in paths
+            assert ignition_validate(answer.body, tmp_path) == ""
 
 
 def test_an_unknown_mac_gets_no_install(served: Matchbox) -> None:
