@@ -35,9 +35,12 @@ RELOCATIONS = ((SETUP_LIB, FLATCAR_LIB_DIR), (BIN_DIR, FLATCAR_BIN_DIR))
 # on the host: it stays.
 IN_CONTAINER = frozenset({f"{BACKUP_LIB}/etcd-tool"})
 # systemd's PATH for services lacks /opt/bin, which Flatcar's login shells have (flatcar/baselayout
-# etc/env.d/00basic); Flatcar's kubeadm guide gives its units this PATH. The setup, renewal and
-# upgrade scripts run kubeadm, kubectl and crictl by name, and kubeadm runs `kubelet --version`.
-SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/opt/bin"
+# etc/env.d/00basic); Flatcar's kubeadm guide gives its units systemd's PATH and /opt/bin. The
+# setup, renewal and upgrade scripts run kubeadm, kubectl and crictl by name, and kubeadm runs
+# `kubelet --version`. /opt/bin comes first here (the guide has it last), so that the binaries
+# whose digests the stack pins win over any of the same name in /usr/bin, where a Kubernetes
+# system extension would put its own (flatcar/sysext-bakery).
+SERVICE_PATH = "/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
 PATH_DROP_IN = "10-flatcar-path.conf"
 # systemd-networkd, not NetworkManager (typhoon docs/architecture/operating-systems.md,
 # "Networking | systemd-networkd"; flatcar-website docs network-config-with-networkd.md: units

@@ -88,7 +88,8 @@ def flatcar_version_problem(version: str, channel: str | None) -> str | None:
 # What a Flatcar machine still lacks, each a fact of Flatcar's docs, its image or Typhoon's Flatcar
 # module. Its own Ignition is built (ignition/flatcar_machine.py: binaries and scripts in /opt,
 # systemd-networkd, Flatcar's containerd unit, updates held in /etc/flatcar/update.conf), and so
-# are its two Matchbox profiles and groups (components/machine_steps.py steps_of).
+# are its two Matchbox profiles and groups (components/machine_steps.py steps_of); the simulated
+# host runs its setup, kill points and all (tests/host/test_setup_crashes.py).
 FLATCAR_MACHINE_GAPS = (
     # flatcar-website updates-releases/releases/update-strategies.md: update-engine stages an
     # update and a reboot manager reboots into it: locksmithd (which the machine masks, as
@@ -96,8 +97,6 @@ FLATCAR_MACHINE_GAPS = (
     # kured. Zincati's fleet-lock, which the core chart serves, is Fedora CoreOS's.
     "coordinated reboots into staged OS updates (Flatcar's update-engine stages them; FLUO or "
     "kured, which the core chart does not install yet, would reboot one node at a time)",
-    # tests/host runs every role's setup with kills at every point on Fedora CoreOS's layout.
-    "the setup's run on Flatcar's layout on the simulated host, with its kill points",
 )
 
 

@@ -24,6 +24,7 @@ from ignition.kubeadm import joins_with_certificate_key
 from ignition.kubeadm_certs import standin_certificate_key
 from ignition.material import ClusterMaterial, standin_bootstrap_token
 from ignition.node import SetupPolicy, machine_ignition_json
+from ignition.os_updates import UPDATE_ENGINE, ZINCATI
 from stackconfig import StackConfig
 
 SIMULATED = [
@@ -111,7 +112,11 @@ def assert_done(machine: SimMachine) -> None:
     assert machine.file("/var/lib/stubernetes/kubeadm.ok").exists()
     assert machine.file("/var/lib/stubernetes/done").exists()
     assert not machine.file("/var/lib/stubernetes/failed").exists()
-    assert not machine.file("/etc/zincati/config.d/90-stubernetes-hold-updates.toml").exists()
+    # The OS updates' hold is gone: Zincati's, or Flatcar's update-engine's (setup.env names it).
+    env = machine.file("/etc/stubernetes/setup.env").read_text().splitlines()
+    (hold,) = [line.partition("=")[2] for line in env if line.startswith("OS_UPDATES_HOLD=")]
+    assert hold in (ZINCATI.hold_file, UPDATE_ENGINE.hold_file)
+    assert not machine.file(hold).exists()
     assert not machine.unit_enabled()
 
 

@@ -37,17 +37,22 @@ from sim_systemd import UnitFile
 
 # systemd's PATH for system services, after the stand-ins.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
-# The real paths the scripts use, served from the machine's disk.
+# The real paths the scripts use, served from the machine's disk: Fedora CoreOS's and Flatcar's
+# (whose binaries and scripts are in /opt and whose update hold is in /etc/flatcar:
+# ignition/flatcar_machine.py); a machine of one flavor has the other's empty.
 BOUND_PATHS = (
     "/etc/stubernetes",
     "/etc/kubernetes",
     "/etc/zincati",
+    "/etc/flatcar",
     "/var/lib/stubernetes",
     "/var/lib/etcd",
     "/var/openebs/local",
     "/usr/local/lib/stubernetes",
     "/usr/local/bin",
     "/opt/cni",
+    "/opt/bin",
+    "/opt/stubernetes",
 )
 # Host directories overlaid (in the namespace only) so that missing mount points can be made;
 # a parent before the directories under it. A bound path is made in its deepest overlay.
@@ -182,9 +187,11 @@ def run_exec_start(
     (sim / "ovl").mkdir(exist_ok=True)
     (sim / "killed").unlink(missing_ok=True)
     (sim / "upper-listing").unlink(missing_ok=True)
+    # A unit's own PATH replaces systemd's (a Flatcar machine's units add /opt/bin).
+    path = dict(unit.environment).get("PATH", SYSTEM_PATH)
     env = {
         **dict(unit.environment),
-        "PATH": f"{sim / 'bin'}:{SYSTEM_PATH}",
+        "PATH": f"{sim / 'bin'}:{path}",
         "LANG": "C.UTF-8",
         "SIM_DIR": str(sim),
     }

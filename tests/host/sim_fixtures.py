@@ -67,20 +67,47 @@ def ha_stack(ha_values: dict[str, Any]) -> StackConfig:
     return parse_stack_config(ha_values)
 
 
-@pytest.fixture
-def make_machine(
-    tmp_path: Path, ha_stack: StackConfig, material: ClusterMaterial
+@pytest.fixture(scope="session")
+def flatcar_ha_stack(ha_values: dict[str, Any]) -> StackConfig:
+    """The three-controller stack on Flatcar stable 4593.2.5 (ignition/flatcar_machine.py)."""
+    values = copy.deepcopy(ha_values)
+    cached = values["os"].get("cachedInstall", False)
+    values["os"] = {
+        "flavor": "flatcar",
+        "channel": "stable",
+        "version": "4593.2.5",
+        "cachedInstall": cached,
+    }
+    return parse_stack_config(values)
+
+
+def machine_factory(
+    tmp_path: Path, stack: StackConfig, material: ClusterMaterial
 ) -> MachineFactory:
     def make(
         name: str, policy: SetupPolicy = FAST, cluster: dict[str, Any] | None = None
     ) -> SimMachine:
         return SimMachine.create(
             tmp_path / name,
-            config_for(ha_stack, name, material, policy),
-            cluster if cluster is not None else cluster_for(ha_stack, name, material),
+            config_for(stack, name, material, policy),
+            cluster if cluster is not None else cluster_for(stack, name, material),
         )
 
     return make
+
+
+@pytest.fixture
+def make_machine(
+    tmp_path: Path, ha_stack: StackConfig, material: ClusterMaterial
+) -> MachineFactory:
+    return machine_factory(tmp_path, ha_stack, material)
+
+
+@pytest.fixture
+def make_flatcar_machine(
+    tmp_path: Path, flatcar_ha_stack: StackConfig, material: ClusterMaterial
+) -> MachineFactory:
+    return machine_factory(tmp_path, flatcar_ha_stack, material)
 
 
 @pytest.fixture(scope="module")

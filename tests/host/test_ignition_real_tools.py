@@ -393,7 +393,7 @@ def test_flatcar_machine_passes_every_real_tool(
     units = root / "etc/systemd/system"
     assert "ExecStart=/opt/bin/stubernetes-setup" in (units / SETUP_UNIT).read_text()
     path_dropin = (units / f"{SETUP_UNIT}.d/10-flatcar-path.conf").read_text()
-    assert ":/opt/bin" in path_dropin
+    assert '"PATH=/opt/bin:' in path_dropin
     assert (units / f"{SETUP_UNIT}.d/10-flatcar-updates.conf").is_file()
     containerd = (units / "containerd.service.d/10-use-custom-config.conf").read_text()
     assert "ExecStart=/usr/bin/containerd" in containerd

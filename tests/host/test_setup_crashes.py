@@ -48,6 +48,24 @@ UNPACKED = "/var/lib/stubernetes/cni-plugins-1.9.1.unpacked"
 def test_a_crash_anywhere_converges_to_the_same_state(
     make_machine: MachineFactory, tmp_path: Path, name: str
 ) -> None:
+    crashes_converge(make_machine, tmp_path, name)
+
+
+@pytest.mark.parametrize("name", list(ROLES), ids=list(ROLES.values()))
+def test_on_flatcar_a_crash_anywhere_converges_to_the_same_state(
+    make_flatcar_machine: MachineFactory, tmp_path: Path, name: str
+) -> None:
+    """The same scripts, relocated to /opt, run by units whose PATH has /opt/bin, with the
+    updates' hold in /etc/flatcar/update.conf (ignition/flatcar_machine.py)."""
+    machine = make_flatcar_machine(name)
+    assert machine.file("/opt/bin/stubernetes-setup").exists()
+    assert not machine.file("/usr/local/bin/stubernetes-setup").exists()
+    assert machine.file("/etc/flatcar/update.conf").exists()
+    machine.remove()
+    crashes_converge(make_flatcar_machine, tmp_path, name)
+
+
+def crashes_converge(make_machine: MachineFactory, tmp_path: Path, name: str) -> None:
     template = make_machine(name)
     reference = reference_run(template, tmp_path)
     assert [b.ran for b in reference.boots] == [True, False]
