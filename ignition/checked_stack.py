@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from ignition.snippet_collisions import snippet_collisions
-from stackconfig.flavor_checks import flavor_problems, unbuilt_flavor_problems
+from stackconfig.flavor_checks import flavor_problems
 from stackconfig.model import StackConfig
 from stackconfig.parse import parse_stack_config
 from stackconfig.problems import ConfigError
@@ -22,30 +22,18 @@ def checked_stack_config(
     values: Mapping[str, Any],
     secure_paths: Collection[str],
     yaml_texts: Mapping[str, str] | None = None,
-    *,
-    building: bool = True,
 ) -> StackConfig:
     """Parse `values` (un-namespaced), or raise one ConfigError with every problem: the
-    parser's and the secrets given in plain text together; then, on a stack that parses, the
-    snippets that collide with the program's own entries (they need the generated Ignition).
-    `secure_paths`: the values given as secrets (stackconfig.secrets says in which forms).
-    `building`: the stack is to be rendered or deployed, so a flavor whose machine configuration
-    is not built yet is refused too (False: it is only listed, as by `stubernetes assets`)."""
+    parser's and the secrets given in plain text together; then, on a stack that parses, what
+    clashes with the flavor's own boot and the snippets that collide with the program's own
+    entries (they need the generated Ignition).
+    `secure_paths`: the values given as secrets (stackconfig.secrets says in which forms)."""
     problems = plain_secret_problems(values, secure_paths)
     try:
         stack = parse_stack_config(values, yaml_texts=yaml_texts)
     except ConfigError as error:
         raise ConfigError([*error.problems, *problems]) from None
-    # A flavor the program cannot build for yet: refused before its Ignition is generated, and
-    # its snippets are not checked against Ignition that is not the flavor's.
-    unbuilt = unbuilt_flavor_problems(stack)
-    if building:
-        problems += unbuilt
     problems += flavor_problems(stack)
-    if unbuilt:
-        if problems:
-            raise ConfigError(problems)
-        return stack
     problems += snippet_collisions(stack)
     if problems:
         raise ConfigError(problems)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ignition.assets import render_template
-from ignition.entries import MODE_0644, file_entry
+from ignition.assets import read_asset, render_template
+from ignition.entries import MODE_0644, MODE_0755, file_entry, unit_entry
 from ignition.etcd_backup import BACKUP_LIB
 from ignition.node_binaries import BIN_DIR
 from ignition.os_updates import UPDATE_ENGINE, ZINCATI, ZINCATI_STRATEGY
@@ -61,8 +61,16 @@ UPDATES_HOLD = (
     "SERVER=disabled\n"
 )
 # Typhoon's Flatcar nodes and Flatcar's kubeadm guide mask locksmithd, the image's reboot
-# manager: it reboots as soon as an update is staged, one node's drain unasked.
+# manager: it reboots as soon as an update is staged, one node's drain unasked. Its FleetLock
+# client is not written yet (flatcar/Flatcar#510), so the machine has one of its own
+# (ignition/files/flatcar/stubernetes-os-reboot), asking the same fleetlock server as Zincati.
 MASKED = ("locksmithd.service",)
+OS_REBOOT = f"{FLATCAR_LIB_DIR}/stubernetes-os-reboot"
+FLEETLOCK_ENV = "/etc/stubernetes/fleetlock.env"
+# Zincati's group when its config names none (coreos/zincati src/identity/mod.rs DEFAULT_GROUP),
+# so that both flavors' machines take turns under one lock.
+FLEETLOCK_GROUP = "default"
+FLEETLOCK_RETRY_SECONDS = 60
 
 
 def _relocated(text: str) -> str:
@@ -128,6 +136,28 @@ def _flatcar_unit(unit: dict[str, Any]) -> dict[str, Any]:
     return unit
 
 
+def _coordinated_reboots(stack: StackConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The FleetLock client's script, settings and units (ignition/files/flatcar/)."""
+    env = (
+        "# Written by stubernetes: where stubernetes-os-reboot asks for the reboot lock.\n"
+        f"FLEETLOCK_URL=http://{stack.cluster.fleetlock_ip}/\n"
+        f"FLEETLOCK_GROUP={FLEETLOCK_GROUP}\n"
+        f"FLEETLOCK_RETRY_SECONDS={FLEETLOCK_RETRY_SECONDS}\n"
+    )
+    files = [
+        file_entry(OS_REBOOT, read_asset("flatcar/stubernetes-os-reboot"), MODE_0755),
+        file_entry(FLEETLOCK_ENV, env),
+    ]
+    units = [
+        unit_entry(name, read_asset(f"flatcar/{name}"))
+        for name in ("stubernetes-os-reboot.path", "stubernetes-os-steady-state.service")
+    ]
+    # Started by its path unit only: no [Install], so not enabled.
+    service = "stubernetes-os-reboot.service"
+    units.append({"name": service, "contents": read_asset(f"flatcar/{service}")})
+    return files, units
+
+
 def flatcar_machine_ignition(
     fedora_coreos: dict[str, Any], stack: StackConfig, machine: Machine
 ) -> dict[str, Any]:
@@ -141,8 +171,11 @@ def flatcar_machine_ignition(
     ]
     files += _network_file(stack, machine)
     files.append(file_entry(UPDATE_ENGINE.hold_file, UPDATES_HOLD))
+    reboot_files, reboot_units = _coordinated_reboots(stack)
+    files += reboot_files
     units = [_flatcar_unit(unit) for unit in fedora_coreos["systemd"]["units"]]
     units += [{"name": name, "mask": True} for name in MASKED]
+    units += reboot_units
     return {
         **fedora_coreos,
         "storage": {**fedora_coreos["storage"], "files": sorted(files, key=lambda f: f["path"])},

@@ -1,24 +1,14 @@
-"""Checks of a whole stack against its `os.flavor`: what the flavor's boot sets itself, and
-what the program cannot build for the flavor yet."""
+"""Checks of a whole stack against its `os.flavor`: what the flavor's boot sets itself."""
 
 from __future__ import annotations
 
 from stackconfig.model import StackConfig
-from stackconfig.os_flavor import flatcar_machine_problem
 from stackconfig.problems import Problem, machine_where
 
 # What a Flatcar install profile sets itself (ignition/flatcar_install.py), and the older name
 # of its Ignition URL, which Flatcar's Ignition also reads (flatcar/flatcar-website
 # migrating-from-coreos.md: "we also do this via the analogous flatcar.config.url option").
 FLATCAR_PXE_SET_ARGS = ("initrd", "flatcar.first_boot", "ignition.config.url", "flatcar.config.url")
-
-
-def unbuilt_flavor_problems(stack: StackConfig) -> list[Problem]:
-    """What the program cannot build for the stack's flavor yet: a stack that can only be
-    listed (`stubernetes assets`), not rendered or deployed."""
-    if not stack.os.is_flatcar:
-        return []
-    return [Problem("stubernetes:os", "flavor", flatcar_machine_problem())]
 
 
 def flavor_problems(stack: StackConfig) -> list[Problem]:

@@ -1,5 +1,5 @@
-"""The two flavors of `stubernetes:os`: which fields belong to which, Flatcar's release numbers,
-and what this version of stubernetes cannot yet build for Flatcar.
+"""The two flavors of `stubernetes:os`: which fields belong to which, and Flatcar's release
+numbers. What a Flatcar machine does differently is ignition/flatcar_machine.py.
 
 Flatcar release numbers (flatcar/flatcar-website content/docs/latest/devguide/
 sdk-building-production-images.md, "Stabilisation process and versioning"): "MMMM.m.p[ppp] - "M"
@@ -83,29 +83,3 @@ def flatcar_version_problem(version: str, channel: str | None) -> str | None:
             f"{CHANNEL_NUMBERS[channel]}; pin a {channel} release or set channel: {released_on}"
         )
     return None
-
-
-# What a Flatcar machine still lacks, each a fact of Flatcar's docs, its image or Typhoon's Flatcar
-# module. Its own Ignition is built (ignition/flatcar_machine.py: binaries and scripts in /opt,
-# systemd-networkd, Flatcar's containerd unit, updates held in /etc/flatcar/update.conf), and so
-# are its two Matchbox profiles and groups (components/machine_steps.py steps_of); the simulated
-# host runs its setup, kill points and all (tests/host/test_setup_crashes.py).
-FLATCAR_MACHINE_GAPS = (
-    # flatcar-website updates-releases/releases/update-strategies.md: update-engine stages an
-    # update and a reboot manager reboots into it: locksmithd (which the machine masks, as
-    # Typhoon's Flatcar nodes and Flatcar's kubeadm guide do: it reboots unasked), FLUO or
-    # kured. Zincati's fleet-lock, which the core chart serves, is Fedora CoreOS's.
-    "coordinated reboots into staged OS updates (Flatcar's update-engine stages them; FLUO or "
-    "kured, which the core chart does not install yet, would reboot one node at a time)",
-)
-
-
-def flatcar_machine_problem() -> str:
-    """Why a Flatcar stack is refused today: its install profile and install Ignition
-    (ignition/flatcar_install.py), its machines' own Ignition (ignition/flatcar_machine.py) and
-    their Matchbox objects are built, the rest is not."""
-    return (
-        "the machine configuration for Flatcar is not built yet: its Matchbox profiles and "
-        "groups, install Ignition and machine Ignition are, but not yet: "
-        + "; ".join(FLATCAR_MACHINE_GAPS)
-    )

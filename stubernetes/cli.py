@@ -141,16 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(stack_file: Path, building: bool = True) -> LoadedStack | None:
+def _load(stack_file: Path) -> LoadedStack | None:
     """The stack file read and checked as the program checks it (secrets given in plain text,
     snippets that collide with the program's own files included), or None once every problem
-    is printed: before anything is rendered or written. Not `building` (`assets`), a flavor the
-    program cannot build machines for yet is taken: its files can be listed."""
+    is printed: before anything is rendered or written."""
     try:
         read = read_stack_file(stack_file)
-        config = checked_stack_config(
-            read.values, read.secure_paths, read.yaml_texts, building=building
-        )
+        config = checked_stack_config(read.values, read.secure_paths, read.yaml_texts)
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -165,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "matchbox-certs":
         return _matchbox_certs(args.out, args.server, args.days)
-    loaded = _load(args.stack_file, building=args.command != "assets")
+    loaded = _load(args.stack_file)
     if loaded is None:
         return EXIT_BAD_INPUT
     warnings = [str(w) for w in stack_warnings(loaded.config)]

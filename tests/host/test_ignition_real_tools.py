@@ -404,6 +404,13 @@ def test_flatcar_machine_passes_every_real_tool(
     assert not (root / "etc/NetworkManager").exists()
     network = (root / "etc/systemd/network/00-stubernetes-static.network").read_text()
     assert f"Address={machine.address}" in network
-    assert shellcheck([root / s for s in FLATCAR_SCRIPTS], cwd=root / "opt/stubernetes") == ""
+    scripts = [root / s for s in (*FLATCAR_SCRIPTS, "opt/stubernetes/stubernetes-os-reboot")]
+    assert shellcheck(scripts, cwd=root / "opt/stubernetes") == ""
     install_host_units(root)
-    assert systemd_verify(root, f"/etc/systemd/system/{SETUP_UNIT}") == ""
+    for unit in (
+        SETUP_UNIT,
+        "stubernetes-os-reboot.path",
+        "stubernetes-os-reboot.service",
+        "stubernetes-os-steady-state.service",
+    ):
+        assert systemd_verify(root, f"/etc/systemd/system/{unit}") == "", unit

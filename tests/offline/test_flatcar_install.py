@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from repo_paths import EXAMPLE_STACK_FILE
 
 from ignition.checked_stack import checked_stack_config
@@ -40,8 +41,9 @@ from ignition.flatcar_install import (
     installer_script,
 )
 from ignition.validate import check_structure, check_with_ignition_validate, have_ignition_validate
-from stackconfig import ConfigError, StackConfig, parse_stack_config
+from stackconfig import StackConfig, parse_stack_config
 from stackconfig.stackfile import read_stack_values
+from stubernetes.cli import main
 
 RELEASE = "4593.2.5"  # Flatcar stable, published 2026-08-13 (flatcar-website data/releases/stable)
 
@@ -275,18 +277,27 @@ def test_the_fedora_coreos_section_is_as_before(example_stack: StackConfig) -> N
     )
 
 
-def test_a_flatcar_stack_is_refused_naming_what_is_missing(raw_values: dict[str, Any]) -> None:
-    """Parsed, but refused as a whole (ignition/checked_stack.py), before any Ignition of the
-    machine is generated: what a Flatcar machine still lacks is named (stackconfig/os_flavor.py
-    FLATCAR_MACHINE_GAPS), and what it has no longer is."""
-    with pytest.raises(ConfigError) as raised:
-        checked_stack_config(flatcar_values(raw_values), read_stack_values(EXAMPLE_STACK_FILE)[1])
-    [problem] = raised.value.problems
-    assert (problem.where, problem.field) == ("stubernetes:os", "flavor")
-    for missing in ("staged OS updates", "FLUO or kured"):
-        assert missing in problem.message
-    for built in ("/usr/local", "NetworkManager", "SELinux", "os=installed", "simulated host"):
-        assert built not in problem.message
+def test_a_flatcar_stack_is_checked_as_a_whole_and_taken(
+    raw_values: dict[str, Any], tmp_path: Path
+) -> None:
+    """The checks the program and the CLI share (ignition/checked_stack.py) take a Flatcar stack,
+    its snippets checked against its machines' own Ignition (ignition/flatcar_machine.py); and
+    `stubernetes render` writes its two profiles and groups per machine."""
+    values = flatcar_values(raw_values)
+    stack = checked_stack_config(values, read_stack_values(EXAMPLE_STACK_FILE)[1])
+    assert stack.os.is_flatcar
+    document = yaml.safe_load(EXAMPLE_STACK_FILE.read_text())
+    document["config"]["stubernetes:os"] = values["os"]
+    stack_file = tmp_path / "Pulumi.flatcar.yaml"
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    out = tmp_path / "render"
+    assert main(["render", "--stack-file", str(stack_file), "--out", str(out)]) == 0
+    groups = sorted(p.stem for p in (out / "matchbox/groups").iterdir())
+    assert groups == sorted(
+        f"lab-{m}{suffix}" for m in ("c1", "w1", "w2") for suffix in ("", "-flatcar-install")
+    )
+    own = json.loads((out / "matchbox/ignition/lab-w1.ign").read_bytes())
+    assert "/opt/bin/kubelet" in {f["path"] for f in own["storage"]["files"]}
 
 
 def test_only_the_flavors_own_fields_are_refused(raw_values: dict[str, Any]) -> None:

@@ -199,3 +199,25 @@ def test_flatcar_machine_config_passes_ignition_validate(
     backup_stack: StackConfig, name: str
 ) -> None:
     check_with_ignition_validate(f"machine '{name}'", dumps(config_of(backup_stack, name)))
+
+
+def test_reboots_into_staged_updates_take_the_clusters_fleet_lock(stack: StackConfig) -> None:
+    """update-engine writes /var/run/update_engine_autoupdate_completed once it has applied an
+    update (flatcar/update_engine src/update_engine/update_attempter.cc); the path unit then
+    starts the reboot, which first takes the lock of the fleetlock server Zincati asks, in
+    Zincati's default group (coreos/zincati src/identity/mod.rs DEFAULT_GROUP)."""
+    config = config_of(stack, "w1")
+    files, units = files_of(config), units_of(config)
+    settings = text_of(files["/etc/stubernetes/fleetlock.env"]).splitlines()
+    assert f"FLEETLOCK_URL=http://{stack.cluster.fleetlock_ip}/" in settings
+    assert "FLEETLOCK_GROUP=default" in settings
+    assert files["/opt/stubernetes/stubernetes-os-reboot"]["mode"] == 0o755
+    path = units["stubernetes-os-reboot.path"]
+    assert path["enabled"] is True
+    assert "PathExists=/run/update_engine_autoupdate_completed" in path["contents"]
+    assert "Unit=stubernetes-os-reboot.service" in path["contents"]
+    # Started by the path unit alone.
+    assert "enabled" not in units["stubernetes-os-reboot.service"]
+    steady = units["stubernetes-os-steady-state.service"]
+    assert steady["enabled"] is True
+    assert "ExecStart=/opt/stubernetes/stubernetes-os-reboot steady-state" in steady["contents"]

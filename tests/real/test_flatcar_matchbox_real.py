@@ -15,9 +15,7 @@ profiles.tf): selector {mac} for the install, {mac, os: installed} for the insta
 Matchbox tries groups with more selectors first (poseidon/matchbox matchbox/server/server.go
 SelectGroup). Matchbox's -data-path holds what the program registers for them (under the SDK's
 mocks, written as `stubernetes render` writes it: stubernetes/render.py matchbox_files), the
-machine's own Ignition included (ignition/flatcar_machine.py). A Flatcar stack is still refused as
-a whole (stackconfig/os_flavor.py FLATCAR_MACHINE_GAPS): the registrations are taken with that
-refusal alone lifted.
+machine's own Ignition included (ignition/flatcar_machine.py).
 """
 
 from __future__ import annotations
@@ -66,9 +64,7 @@ def flatcar_stack(**os_fields: Any) -> StackConfig:
 def write_data_path(values: dict[str, Any], data: Path) -> None:
     """Each machine's two profiles and groups and their Ignition, as the program registers
     them, in the layout of Matchbox's -data-path."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("ignition.checked_stack.unbuilt_flavor_problems", lambda stack: [])
-        run = run_program(values, ["matchbox"])
+    run = run_program(values, ["matchbox"])
     for path, contents in matchbox_files(run.registrations).items():
         target = data / path.relative_to("matchbox")
         target.parent.mkdir(parents=True, exist_ok=True)
