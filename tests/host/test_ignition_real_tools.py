@@ -27,6 +27,12 @@ from repo_paths import TEST_SEED
 from tool_cache import tool_bin
 
 from ignition import machine_ignition_json, standin_bootstrap_token
+from ignition.flatcar_install import (
+    INSTALLER_PATH,
+    INSTALLER_UNIT,
+    flatcar_install,
+    installer_script,
+)
 from ignition.kubeadm_certs import standin_certificate_key
 from ignition.material import ClusterMaterial
 from ignition.node_binaries import node_downloads
@@ -414,3 +420,26 @@ def test_flatcar_machine_passes_every_real_tool(
         "stubernetes-os-steady-state.service",
     ):
         assert systemd_verify(root, f"/etc/systemd/system/{unit}") == "", unit
+
+
+def test_flatcar_install_ignition_is_applied_by_the_real_ignition(
+    served: ServedDownloads, tmp_path: Path
+) -> None:
+    """The PXE-booted live system's Ignition (ignition/flatcar_install.py), as Flatcar's Ignition
+    2.24.0 applies it: the installer script, its unit, sshd moved to the install port, and
+    Flatcar's own user `core` with the admin's keys (Typhoon's butane/install.yaml)."""
+    stack = parse_stack_config({**served.values, "os": FLATCAR_OS})
+    machine = stack.machine("c1")
+    config = flatcar_install(stack, machine).ignition
+    assert ignition_validate(config, tmp_path) == ""
+    root = applied_root(config, tmp_path)
+    installer = root / INSTALLER_PATH.lstrip("/")
+    assert stat.S_IMODE(installer.stat().st_mode) == 0o500
+    assert installer.read_text() == installer_script(stack, machine)
+    units = root / "etc/systemd/system"
+    assert (units / INSTALLER_UNIT).is_file()
+    preset = (root / "etc/systemd/system-preset/20-ignition.preset").read_text()
+    assert f"enable {INSTALLER_UNIT}" in preset.splitlines()
+    assert "ListenStream=2222" in (units / "sshd.socket.d/10-install-port.conf").read_text()
+    keys = (root / "home/core/.ssh/authorized_keys.d/ignition").read_text().splitlines()
+    assert keys == list(stack.admin.ssh_authorized_keys)
