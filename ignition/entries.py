@@ -7,6 +7,7 @@ import hashlib
 import json
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 SPEC_VERSION = "3.3.0"
 
@@ -18,6 +19,16 @@ MODE_0755 = 0o755
 
 def data_url(contents: bytes) -> str:
     return "data:;base64," + base64.b64encode(contents).decode("ascii")
+
+
+def decode_data_url(url: str) -> bytes | None:
+    """The bytes of a `data:` URL (RFC 2397), or None for any other source."""
+    if not url.startswith("data:"):
+        return None
+    header, _, data = url[len("data:") :].partition(",")
+    if header.endswith(";base64"):
+        return base64.b64decode(data)
+    return unquote_to_bytes(data)
 
 
 def file_entry(path: str, contents: str | bytes, mode: int = MODE_0644) -> dict[str, Any]:

@@ -14,11 +14,10 @@ flatcar-website docs security/selinux.md).
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from ignition.assets import read_asset, render_template
-from ignition.entries import MODE_0644, MODE_0755, file_entry, unit_entry
+from ignition.entries import MODE_0644, MODE_0755, decode_data_url, file_entry, unit_entry
 from ignition.etcd_backup import BACKUP_LIB
 from ignition.node_binaries import BIN_DIR
 from ignition.os_updates import UPDATE_ENGINE, ZINCATI, ZINCATI_STRATEGY
@@ -79,18 +78,11 @@ def _relocated(text: str) -> str:
     return text
 
 
-def _contents(entry: dict[str, Any]) -> bytes | None:
-    source = entry.get("contents", {}).get("source", "")
-    if not source.startswith("data:;base64,"):
-        return None  # a download: only its path moves
-    return base64.b64decode(source.removeprefix("data:;base64,"))
-
-
 def _flatcar_file(entry: dict[str, Any]) -> dict[str, Any]:
     path = _relocated(entry["path"])
-    contents = _contents(entry)
+    contents = decode_data_url(entry.get("contents", {}).get("source", ""))
     if contents is None:
-        return {**entry, "path": path}
+        return {**entry, "path": path}  # a download: only its path moves
     if entry["path"] not in IN_CONTAINER:
         contents = _relocated(contents.decode()).encode()
     return file_entry(path, contents, entry.get("mode", MODE_0644))

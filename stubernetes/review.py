@@ -9,16 +9,16 @@ list entries replace the parent's field by field, matched by their key (`path`, 
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import yaml
+
+from ignition.entries import decode_data_url
 
 SUMMARY = "summary.txt"
 UNIT_DIR = "/etc/systemd/system"
@@ -66,16 +66,6 @@ class _Entry:
 class _Review:
     entries: dict[str, _Entry] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def decode_data_url(url: str) -> bytes | None:
-    """The bytes of a `data:` URL (RFC 2397), or None for any other source."""
-    if not url.startswith("data:"):
-        return None
-    header, _, data = url[len("data:") :].partition(",")
-    if header.endswith(";base64"):
-        return base64.b64decode(data)
-    return unquote_to_bytes(data)
 
 
 def _merge(parent: Any, child: Any, list_key: str | None = None) -> Any:
