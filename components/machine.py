@@ -45,7 +45,7 @@ from components.upgrade_channel import UpgradeChannel, UpgradeChannelArgs
 from components.upgrade_step import upgrade_step
 from ignition import ClusterMaterial, machine_ignition_json
 from ignition.flatcar_install import INSTALLED_SELECTOR, flatcar_install
-from ignition.pxe import fcos_install_boot
+from ignition.pxe import Boot, fcos_install_boot
 from ignition.validate import check_structure
 from stackconfig import Machine, StackConfig
 
@@ -196,24 +196,10 @@ def make_profile(making: StepMaking) -> Made:
             reads[MATERIAL], reads["token.token"], reads.get("certificate-key.key")
         ).apply(lambda v: render(v[0], v[1], v[2]))
     )
-    if stack.os.is_flatcar:
-        # The installed system boots from its disk: its profile is its Ignition alone, as
-        # Typhoon's Flatcar node profile (bare-metal/flatcar-linux/kubernetes/profiles.tf).
-        profile = matchbox.Profile(
-            making.name, name=making.name, raw_ignition=ignition, opts=_matchbox_options(making)
-        )
-        return Made(profile, {"name": profile.name})
-    boot = fcos_install_boot(stack, machine)
-    profile = matchbox.Profile(
-        making.name,
-        name=making.name,
-        kernel=boot.kernel,
-        initrds=list(boot.initrds),
-        args=list(boot.args),
-        raw_ignition=ignition,
-        opts=_matchbox_options(making),
-    )
-    return Made(profile, {"name": profile.name})
+    # A Flatcar machine's installed system boots from its disk: its profile is its Ignition
+    # alone, as Typhoon's Flatcar node profile (bare-metal/flatcar-linux/kubernetes/profiles.tf).
+    boot = None if stack.os.is_flatcar else fcos_install_boot(stack, machine)
+    return _profile(making, boot, ignition)
 
 
 def _flatcar_install_profile(making: StepMaking) -> Made:
@@ -222,13 +208,18 @@ def _flatcar_install_profile(making: StepMaking) -> Made:
     from the machine's profile)."""
     install = flatcar_install(making.inputs.stack, making.inputs.machine)
     check_structure(f"install '{making.inputs.machine.name}'", install.ignition)
+    return _profile(making, install.boot, install.ignition.decode())
+
+
+def _profile(making: StepMaking, boot: Boot | None, ignition: pulumi.Input[str]) -> Made:
+    """A Matchbox profile: what it network-boots (None: nothing) and the Ignition it serves."""
     profile = matchbox.Profile(
         making.name,
         name=making.name,
-        kernel=install.boot.kernel,
-        initrds=list(install.boot.initrds),
-        args=list(install.boot.args),
-        raw_ignition=install.ignition.decode(),
+        kernel=boot.kernel if boot else None,
+        initrds=list(boot.initrds) if boot else None,
+        args=list(boot.args) if boot else None,
+        raw_ignition=ignition,
         opts=_matchbox_options(making),
     )
     return Made(profile, {"name": profile.name})
