@@ -155,7 +155,7 @@ def check_applied_tree(stack: StackConfig, machine: Machine, root: Path) -> None
 
 def check_and_drop_downloads(stack: StackConfig, served: ServedDownloads, root: Path) -> None:
     """Ignition wrote every download at its path, with its mode, byte for byte what Matchbox
-    served; then they are removed, since each tree would keep some 300 MB of binaries."""
+    served; then they are removed, since each tree would keep some 200 MB of binaries."""
     for download in node_downloads(stack):
         written = root / download.path.lstrip("/")
         assert stat.S_IMODE(written.stat().st_mode) == download.mode, download.path

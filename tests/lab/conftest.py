@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 # ------------------------------------------------------------------ the data seam
 
 LAB_CLUSTER = "lab"
-# Seconds a boot may take before the lab kills it. A machine downloads some 320 MB of node
+# Seconds a boot may take before the lab kills it. A machine downloads some 204 MB of node
 # binaries through the emulated CPU (TCG): 47-83 s a boot on this project's 2-core machine,
 # depending on what else runs (README.md); the timeout leaves room for a much busier one.
 DEFAULT_BOOT_TIMEOUT = 240

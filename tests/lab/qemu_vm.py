@@ -27,13 +27,13 @@ HOST_FROM_GUEST = "10.0.2.2"
 # tmpfs when no root= is given, init/do_mounts.c), which may fill half the RAM (tmpfs' default
 # size, Documentation/filesystems/tmpfs.rst); /sysroot lies in it. It holds the lab's initramfs
 # (some 70 MB unpacked) and the node binaries Ignition writes to /sysroot (kubeadm, kubectl and
-# the kubelet as scripts/tools builds them, unstripped, and the CNI plugins' archive: some
-# 320 MB). 1.5 GiB leaves room for both and for Ignition; QEMU allocates it as the guest
-# touches it.
+# the kubelet as scripts/tools builds them, stripped as Kubernetes' release builds are, and the
+# CNI plugins' archive: some 204 MB). 1.5 GiB leaves room for both and for Ignition; QEMU
+# allocates it as the guest touches it.
 GUEST_MEMORY_MB = 1536
 # The guest's CPU model: QEMU's baseline x86-64 (no AVX), not `max`. Under TCG every guest
 # instruction is translated, and the guests spend most of their time hashing (Ignition checks the
-# sha256 of some 320 MB of node binaries as it downloads them, the tree digest hashes them
+# sha256 of some 204 MB of node binaries as it downloads them, the tree digest hashes them
 # again). Offered AVX2 and BMI2, Go's sha256 takes its AVX2 code (Go 1.26
 # crypto/internal/fips140/sha256/sha256block_amd64.go useAVX2), and other code its AVX paths;
 # TCG runs the scalar code they take without them faster. On this project's 2-core machine, with

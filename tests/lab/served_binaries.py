@@ -9,7 +9,7 @@ stack sets `os.cachedInstall: true` (the nodes fetch from Matchbox's /assets/) a
 `/assets/`, which follows the symlinks the lab puts there).
 
 The files: kubeadm and kubectl from the tool "kubernetes", the kubelet from the tool "kubelet"
-(scripts/tools, unstripped as go build leaves them), and a .tgz of the tool "cni-plugins"'
+(scripts/tools, stripped as Kubernetes' release builds are), and a .tgz of the tool "cni-plugins"'
 plugins in the upstream archive's layout (tests/real/node_downloads.py `build_cni_archive`).
 Where they go is stated here from upstream's download layout, not taken from the program, so
 that the lab checks the URLs the program renders: dl.k8s.io serves
@@ -84,7 +84,7 @@ def stack_digests(served: tuple[ServedBinary, ...]) -> dict[str, str]:
 
 
 def place(served: tuple[ServedBinary, ...], assets_dir: Path) -> None:
-    """Each file at its asset path, as a symlink (no copies of some 300 MB)."""
+    """Each file at its asset path, as a symlink (no copies of some 200 MB)."""
     for binary in served:
         target = assets_dir / binary.asset
         target.parent.mkdir(parents=True, exist_ok=True)
