@@ -2,7 +2,8 @@
 
 The versions come from scripts/tool-versions and the cache root is the one scripts/tools uses:
 ${STUBERNETES_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stubernetes-tools}, one
-<tool>-<version>/bin per tool, complete once <tool>-<version>/.complete exists.
+<tool>-<version>/bin per tool, complete once <tool>-<version>/.complete exists (it holds the
+digest of the recipe that built the tool, which scripts/tools compares before the tests run).
 """
 
 from __future__ import annotations
